@@ -1,0 +1,134 @@
+"""One episode <-> one Arrow table / parquet payload (no pickle anywhere).
+
+Row layout (LeRobot-v3 style: one row per frame). An episode of T steps has T+1 rows: row t holds
+the observation s_t and, for t < T, the action a_t taken from it with its reward and intervention
+flag; the last row holds the final observation s_T with ``has_action = False`` (action zeros).
+
+Columns:
+  observation.state          list<float32>[d]
+  observation.images.<cam>   binary (raw uint8 H*W*3 bytes; parquet zstd-compresses it)
+  action                     list<float32>[a]
+  next.reward                float32
+  intervention               bool
+  has_action                 bool
+  frame_index                int32
+Episode-level fields (ids, instruction, source, success, image shapes, schema version) live in the
+table's key-value metadata under ``lwd.episode`` as JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lwd.types import Episode
+
+SCHEMA_VERSION = 1
+META_KEY = b"lwd.episode"
+IMAGE_PREFIX = "observation.images."
+
+
+def _fixed_list(arr: np.ndarray) -> pa.FixedSizeListArray:
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=pa.float32()), arr.shape[1])
+
+
+def episode_to_table(ep: Episode) -> pa.Table:
+    """Convert a validated episode to an Arrow table (T+1 rows)."""
+    ep.validate()
+    t = ep.length
+    a_dim = ep.actions.shape[1]
+    actions = np.concatenate([ep.actions.astype(np.float32), np.zeros((1, a_dim), np.float32)])
+    rewards = np.concatenate([ep.rewards.astype(np.float32), np.zeros(1, np.float32)])
+    interv = np.concatenate([ep.intervention.astype(bool), np.zeros(1, bool)])
+    has_action = np.ones(t + 1, bool)
+    has_action[-1] = False
+    cols: dict[str, pa.Array] = {
+        "observation.state": _fixed_list(ep.states),
+        "action": _fixed_list(actions),
+        "next.reward": pa.array(rewards, type=pa.float32()),
+        "intervention": pa.array(interv, type=pa.bool_()),
+        "has_action": pa.array(has_action, type=pa.bool_()),
+        "frame_index": pa.array(np.arange(t + 1, dtype=np.int32)),
+    }
+    image_shapes = {}
+    for cam, frames in sorted(ep.images.items()):
+        image_shapes[cam] = list(frames.shape[1:])
+        flat = np.ascontiguousarray(frames).reshape(t + 1, -1)
+        cols[IMAGE_PREFIX + cam] = pa.array([row.tobytes() for row in flat], type=pa.binary())
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "episode_id": ep.episode_id,
+        "task_id": ep.task_id,
+        "instruction": ep.instruction,
+        "robot_id": ep.robot_id,
+        "policy_version": int(ep.policy_version),
+        "source": ep.source,
+        "success": bool(ep.success),
+        "seed": int(ep.seed),
+        "condition": ep.condition,
+        "image_shapes": image_shapes,
+    }
+    table = pa.table(cols)
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+
+
+def episode_from_table(table: pa.Table) -> Episode:
+    """Inverse of :func:`episode_to_table`; raises ``ValueError`` on a malformed table."""
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        raise ValueError("not an lwd episode table: missing 'lwd.episode' metadata")
+    meta = json.loads(raw)
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"unsupported episode schema version {meta.get('schema_version')!r}")
+    n = table.num_rows
+    if n < 2:
+        raise ValueError(f"episode table has {n} rows; need at least 2 (one step)")
+
+    def mat(name: str) -> np.ndarray:
+        col = table.column(name).combine_chunks()
+        width = col.type.list_size
+        return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, width)
+
+    images = {}
+    for cam, shape in meta["image_shapes"].items():
+        col = table.column(IMAGE_PREFIX + cam).to_pylist()
+        images[cam] = np.frombuffer(b"".join(col), dtype=np.uint8).reshape(n, *shape).copy()
+    ep = Episode(
+        episode_id=meta["episode_id"],
+        task_id=meta["task_id"],
+        instruction=meta["instruction"],
+        robot_id=meta["robot_id"],
+        policy_version=int(meta["policy_version"]),
+        source=meta["source"],
+        success=bool(meta["success"]),
+        states=mat("observation.state"),
+        actions=mat("action")[:-1],
+        rewards=table.column("next.reward").to_numpy().astype(np.float32)[:-1],
+        intervention=table.column("intervention").to_numpy(zero_copy_only=False).astype(bool)[:-1],
+        images=images,
+        seed=int(meta.get("seed", -1)),
+        condition=meta.get("condition", "lab"),
+    )
+    ep.validate()
+    return ep
+
+
+def episode_to_bytes(ep: Episode) -> bytes:
+    """Serialise one episode to a self-describing parquet payload (zstd)."""
+    buf = io.BytesIO()
+    pq.write_table(episode_to_table(ep), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def episode_from_bytes(data: bytes) -> Episode:
+    """Parse a payload written by :func:`episode_to_bytes`. Raises ``ValueError`` if truncated or malformed."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValueError(f"unreadable episode payload ({len(data)} bytes): {e}") from e
+    return episode_from_table(table)

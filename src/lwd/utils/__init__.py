@@ -1,0 +1,1 @@
+"""Bottom-layer helpers: atomic file io, checksums, seeding, logging, errors."""
