@@ -1,0 +1,369 @@
+"""ReplayBuffer: episodes in flat, growable numpy arrays, sampled as chunked n-step transitions.
+
+Storage (E episodes, N = sum T_e steps; state rows are N + E since each episode keeps s_T):
+  states  float32 [N+E, d]    images cam -> uint8 [N+E, H, W, 3]
+  actions float32 [N, a]      rewards float32 [N]     intervention bool [N]
+  per step:    episode int64 [N], remaining int64 [N] (T_e - t)
+  per episode: task_index, instruction_id, source_id, policy_version int64 [E]; online, success bool [E]
+Because episodes are appended whole, step g of episode e has its state s_t at row g + e.
+
+Sampling (:meth:`ReplayBuffer.sample`) is task-balanced by default: a task uniformly among those
+with eligible transitions, then a transition uniformly within it. A :class:`TransitionFilter`
+restricts eligible transitions, e.g. demos only (SFT) or demos plus intervention steps (HG-DAgger).
+Checkpointing is pickle-free: :meth:`to_arrays` (numpy arrays, safetensors-ready) + :meth:`meta` (JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from lwd.data.batch import TransitionBatch
+from lwd.data.chunking import action_chunk_index, chunk_rewards, nstep_window, steps_remaining
+from lwd.data.growable import GrowableArray
+from lwd.data.stats import ACTION_KEY, STATE_KEY
+from lwd.transforms import FeatureStats, NormStats
+from lwd.types import SOURCES, Episode
+
+Balance = Literal["task", "uniform"]
+REPLAY_FORMAT = "lwd.replay/1"
+_EPISODE_FIELDS = ("task_index", "instruction_id", "source_id", "policy_version", "online", "success")
+
+
+@dataclass(frozen=True)
+class TransitionFilter:
+    """Which transitions may be sampled. A transition (chunk start step) is eligible if its episode's
+    source is in ``sources`` (None: any source) OR ``intervention_steps`` is set and the human acted
+    at the start step."""
+
+    sources: tuple[str, ...] | None = None
+    intervention_steps: bool = False
+
+    def __post_init__(self) -> None:
+        bad = set(self.sources or ()) - set(SOURCES)
+        if bad:
+            raise ValueError(f"unknown sources {sorted(bad)}; expected a subset of {SOURCES}")
+
+
+ALL = TransitionFilter()
+DEMOS = TransitionFilter(sources=("demo",))
+"""Supervised fine-tuning data."""
+DEMOS_AND_INTERVENTIONS = TransitionFilter(sources=("demo",), intervention_steps=True)
+"""HG-DAgger data: every demo transition plus every transition starting at a human step."""
+
+
+class ReplayBuffer:
+    """Append-only episode storage with chunked n-step sampling (see module docstring)."""
+
+    def __init__(self, balance: Balance = "task") -> None:
+        if balance not in ("task", "uniform"):
+            raise ValueError(f"balance must be 'task' or 'uniform', got {balance!r}")
+        self.balance: Balance = balance
+        self._instructions: list[str] = []
+        self._instruction_ids: dict[str, int] = {}
+        self._task_ids: list[str] = []
+        self._episode_ids: list[str] = []
+        self._episode_lookup: dict[str, int] = {}
+        self._states: GrowableArray | None = None
+        self._actions: GrowableArray | None = None
+        self._images: dict[str, GrowableArray] = {}
+        self._rewards = GrowableArray((), np.float32)
+        self._interv = GrowableArray((), bool)
+        self._step_episode = GrowableArray((), np.int64)
+        self._remaining = GrowableArray((), np.int64)
+        self._episodes = {
+            k: GrowableArray((), bool if k in ("online", "success") else np.int64) for k in _EPISODE_FIELDS
+        }
+        self._rbar_cache: dict[tuple[int, float], np.ndarray] = {}
+        self._eligible_cache: dict[TransitionFilter, tuple[int, tuple[np.ndarray, ...]]] = {}
+
+    # ---- contents ------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of transitions (one per executed step)."""
+        return len(self._rewards)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episode_ids)
+
+    @property
+    def instructions(self) -> tuple[str, ...]:
+        return tuple(self._instructions)
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        return tuple(self._task_ids)
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        return tuple(self._episode_ids)
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(sorted(self._images))
+
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._episode_lookup
+
+    def num_transitions(self, filt: TransitionFilter = ALL) -> dict[str, int]:
+        """Eligible transitions per task id."""
+        order, starts, counts, tasks = self._eligible(filt)
+        return {self._task_ids[t]: int(c) for t, c in zip(tasks, counts)}
+
+    def norm_stats(self) -> NormStats:
+        """``observation.state`` / ``action`` statistics over everything stored."""
+        if self._states is None:
+            raise ValueError("norm_stats of an empty replay buffer")
+        return {
+            STATE_KEY: FeatureStats.from_data(self._states.view),
+            ACTION_KEY: FeatureStats.from_data(self._actions.view),
+        }
+
+    # ---- adding --------------------------------------------------------------------------------------
+
+    def add_episode(self, ep: Episode, online: bool = False) -> bool:
+        """Append ``ep``; returns False (and stores nothing) if its episode id is already present."""
+        if ep.episode_id in self._episode_lookup:
+            return False
+        ep.validate()
+        self._check_shapes(ep)
+        if self._states is None:
+            self._states = GrowableArray(ep.states.shape[1:], np.float32)
+            self._actions = GrowableArray(ep.actions.shape[1:], np.float32)
+            self._images = {c: GrowableArray(v.shape[1:], np.uint8) for c, v in ep.images.items()}
+        e = len(self._episode_ids)
+        t = ep.length
+        self._states.extend(ep.states)
+        self._actions.extend(ep.actions)
+        for cam, frames in ep.images.items():
+            self._images[cam].extend(frames)
+        self._rewards.extend(ep.rewards)
+        self._interv.extend(ep.intervention)
+        self._step_episode.extend(np.full(t, e, np.int64))
+        self._remaining.extend(np.arange(t, 0, -1, dtype=np.int64))
+        values = {
+            "task_index": self._intern(self._task_ids, None, ep.task_id),
+            "instruction_id": self._intern(self._instructions, self._instruction_ids, ep.instruction),
+            "source_id": SOURCES.index(ep.source),
+            "policy_version": ep.policy_version,
+            "online": online,
+            "success": ep.success,
+        }
+        for k, v in values.items():
+            self._episodes[k].extend(np.array([v]))
+        self._episode_ids.append(ep.episode_id)
+        self._episode_lookup[ep.episode_id] = e
+        return True
+
+    def add_episodes(self, episodes: Iterable[Episode], online: bool = False) -> int:
+        """Add each episode; return how many were new."""
+        return sum(self.add_episode(ep, online) for ep in episodes)
+
+    # ---- sampling ------------------------------------------------------------------------------------
+
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        chunk_len: int,
+        gamma: float,
+        n_step_by_task: Mapping[str, int] | None = None,
+        filt: TransitionFilter = ALL,
+        balance: Balance | None = None,
+    ) -> TransitionBatch:
+        """Sample ``batch_size`` transitions (with replacement); see the module docstring.
+
+        ``n_step_by_task``: chunks per target window per task id (default 1; tasks not in this
+        buffer are ignored). ``balance`` overrides the buffer's default.
+        """
+        order, starts, counts, tasks = self._eligible(filt)
+        if order.size == 0:
+            raise ValueError(f"no transitions to sample (buffer holds {len(self)}; filter {filt})")
+        if (balance or self.balance) == "task":
+            k = rng.integers(0, len(tasks), size=batch_size)
+            pick = starts[k] + rng.integers(0, counts[k])
+        else:
+            pick = rng.integers(0, order.size, size=batch_size)
+        return self.transitions(order[pick], chunk_len, gamma, n_step_by_task)
+
+    def transitions(
+        self,
+        steps: np.ndarray,
+        chunk_len: int,
+        gamma: float,
+        n_step_by_task: Mapping[str, int] | None = None,
+    ) -> TransitionBatch:
+        """The transitions starting at flat step indices ``steps`` [b] (deterministic gather)."""
+        steps = np.asarray(steps, np.int64)
+        ep = self._step_episode.view[steps]
+        rem = self._remaining.view[steps]
+        task = self._episodes["task_index"].view[ep]
+        n_by_task = np.array([int((n_step_by_task or {}).get(t, 1)) for t in self._task_ids], np.int64)
+        idx, mask = action_chunk_index(steps, rem, chunk_len)
+        rbar = self._chunk_rewards(chunk_len, gamma)
+        reward, discount, offset = nstep_window(steps, rem, rbar, chunk_len, n_by_task[task], gamma)
+        rows, next_rows = steps + ep, steps + ep + offset
+        return TransitionBatch(
+            state=self._states.view[rows],
+            instruction_id=self._episodes["instruction_id"].view[ep],
+            actions=self._actions.view[idx],
+            action_mask=mask,
+            reward=reward,
+            discount=discount,
+            next_state=self._states.view[next_rows],
+            intervention=(self._interv.view[idx] & mask).any(axis=1),
+            source_id=self._episodes["source_id"].view[ep],
+            task_index=task,
+            is_online=self._episodes["online"].view[ep],
+            instructions=self.instructions,
+            task_ids=self.task_ids,
+            images={c: a.view[rows] for c, a in self._images.items()},
+            next_images={c: a.view[next_rows] for c, a in self._images.items()},
+        )
+
+    # ---- checkpointing -------------------------------------------------------------------------------
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild the buffer, as named numpy arrays (copies)."""
+        if self._states is None:
+            return {}
+        out = {
+            "states": self._states.view.copy(),
+            "actions": self._actions.view.copy(),
+            "rewards": self._rewards.view.copy(),
+            "intervention": self._interv.view.copy(),
+            "episode_length": np.bincount(self._step_episode.view, minlength=self.num_episodes).astype(
+                np.int64
+            ),
+        }
+        for k, col in self._episodes.items():
+            out[f"episode_{k}"] = col.view.copy()
+        for cam, col in self._images.items():
+            out[f"images.{cam}"] = col.view.copy()
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-able metadata accompanying :meth:`to_arrays`."""
+        return {
+            "format": REPLAY_FORMAT,
+            "balance": self.balance,
+            "instructions": list(self._instructions),
+            "task_ids": list(self._task_ids),
+            "episode_ids": list(self._episode_ids),
+            "sources": list(SOURCES),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"arrays": self.to_arrays(), "meta": self.meta()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace the contents with a :meth:`state_dict` (arrays are copied)."""
+        other = ReplayBuffer.from_arrays(state["arrays"], state["meta"])
+        self.__dict__.update(other.__dict__)
+
+    @staticmethod
+    def from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> ReplayBuffer:
+        """Inverse of :meth:`to_arrays` / :meth:`meta`; raises ``ValueError`` on inconsistent input."""
+        if meta.get("format") != REPLAY_FORMAT:
+            raise ValueError(
+                f"not a replay buffer state (format {meta.get('format')!r} != {REPLAY_FORMAT!r})"
+            )
+        if tuple(meta["sources"]) != SOURCES:
+            raise ValueError(f"replay state uses sources {meta['sources']}, this code {list(SOURCES)}")
+        buf = ReplayBuffer(balance=meta["balance"])
+        buf._instructions = list(meta["instructions"])
+        buf._instruction_ids = {s: i for i, s in enumerate(buf._instructions)}
+        buf._task_ids = list(meta["task_ids"])
+        buf._episode_ids = list(meta["episode_ids"])
+        buf._episode_lookup = {s: i for i, s in enumerate(buf._episode_ids)}
+        if not buf._episode_ids:
+            return buf
+        lengths = np.asarray(arrays["episode_length"], np.int64)
+        n, e = int(lengths.sum()), len(buf._episode_ids)
+        if (
+            lengths.shape != (e,)
+            or arrays["states"].shape[0] != n + e
+            or arrays["actions"].shape[0] != n
+            or arrays["rewards"].shape != (n,)
+            or arrays["intervention"].shape != (n,)
+        ):
+            raise ValueError("replay state arrays are inconsistent with episode_length / episode_ids")
+        buf._states = GrowableArray.from_array(np.asarray(arrays["states"], np.float32))
+        buf._actions = GrowableArray.from_array(np.asarray(arrays["actions"], np.float32))
+        buf._rewards = GrowableArray.from_array(np.asarray(arrays["rewards"], np.float32))
+        buf._interv = GrowableArray.from_array(np.asarray(arrays["intervention"], bool))
+        buf._step_episode = GrowableArray.from_array(np.repeat(np.arange(e, dtype=np.int64), lengths))
+        buf._remaining = GrowableArray.from_array(steps_remaining(lengths))
+        for k in _EPISODE_FIELDS:
+            buf._episodes[k] = GrowableArray.from_array(np.asarray(arrays[f"episode_{k}"]))
+        buf._images = {
+            key.removeprefix("images."): GrowableArray.from_array(np.asarray(v, np.uint8))
+            for key, v in arrays.items()
+            if key.startswith("images.")
+        }
+        return buf
+
+    # ---- internals -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _intern(values: list[str], lookup: dict[str, int] | None, value: str) -> int:
+        """Index of ``value`` in ``values``, appending it if new (``lookup`` caches the positions)."""
+        if lookup is None:
+            if value not in values:
+                values.append(value)
+            return values.index(value)
+        if value not in lookup:
+            lookup[value] = len(values)
+            values.append(value)
+        return lookup[value]
+
+    def _check_shapes(self, ep: Episode) -> None:
+        if self._states is None:
+            return
+        want = (
+            self._states.row_shape,
+            self._actions.row_shape,
+            {c: a.row_shape for c, a in self._images.items()},
+        )
+        got = (ep.states.shape[1:], ep.actions.shape[1:], {c: v.shape[1:] for c, v in ep.images.items()})
+        if want != got:
+            raise ValueError(
+                f"episode {ep.episode_id}: shapes (state, action, images) {got} != buffer's {want}"
+            )
+
+    def _chunk_rewards(self, chunk_len: int, gamma: float) -> np.ndarray:
+        """rbar [N] for (H, gamma), extended incrementally: appended episodes never change old values."""
+        key = (chunk_len, float(gamma))
+        old = self._rbar_cache.get(key, np.zeros(0))
+        n = len(self)
+        if old.shape[0] < n:
+            tail = chunk_rewards(
+                self._rewards.view[old.shape[0] :], self._remaining.view[old.shape[0] :], chunk_len, gamma
+            )
+            old = np.concatenate([old, tail])
+            self._rbar_cache[key] = old
+        return old
+
+    def _eligible(self, filt: TransitionFilter) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Eligible flat steps sorted by task, each present task's start/count in that order, task ids."""
+        cached = self._eligible_cache.get(filt)
+        if cached is not None and cached[0] == len(self):
+            return cached[1]  # type: ignore[return-value]
+        ep = self._step_episode.view
+        ok = np.ones(len(self), bool)
+        if filt.sources is not None:
+            allowed = [SOURCES.index(s) for s in filt.sources]
+            ok = np.isin(self._episodes["source_id"].view[ep], allowed)
+        if filt.intervention_steps:
+            ok |= self._interv.view
+        steps = np.flatnonzero(ok)
+        task = self._episodes["task_index"].view[ep[steps]]
+        order = steps[np.argsort(task, kind="stable")]
+        tasks, starts, counts = np.unique(np.sort(task), return_index=True, return_counts=True)
+        result = (order, starts.astype(np.int64), counts.astype(np.int64), tasks.astype(np.int64))
+        self._eligible_cache[filt] = (len(self), result)
+        return result
