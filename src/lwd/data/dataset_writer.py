@@ -27,6 +27,7 @@ from lwd.data.dataset_files import (
     read_episode_rows,
     read_info,
     remove_unreferenced,
+    verify_files,
     write_mirrors,
 )
 from lwd.data.frames import PlacedEpisode, episode_rows, frames_table
@@ -96,16 +97,21 @@ class DatasetWriter:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
-        if exists:
-            self._info = read_info(self.root)
-            self._check_resumable()
-            remove_unreferenced(self.root, self._info)
-            self._rows = read_episode_rows(self.root, self._info)
-        else:
-            self._info = new_info(robot_spec, self.fps, robot_type, chunks_size)
-            self._rows = []
-            atomic_write_json(self.root / INFO_PATH, self._info)
-        write_mirrors(self.root, self._info)
+        try:
+            if exists:
+                self._info = read_info(self.root)
+                self._check_resumable()
+                verify_files(self.root, self._info, checksums=False)
+                remove_unreferenced(self.root, self._info)
+                self._rows = read_episode_rows(self.root, self._info)
+            else:
+                self._info = new_info(robot_spec, self.fps, robot_type, chunks_size)
+                self._rows = []
+                atomic_write_json(self.root / INFO_PATH, self._info)
+            write_mirrors(self.root, self._info)
+        except BaseException:
+            self._release_lock()
+            raise
         self._ids = {r["episode_id"] for r in self._rows}
         lwd = self._info["lwd"]
         acc = lwd.get("stats_accumulator") or {}
