@@ -1,0 +1,258 @@
+"""Coordinator: turns the at-least-once event stream into exactly-once, numbered replay snapshots.
+
+One :meth:`Coordinator.step`:
+
+1. lease a batch of events from the event log (consumer group ``coordinator``);
+2. for each "episode ready" event: skip ids already decided (duplicate delivery), otherwise fetch
+   the payload and validate it (:mod:`lwd.fleet.validation`): accept, or quarantine with a reason;
+   malformed events are refused with a reason; heartbeats update fleet health;
+3. commit all decisions and the new snapshot row in one SQLite transaction
+   (:class:`~lwd.fleet.coordinator_state.CoordinatorState`);
+4. publish manifests of committed-but-unpublished snapshots to the store (deterministic, so a
+   re-publish after a crash writes the same bytes), then ``LATEST``;
+5. acknowledge the events. A crash anywhere before 5 means redelivery, and step 2 deduplicates.
+
+Transient failures (payload not yet visible, store or network errors) are not acknowledged, so the
+event is retried after its lease; after ``max_attempts`` deliveries the episode is quarantined.
+
+Later work (policy rollout, richer task allocation) adds duties to :meth:`step` / :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwd.fleet.allocator import balanced_counts, choose_task
+from lwd.fleet.coordinator_state import CoordinatorState, Decision
+from lwd.fleet.dataplane import DataPlane, open_dataplane
+from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
+from lwd.fleet.snapshots import write_latest, write_manifest
+from lwd.fleet.validation import Rejected, ValidationRules, validate_episode
+
+log = logging.getLogger(__name__)
+
+CrashHook = Callable[[str], None]
+"""Called with a step phase name (``validated``, ``committed``, ``published``, ``acked``); tests
+raise from it to simulate a crash at that point."""
+
+
+@dataclass
+class StepResult:
+    """Counts of what one step did."""
+
+    delivered: int = 0
+    committed: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    heartbeats: int = 0
+    retry: int = 0
+    snapshot: int | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+class Coordinator:
+    """Data-plane duties of the fleet coordinator (validation, dedup, quarantine, snapshots, health)."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        state_path: str,
+        rules: ValidationRules | None = None,
+        known_version: Callable[[int], bool] | None = None,
+        task_weights: dict[str, float] | None = None,
+        group: str = "coordinator",
+        consumer: str = "coordinator-0",
+        batch: int = 256,
+        max_attempts: int = 5,
+        robot_timeout_s: float = 30.0,
+    ):
+        self.dp = dataplane
+        self.state = CoordinatorState(state_path)
+        self.rules = rules or ValidationRules()
+        self.known_version = known_version
+        self.task_weights = dict(task_weights or {t: 1.0 for t in sorted(self.rules.known_tasks or ())})
+        self.group = group
+        self.consumer = consumer
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.robot_timeout_s = robot_timeout_s
+        self.crash_hook: CrashHook | None = None
+        self._task_lock = threading.Lock()
+        self._publish()  # finish publishing whatever a previous incarnation committed
+
+    def _hook(self, phase: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(phase)
+
+    # ------------------------------------------------------------------ the step
+    def step(self, block_s: float = 0.2) -> StepResult:
+        """Process one batch of events end to end (see module docstring)."""
+        res = StepResult()
+        deliveries = self.dp.events.read(self.group, self.consumer, count=self.batch, block_s=block_s)
+        res.delivered = len(deliveries)
+        acks: list[str] = []
+        decisions: list[Decision] = []
+        rejected: list[tuple[str, str, str]] = []
+        heartbeats: list[HeartbeatEvent] = []
+        parsed: list[tuple[str, int, EpisodeEvent]] = []
+        for d in deliveries:
+            try:
+                ev = parse_event(d.raw)
+            except ValueError as e:
+                rejected.append((d.delivery_id, f"malformed event: {e}", d.raw))
+                acks.append(d.delivery_id)
+                continue
+            if isinstance(ev, HeartbeatEvent):
+                heartbeats.append(ev)
+                acks.append(d.delivery_id)
+            else:
+                parsed.append((d.delivery_id, d.deliveries, ev))
+        decided = self.state.known([ev.episode_id for _, _, ev in parsed])
+        in_batch: set[str] = set()
+        for delivery_id, n, ev in parsed:
+            if ev.episode_id in decided or ev.episode_id in in_batch:
+                res.duplicates += 1
+                acks.append(delivery_id)
+                continue
+            reason = self._decide(ev, n)
+            if reason == "retry":
+                res.retry += 1
+                continue
+            in_batch.add(ev.episode_id)
+            decisions.append(Decision(ev, reason))
+            acks.append(delivery_id)
+        self._hook("validated")
+        res.snapshot = self.state.commit(decisions, rejected, heartbeats)
+        self._hook("committed")
+        self._publish()
+        self._hook("published")
+        self.dp.events.ack(self.group, acks)
+        self._hook("acked")
+        res.committed = sum(d.reason is None for d in decisions)
+        res.quarantined = len(decisions) - res.committed
+        res.reasons = [d.reason for d in decisions if d.reason] + [r for _, r, _ in rejected]
+        res.rejected, res.heartbeats = len(rejected), len(heartbeats)
+        for r in res.reasons:
+            log.warning("coordinator refused: %s", r)
+        return res
+
+    def _decide(self, ev: EpisodeEvent, deliveries: int) -> str | None:
+        """``None`` to accept, a reason to quarantine, or ``"retry"`` for a transient failure."""
+        try:
+            validate_episode(ev, self.dp.store, self.rules, self.known_version)
+            return None
+        except Rejected as e:
+            return f"{ev.episode_id}: {e}"
+        except Exception as e:  # PayloadMissing, store/network errors, bugs: retry, then give up
+            if deliveries >= self.max_attempts:
+                return f"{ev.episode_id}: gave up after {deliveries} deliveries: {e}"
+            log.info("transient failure on %s (delivery %d): %s", ev.episode_id, deliveries, e)
+            return "retry"
+
+    def _publish(self) -> None:
+        """Write manifests for committed snapshots not yet published, then ``LATEST``."""
+        pending = self.state.unpublished()
+        if not pending:
+            return
+        for m in pending:
+            write_manifest(self.dp.store, m)
+        write_latest(self.dp.store, pending[-1]["number"])
+        self.state.mark_published([m["number"] for m in pending])
+
+    def run(self, stop: threading.Event | None = None, max_steps: int | None = None,
+            idle_exit_s: float | None = None, block_s: float = 0.2) -> int:  # fmt: skip
+        """Step until ``stop`` is set, ``max_steps`` ran, or nothing arrived for ``idle_exit_s``.
+
+        Errors reaching the event log (e.g. a restarting Redis) are logged and retried with backoff:
+        the coordinator keeps running. Returns the number of steps taken.
+        """
+        steps, idle_since, backoff = 0, time.monotonic(), 0.1
+        while not (stop is not None and stop.is_set()) and (max_steps is None or steps < max_steps):
+            try:
+                res = self.step(block_s=block_s)
+                backoff = 0.1
+            except (OSError, ConnectionError, TimeoutError) as e:
+                log.warning("coordinator step failed (%s); retrying in %.1fs", e, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception as e:  # redis errors are not OSError subclasses
+                if type(e).__module__.startswith("redis"):
+                    log.warning("event log unavailable (%s); retrying in %.1fs", e, backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                raise
+            steps += 1
+            if res.delivered:
+                idle_since = time.monotonic()
+            elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                break
+        return steps
+
+    # ------------------------------------------------------------------ fleet
+    def heartbeat(self, robot_id: str, task_id: str, status: str, policy_version: int,
+                  reported_at: float | None = None) -> None:  # fmt: skip
+        """Record a heartbeat directly (robots normally send them through the event log)."""
+        hb = HeartbeatEvent(robot_id, task_id, status, int(policy_version), reported_at or time.time())
+        self.state.commit([], [], [hb])
+
+    def assign_task(self, robot_id: str) -> str:
+        """The robot's task: its durable assignment if still weighted, else the most under-served task."""
+        with self._task_lock:
+            current = self.state.task_assignments()
+            task = current.get(robot_id)
+            if task is not None and self.task_weights.get(task, 0) > 0:
+                return task
+            current.pop(robot_id, None)
+            task = choose_task(balanced_counts(current, self.task_weights), self.task_weights)
+            self.state.set_task(robot_id, task)
+            return task
+
+    def release_robot(self, robot_id: str) -> None:
+        """Forget a robot's task assignment (it left the fleet)."""
+        with self._task_lock:
+            self.state.set_task(robot_id, None)
+
+    def fleet_status(self) -> dict[str, Any]:
+        """Health summary for ``lwd status``: snapshots, episode counts, quarantine, robots, backlog."""
+        out = self.state.status(self.robot_timeout_s)
+        try:
+            out["event_backlog"] = self.dp.events.backlog(self.group)
+        except Exception as e:  # status must work while the broker is down
+            out["event_backlog"] = f"unavailable: {e}"
+        return out
+
+    def close(self) -> None:
+        self.state.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lwd.fleet.coordinator --root DIR``: run the coordinator until idle or killed."""
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--root", required=True, help="fleet root (embedded data plane + coordinator.db)")
+    p.add_argument("--events", help="event log URL override (e.g. redis://127.0.0.1:6379/0)")
+    p.add_argument("--tasks", default="", help="comma-separated known task ids (empty: any)")
+    p.add_argument("--lease-s", type=float, default=30.0)
+    p.add_argument("--idle-exit-s", type=float, default=None)
+    p.add_argument("--batch", type=int, default=256)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    overrides: dict[str, Any] = {"lease_s": a.lease_s}
+    if a.events:
+        overrides["events"] = a.events
+    dp = open_dataplane(a.root, **overrides)
+    tasks = frozenset(t for t in a.tasks.split(",") if t) or None
+    coord = Coordinator(dp, f"{a.root}/coordinator.db", ValidationRules(known_tasks=tasks), batch=a.batch)
+    coord.run(idle_exit_s=a.idle_exit_s)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Redis Streams event log (``redis://host:port/db``): the at-scale backend.
+
+One stream (``lwd:episodes`` by default) holds the records; consumer groups are Redis consumer
+groups created at id ``0`` (a new group sees the whole history, like the SQLite backend). A read
+first takes over expired leases with ``XAUTOCLAIM`` (min idle time = lease), then reads new records
+with ``XREADGROUP >``; ``XACK`` acknowledges. Redis must run with ``appendonly yes`` and
+``appendfsync always`` (or ``everysec`` if losing ~1 s of acknowledged appends on power loss is
+acceptable) so that an appended record survives a server restart.
+
+Connection errors propagate as ``redis.exceptions.ConnectionError``; producers (the outbox) retry
+with backoff, consumers (the coordinator) simply read again later.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lwd.fleet.dataplane.events import Delivery
+
+try:  # optional dependency (extra "scale")
+    import redis as _redis
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _redis = None
+
+FIELD = "e"
+
+
+class RedisEventLog:
+    """:class:`~lwd.fleet.dataplane.events.EventLog` on a Redis stream."""
+
+    def __init__(self, url: str, stream: str = "lwd:episodes", lease_s: float = 30.0):
+        if _redis is None:
+            raise ImportError("the redis backend needs the 'redis' package: pip install 'lwd[scale]'")
+        self.url = url
+        self.stream = stream
+        self.lease_s = float(lease_s)
+        self.client = _redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=5
+        )
+        self._groups: set[str] = set()
+
+    def _ensure_group(self, group: str) -> None:
+        if group in self._groups:
+            return
+        try:
+            self.client.xgroup_create(self.stream, group, id="0", mkstream=True)
+        except _redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._groups.add(group)
+
+    def append(self, raw: str) -> str:
+        if not isinstance(raw, str):
+            raise TypeError("event records are JSON text (str)")
+        return self.client.xadd(self.stream, {FIELD: raw.encode()}).decode()
+
+    @staticmethod
+    def _raw(fields: dict | None) -> str:
+        if not fields or FIELD.encode() not in fields:
+            return ""  # deleted or foreign entry: the consumer rejects it as malformed
+        return fields[FIELD.encode()].decode("utf-8", errors="replace")
+
+    def _counts(self, group: str, ids: list[bytes]) -> dict[bytes, int]:
+        if not ids:
+            return {}
+        rows = self.client.xpending_range(self.stream, group, min=ids[0], max=ids[-1], count=len(ids) * 4)
+        return {r["message_id"]: int(r["times_delivered"]) for r in rows}
+
+    def read(self, group: str, consumer: str, count: int = 64, block_s: float = 0.0) -> list[Delivery]:
+        try:
+            self._ensure_group(group)
+            out: list[Delivery] = []
+            lease_ms = max(1, int(self.lease_s * 1000))
+            reply = self.client.xautoclaim(self.stream, group, consumer, lease_ms, "0-0", count=count)
+            claimed = [(i, f) for i, f in reply[1] if f]
+            counts = self._counts(group, [i for i, _ in claimed])
+            out.extend(Delivery(i.decode(), self._raw(f), counts.get(i, 2)) for i, f in claimed)
+            if len(out) < count:
+                block = int(block_s * 1000) if not out and block_s > 0 else None
+                resp = self.client.xreadgroup(
+                    group, consumer, {self.stream: ">"}, count=count - len(out), block=block
+                )
+                for _stream, entries in resp or []:
+                    out.extend(Delivery(i.decode(), self._raw(f), 1) for i, f in entries)
+            return out
+        except _redis.ResponseError as e:
+            if "NOGROUP" in str(e):  # stream deleted / server restarted without persistence
+                self._groups.discard(group)
+                time.sleep(min(block_s, 0.1))
+                return []
+            raise
+
+    def ack(self, group: str, delivery_ids: list[str]) -> int:
+        if not delivery_ids:
+            return 0
+        return int(self.client.xack(self.stream, group, *delivery_ids))
+
+    def pending(self, group: str) -> int:
+        self._ensure_group(group)
+        return int(self.client.xpending(self.stream, group)["pending"])
+
+    def backlog(self, group: str) -> int:
+        self._ensure_group(group)
+        for info in self.client.xinfo_groups(self.stream):
+            if info["name"].decode() == group:
+                lag = info.get("lag")
+                return int(lag or 0) + int(info["pending"])
+        return 0
+
+    def close(self) -> None:
+        self.client.close()

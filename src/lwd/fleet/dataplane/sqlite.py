@@ -1,0 +1,166 @@
+"""SQLite (WAL) event log: the embedded default, safe across processes on one machine.
+
+Tables: ``events`` (append-only, ``seq`` = delivery id), ``groups`` (per consumer group: the highest
+``seq`` already handed out) and ``pending`` (delivered, unacknowledged records with their lease).
+Every claim runs inside ``BEGIN IMMEDIATE`` so two consumers of one group can never lease the same
+record at once; a ``busy_timeout`` makes writers queue instead of failing. ``synchronous=FULL`` makes
+an acknowledged append survive power loss, not only a process crash.
+
+Leases use this machine's wall clock at claim time; producers' ``created_at`` is never consulted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from lwd.fleet.dataplane.events import Delivery, now
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  raw TEXT NOT NULL,
+  appended_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+  name TEXT PRIMARY KEY,
+  cursor INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+  grp TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  consumer TEXT NOT NULL,
+  lease_until REAL NOT NULL,
+  deliveries INTEGER NOT NULL,
+  PRIMARY KEY (grp, seq)
+);
+CREATE INDEX IF NOT EXISTS pending_lease ON pending (grp, lease_until);
+"""
+
+
+def connect(path: str | os.PathLike, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
+    """Open a WAL-mode connection in autocommit mode (transactions are explicit ``BEGIN``s)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        os.fspath(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class Tx:
+    """``with Tx(conn):`` runs the block in ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error)."""
+
+    def __init__(self, conn: sqlite3.Connection, mode: str = "IMMEDIATE"):
+        self.conn = conn
+        self.mode = mode
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute(f"BEGIN {self.mode}")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+class SqliteEventLog:
+    """:class:`~lwd.fleet.dataplane.events.EventLog` on one SQLite file (``sqlite:///path/events.db``)."""
+
+    def __init__(self, path: str | os.PathLike, lease_s: float = 30.0, poll_s: float = 0.02):
+        self.path = Path(path)
+        self.lease_s = float(lease_s)
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._conn = connect(self.path)
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+
+    def append(self, raw: str) -> str:
+        if not isinstance(raw, str):
+            raise TypeError("event records are JSON text (str)")
+        with self._lock, Tx(self._conn) as c:
+            cur = c.execute("INSERT INTO events (raw, appended_at) VALUES (?, ?)", (raw, now()))
+            return str(cur.lastrowid)
+
+    def _claim(self, group: str, consumer: str, count: int) -> list[Delivery]:
+        t = now()
+        out: list[Delivery] = []
+        with self._lock, Tx(self._conn) as c:
+            c.execute("INSERT OR IGNORE INTO groups (name, cursor) VALUES (?, 0)", (group,))
+            expired = c.execute(
+                "SELECT p.seq, e.raw, p.deliveries FROM pending p JOIN events e ON e.seq = p.seq "
+                "WHERE p.grp = ? AND p.lease_until <= ? ORDER BY p.seq LIMIT ?",
+                (group, t, count),
+            ).fetchall()
+            for seq, raw, n in expired:
+                c.execute(
+                    "UPDATE pending SET consumer = ?, lease_until = ?, deliveries = ? WHERE grp = ? AND seq = ?",
+                    (consumer, t + self.lease_s, n + 1, group, seq),
+                )
+                out.append(Delivery(str(seq), raw, n + 1))
+            if len(out) < count:
+                (cursor,) = c.execute("SELECT cursor FROM groups WHERE name = ?", (group,)).fetchone()
+                fresh = c.execute(
+                    "SELECT seq, raw FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (cursor, count - len(out)),
+                ).fetchall()
+                if fresh:
+                    c.executemany(
+                        "INSERT INTO pending (grp, seq, consumer, lease_until, deliveries) VALUES (?, ?, ?, ?, 1)",
+                        [(group, seq, consumer, t + self.lease_s) for seq, _ in fresh],
+                    )
+                    c.execute("UPDATE groups SET cursor = ? WHERE name = ?", (fresh[-1][0], group))
+                    out.extend(Delivery(str(seq), raw, 1) for seq, raw in fresh)
+        return out
+
+    def read(self, group: str, consumer: str, count: int = 64, block_s: float = 0.0) -> list[Delivery]:
+        deadline = time.monotonic() + block_s
+        delay = self.poll_s
+        while True:
+            got = self._claim(group, consumer, count)
+            if got or time.monotonic() >= deadline:
+                return got
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    def ack(self, group: str, delivery_ids: list[str]) -> int:
+        if not delivery_ids:
+            return 0
+        with self._lock, Tx(self._conn) as c:
+            cur = c.executemany(
+                "DELETE FROM pending WHERE grp = ? AND seq = ?", [(group, int(d)) for d in delivery_ids]
+            )
+            return cur.rowcount
+
+    def pending(self, group: str) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM pending WHERE grp = ?", (group,)).fetchone()[0]
+
+    def backlog(self, group: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT cursor FROM groups WHERE name = ?", (group,)).fetchone()
+            cursor = row[0] if row else 0
+            new = self._conn.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (cursor,)).fetchone()[0]
+        return new + self.pending(group)
+
+    def compact(self) -> int:
+        """Delete records every known group has consumed and acknowledged; return how many."""
+        with self._lock, Tx(self._conn) as c:
+            row = c.execute("SELECT MIN(cursor) FROM groups").fetchone()
+            if row[0] is None:
+                return 0
+            low = c.execute("SELECT MIN(seq) FROM pending").fetchone()[0]
+            bound = row[0] if low is None else min(row[0], low - 1)
+            return c.execute("DELETE FROM events WHERE seq <= ?", (bound,)).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,147 @@
+"""Episode store: one episode = one immutable, checksummed parquet payload, addressed by episode id.
+
+Object layout under the store root (any fsspec URL; a local directory by default)::
+
+    episodes/<id[:2]>/<episode_id>/<sha256>.parquet
+
+The checksum is part of the object name, so an object is never overwritten with different bytes and
+a reader can verify exactly what it fetched. Writes are atomic: locally temp file + fsync + rename
+(+ fsync of the directory); on object stores a single ``PUT`` (S3 makes an object visible only once
+complete). Re-uploading the same episode is idempotent (same name, same bytes).
+
+The store also holds small JSON documents (snapshot manifests) written the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from lwd.data.episode_io import episode_from_bytes, episode_to_bytes
+from lwd.types import Episode
+from lwd.utils.errors import DataError
+from lwd.utils.io import atomic_write_bytes, sha256_bytes
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    """Where a payload lives and what it must hash to."""
+
+    episode_id: str
+    uri: str
+    sha256: str
+    bytes: int
+
+
+class PayloadMissing(DataError):
+    """No object at the given address (not yet visible, or never uploaded)."""
+
+
+class EpisodeStore:
+    """Content-checksummed episode payloads (and JSON documents) under one fsspec root URL."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None):
+        self.url = url.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.local = "file" in protocols or "local" in protocols
+        if self.local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    # ---------------------------------------------------------------- addressing
+    def key(self, episode_id: str, sha256: str) -> str:
+        """Store-relative key of a payload."""
+        if not episode_id or "/" in episode_id or episode_id.startswith("."):
+            raise ValueError(f"invalid episode id {episode_id!r}")
+        return f"episodes/{episode_id[:2]}/{episode_id}/{sha256}.parquet"
+
+    def _path(self, key: str) -> str:
+        return posixpath.join(self.root, key)
+
+    # ---------------------------------------------------------------- raw objects
+    def put_object(self, key: str, data: bytes) -> None:
+        """Atomically write ``data`` at ``key`` (local: temp + fsync + rename; remote: one PUT)."""
+        path = self._path(key)
+        if self.local:
+            atomic_write_bytes(path, data)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def get_object(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return self.fs.cat_file(path)
+        except FileNotFoundError as e:
+            raise PayloadMissing(f"no object {key!r} in store {self.url}") from e
+
+    def exists(self, key: str) -> bool:
+        path = self._path(key)
+        if not self.local:
+            self.fs.invalidate_cache(posixpath.dirname(path))
+        return self.fs.exists(path)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys directly under ``prefix`` (a directory-like key), sorted; [] if none."""
+        path = self._path(prefix)
+        if not self.local:
+            self.fs.invalidate_cache(path)
+        try:
+            names = self.fs.ls(path, detail=False)
+        except FileNotFoundError:
+            return []
+        root = self.root.rstrip("/") + "/"
+        return sorted(n[len(root) :] if n.startswith(root) else n for n in names)
+
+    def put_json(self, key: str, obj: Any) -> None:
+        self.put_object(key, (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode())
+
+    def get_json(self, key: str) -> Any:
+        data = self.get_object(key)
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as e:
+            raise DataError(f"object {key!r} in store {self.url} is not valid JSON ({e})") from e
+
+    # ---------------------------------------------------------------- episodes
+    def put_bytes(self, episode_id: str, payload: bytes) -> StoredPayload:
+        """Upload an already serialised payload (idempotent); return its address and checksum."""
+        digest = sha256_bytes(payload)
+        key = self.key(episode_id, digest)
+        self.put_object(key, payload)
+        return StoredPayload(episode_id, key, digest, len(payload))
+
+    def put(self, ep: Episode) -> StoredPayload:
+        return self.put_bytes(ep.episode_id, episode_to_bytes(ep))
+
+    def get_bytes(self, uri: str, sha256: str, max_bytes: int | None = None) -> bytes:
+        """Fetch a payload and verify its checksum; raise ``DataError`` (never return bad bytes)."""
+        if max_bytes is not None:
+            try:
+                size = self.fs.size(self._path(uri))
+            except FileNotFoundError as e:
+                raise PayloadMissing(f"no object {uri!r} in store {self.url}") from e
+            if size is not None and size > max_bytes:
+                raise DataError(f"payload {uri} is {size} bytes, over the {max_bytes}-byte limit")
+        data = self.get_object(uri)
+        digest = sha256_bytes(data)
+        if digest != sha256:
+            raise DataError(
+                f"payload {uri} checksum mismatch: sha256 {digest[:12]}... != expected {sha256[:12]}... "
+                f"({len(data)} bytes; truncated or corrupt)"
+            )
+        return data
+
+    def get(self, uri: str, sha256: str) -> Episode:
+        """Fetch, verify and parse one episode; ``DataError``/``ValueError`` on any problem."""
+        return episode_from_bytes(self.get_bytes(uri, sha256))
+
+    def versions(self, episode_id: str) -> list[str]:
+        """Keys of every payload stored for ``episode_id`` (normally one)."""
+        return [
+            k for k in self.list_keys(f"episodes/{episode_id[:2]}/{episode_id}") if k.endswith(".parquet")
+        ]

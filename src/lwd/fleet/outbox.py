@@ -1,0 +1,202 @@
+"""Robot-side outbox: persist locally first, then upload and announce in the background.
+
+State of an item (files in ``<dir>/pending``)::
+
+    <ns>-<episode_id>.parquet             pending   (written atomically by :meth:`Outbox.put`)
+    <ns>-<episode_id>.parquet.uploaded    uploaded  (JSON: uri, sha256, bytes; after the store PUT)
+    (both removed)                        announced (after the event log acknowledged the append)
+
+:meth:`Outbox.put` costs one local serialisation + fsync and never touches the network, so the
+robot's control loop never blocks on it. A background thread sends items oldest first, retrying with
+exponential backoff (full jitter) while the store or the event log is unreachable. A robot killed at
+any instant re-sends its pending items when it restarts; the upload is idempotent (the object name is
+the episode id + checksum) and a re-announced episode is deduplicated by the coordinator.
+
+One process at a time owns an outbox directory (``flock`` on ``<dir>/.lock``; released by the
+kernel if the owner dies).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lwd.data.episode_io import META_KEY, episode_to_bytes
+from lwd.fleet.dataplane import DataPlane, StoredPayload
+from lwd.types import Episode
+from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir, read_json
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".parquet"
+UPLOADED = ".uploaded"
+
+
+class OutboxLocked(RuntimeError):
+    """Another live process owns this outbox directory."""
+
+
+class Outbox:
+    """Durable local queue of finished episodes, drained to the data plane by a background thread."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        dataplane: DataPlane,
+        base_backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        start: bool = True,
+    ):
+        self.dir = Path(directory)
+        self.pending_dir = self.dir / "pending"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.dp = dataplane
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.crash_hook: Callable[[str], None] | None = None
+        self.sent = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(self._lock_fd)
+            raise OutboxLocked(f"outbox {self.dir} is in use by another process") from e
+        self._recover()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ robot side
+    def put(self, ep: Episode) -> str:
+        """Persist a finished episode locally (atomic, fsynced) and schedule its upload; return its id."""
+        return self.put_bytes(ep.episode_id, episode_to_bytes(ep))
+
+    def put_bytes(self, episode_id: str, payload: bytes) -> str:
+        """Like :meth:`put` for an already serialised payload (must be an ``episode_io`` payload)."""
+        if not episode_id or "/" in episode_id or episode_id.startswith("."):
+            raise ValueError(f"invalid episode id {episode_id!r}")
+        atomic_write_bytes(self.pending_dir / f"{time.time_ns():020d}-{episode_id}{SUFFIX}", payload)
+        self._idle.clear()
+        self._wake.set()
+        return episode_id
+
+    def pending_ids(self) -> list[str]:
+        """Episode ids not yet announced, oldest first."""
+        return [p.name[21 : -len(SUFFIX)] for p in self._items()]
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every item is announced (or ``timeout``); True if the outbox is empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._items():
+            if self._thread is None or not self._thread.is_alive():
+                self.send_pending()
+                if self._items() and deadline is not None and time.monotonic() > deadline:
+                    return False
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._idle.wait(timeout=0.05 if left is None else min(0.05, left))
+        return True
+
+    # ------------------------------------------------------------------ sending
+    def _items(self) -> list[Path]:
+        return sorted(p for p in self.pending_dir.iterdir() if p.name.endswith(SUFFIX) and p.name[0] != ".")
+
+    def _recover(self) -> None:
+        """Remove leftovers of a crash: temp files and 'uploaded' markers whose item is gone."""
+        for p in self.pending_dir.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+            elif p.name.endswith(UPLOADED) and not p.with_name(p.name[: -len(UPLOADED)]).exists():
+                p.unlink(missing_ok=True)
+
+    def _hook(self, phase: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(phase)
+
+    def send_one(self, item: Path) -> None:
+        """Upload (unless already uploaded) and announce one item, then delete it. Raises on failure."""
+        name = item.name
+        episode_id = name[21 : -len(SUFFIX)]
+        marker = item.with_name(name + UPLOADED)
+        payload = item.read_bytes()
+        meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
+        if marker.exists():
+            stored = StoredPayload(**read_json(marker))
+        else:
+            stored = self.dp.store.put_bytes(episode_id, payload)
+            self._hook("uploaded")
+            atomic_write_json(marker, stored.__dict__)
+        self.dp.announce(
+            stored, meta["robot_id"], meta["task_id"], meta["policy_version"], created_at=int(name[:20]) / 1e9
+        )
+        self._hook("announced")
+        item.unlink()
+        marker.unlink(missing_ok=True)
+        fsync_dir(self.pending_dir)
+        self.sent += 1
+
+    def send_pending(self) -> int:
+        """One synchronous pass over the pending items; stop at the first failure. Returns items sent."""
+        n = 0
+        for item in self._items():
+            try:
+                self.send_one(item)
+            except FileNotFoundError:
+                continue  # sent by a previous pass between listing and reading
+            n += 1
+        return n
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="lwd-outbox", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self.send_pending()
+                attempt = 0
+            except Exception as e:  # network, broker or store down: back off and retry
+                self.failures += 1
+                self.last_error = f"{type(e).__name__}: {e}"
+                delay = min(self.max_backoff_s, self.base_backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+                attempt += 1
+                log.info("outbox send failed (%s); retry in %.2fs", self.last_error, delay)
+                self._stop.wait(delay)
+                continue
+            if not self._items():
+                self._idle.set()
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+
+    def close(self, flush_timeout: float | None = 0.0) -> None:
+        """Optionally wait for pending items, stop the thread, release the directory lock."""
+        if flush_timeout:
+            self.flush(flush_timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1

@@ -1,0 +1,231 @@
+"""PolicyRegistry: versioned, checksummed policy checkpoints with atomic publish and assignments.
+
+Storage (any fsspec URL; a local directory by default)::
+
+    versions/v00000007/<file>...          opaque weight files (e.g. the FlowPolicy checkpoint files)
+    versions/v00000007/manifest.json      written last: sha256 + size of every file, version, parent,
+                                          learner step, data snapshot, created_at
+
+Publishing: (1) allocate the next version number atomically in the index, (2) write the checkpoint
+directory (locally with :func:`lwd.utils.checkpoint.write_checkpoint_dir`: temp dir + fsync + rename;
+remotely one PUT per file, manifest last), (3) mark the version published in the index. Readers only
+ever see published versions, and :meth:`PolicyRegistry.fetch` re-verifies every checksum, so a
+partial or corrupt version is refused, never loaded.
+
+Assignments (durable, in the index): fleet default, per-robot pins, roll-outs to a set of robots and
+rollbacks to the previous assignment. :meth:`resolve_version` answers "which version should this
+robot run": its pin, else the default, else the latest published version.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
+from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
+from lwd.utils.errors import DataError
+from lwd.utils.io import sha256_bytes
+
+
+def version_dir(version: int) -> str:
+    return f"versions/v{version:08d}"
+
+
+class PolicyRegistry:
+    """Publish, list, watch, assign and fetch policy versions."""
+
+    def __init__(
+        self,
+        url: str | os.PathLike,
+        index: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
+        """``url``: checkpoint storage root. ``index``: ``sqlite:///path.db`` or ``redis://...``
+        (default: ``<url>/registry.db`` for a local root). ``cache_dir``: where remote versions are
+        downloaded to (default: a temp dir)."""
+        self.url = os.fspath(url).rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.local = "file" in protocols or "local" in protocols
+        if index is None:
+            if not self.local:
+                raise ValueError("a remote registry needs an index URL (sqlite:///... or redis://...)")
+            self.fs.makedirs(self.root, exist_ok=True)
+            index = f"sqlite://{posixpath.join(self.root, 'registry.db')}"
+        if index.startswith("sqlite://"):
+            self.index: RegistryIndex = SqliteRegistryIndex(index[len("sqlite://") :])
+        elif index.startswith("redis://"):
+            self.index = RedisRegistryIndex(index)
+        else:
+            raise ValueError(f"unknown registry index URL {index!r}")
+        self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="lwd-registry-cache-"))
+
+    # ------------------------------------------------------------------ publish
+    def publish(
+        self,
+        files: dict[str, bytes],
+        parent: int | None = None,
+        learner_step: int = 0,
+        data_snapshot: int = 0,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        """Atomically publish a new version holding ``files`` (opaque bytes); return its number."""
+        if not files:
+            raise ValueError("a policy version needs at least one file")
+        meta = {
+            "parent": parent,
+            "learner_step": int(learner_step),
+            "data_snapshot": int(data_snapshot),
+            "created_at": time.time(),
+            "extra": dict(extra or {}),
+        }
+        version = self.index.allocate(meta)
+        meta["version"] = version
+        key = version_dir(version)
+        if self.local:
+            write_checkpoint_dir(posixpath.join(self.root, key), files, meta)
+        else:
+            self._write_remote(key, files, meta)
+        self.index.mark_published(version, meta)
+        return version
+
+    def publish_dir(self, path: str | os.PathLike, **kwargs: Any) -> int:
+        """Publish every regular file of a local directory (e.g. a checkpoint the learner wrote)."""
+        path = Path(path)
+        files = {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and p.name != MANIFEST}
+        return self.publish(files, **kwargs)
+
+    def _write_remote(self, key: str, files: dict[str, bytes], meta: dict[str, Any]) -> None:
+        import json
+
+        entries = {}
+        for name, data in files.items():
+            if "/" in name or name == MANIFEST:
+                raise ValueError(f"invalid checkpoint file name {name!r}")
+            self.fs.pipe_file(posixpath.join(self.root, key, name), data)
+            entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+        manifest = dict(meta, files=entries)
+        self.fs.pipe_file(
+            posixpath.join(self.root, key, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
+        )
+
+    # ------------------------------------------------------------------ query
+    def versions(self) -> list[int]:
+        return self.index.published()
+
+    def latest_version(self) -> int:
+        """Newest published version (0 if none). Cheap: one index lookup."""
+        return self.index.latest()
+
+    def has_version(self, version: int) -> bool:
+        return self.index.record(int(version)) is not None
+
+    def info(self, version: int) -> dict[str, Any]:
+        rec = self.index.record(version)
+        if rec is None:
+            raise DataError(f"policy version {version} is not published in registry {self.url}")
+        return rec
+
+    def watch(self, since_version: int, timeout_s: float = 10.0) -> list[int]:
+        """Block until a version newer than ``since_version`` is published (or timeout); return them."""
+        self.index.wait(since_version, timeout_s)
+        return [v for v in self.index.published() if v > since_version]
+
+    # ------------------------------------------------------------------ assignment
+    def _require(self, version: int) -> int:
+        if not self.has_version(version):
+            raise DataError(f"cannot assign policy version {version}: not published")
+        return int(version)
+
+    def set_default(self, version: int) -> None:
+        """Make ``version`` the fleet default (robots without a pin run it)."""
+        self.index.assign(DEFAULT, self._require(version))
+
+    def pin(self, robot_id: str, version: int) -> None:
+        self.index.assign(robot_id, self._require(version))
+
+    def unpin(self, robot_id: str) -> None:
+        self.index.assign(robot_id, None)
+
+    def rollout(self, version: int, robot_ids: list[str] | None = None) -> None:
+        """Roll ``version`` out to ``robot_ids`` (pins; e.g. a canary set) or, if ``None``, the whole fleet."""
+        if robot_ids is None:
+            self.set_default(version)
+        else:
+            for rid in robot_ids:
+                self.pin(rid, version)
+
+    def rollback(self, robot_ids: list[str] | None = None) -> dict[str, int | None]:
+        """Move the default (``None``) or each robot back to the newest *older* version it was assigned
+        (``None`` = unassigned, i.e. fall back to the default); return the new values."""
+        out = {}
+        for scope in robot_ids if robot_ids is not None else [DEFAULT]:
+            current = self.index.assignment(scope)
+            older = [
+                v for v in self.index.history(scope) if v is not None and (current is None or v < current)
+            ]
+            previous = max(older) if older else None  # the newest version assigned before the current one
+            self.index.assign(scope, previous)
+            out[scope] = previous
+        return out
+
+    def assignments(self) -> dict[str, int]:
+        return self.index.assignments()
+
+    def resolve_version(self, robot_id: str) -> int:
+        """The version ``robot_id`` should run: its pin, else the default, else the latest (0 if none)."""
+        pinned = self.index.assignment(robot_id)
+        if pinned is not None:
+            return pinned
+        default = self.index.assignment(DEFAULT)
+        return default if default is not None else self.index.latest()
+
+    # ------------------------------------------------------------------ fetch
+    def fetch(self, version: int) -> Path:
+        """A local directory holding ``version``, verified file by file; ``DataError`` if partial/corrupt."""
+        self.info(version)  # refuses unpublished (possibly partial) versions
+        key = version_dir(version)
+        if self.local:
+            path = Path(self.root) / key
+            verify_checkpoint_dir(path)
+            return path
+        target = self.cache_dir / key
+        if target.is_dir():
+            try:
+                verify_checkpoint_dir(target)
+                return target
+            except DataError:
+                shutil.rmtree(target, ignore_errors=True)
+        remote = posixpath.join(self.root, key)
+        try:
+            files = {
+                posixpath.basename(p): self.fs.cat_file(p)
+                for p in self.fs.ls(remote, detail=False)
+                if posixpath.basename(p) != MANIFEST
+            }
+            manifest_bytes = self.fs.cat_file(posixpath.join(remote, MANIFEST))
+        except FileNotFoundError as e:
+            raise DataError(f"policy version {version} is incomplete in {self.url}: {e}") from e
+        import json
+
+        manifest = json.loads(manifest_bytes)
+        manifest.pop("files", None)
+        try:
+            write_checkpoint_dir(target, files, manifest)
+        except FileExistsError:
+            pass  # a concurrent fetch won the rename
+        verify_against = json.loads(manifest_bytes)["files"]
+        got = verify_checkpoint_dir(target)["files"]
+        if got != verify_against:
+            shutil.rmtree(target, ignore_errors=True)
+            raise DataError(f"policy version {version}: downloaded files do not match the published manifest")
+        return target

@@ -1,0 +1,69 @@
+"""``lwd status``: fleet health read from a fleet root, without a running coordinator.
+
+``status(root) -> dict`` reads ``<root>/coordinator.db`` (episodes, quarantine, snapshots, robots,
+tasks), the event log backlog and ``<root>/registry`` (latest policy version, assignments) when they
+exist; :func:`format_status` renders it as plain text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lwd.fleet.coordinator_state import CoordinatorState
+from lwd.fleet.dataplane import open_dataplane
+
+
+def status(
+    root: str | os.PathLike, robot_timeout_s: float = 30.0, group: str = "coordinator"
+) -> dict[str, Any]:
+    """Fleet health summary (the same keys as :meth:`Coordinator.fleet_status`, plus ``registry``)."""
+    root = Path(root)
+    out: dict[str, Any] = {"root": str(root)}
+    db = root / "coordinator.db"
+    if db.is_file():
+        st = CoordinatorState(db)
+        try:
+            out.update(st.status(robot_timeout_s))
+        finally:
+            st.close()
+    else:
+        out["coordinator"] = "no coordinator state yet"
+    if (root / "events.db").is_file():
+        dp = open_dataplane(root)
+        try:
+            out["event_backlog"] = dp.events.backlog(group)
+        finally:
+            dp.close()
+    if (root / "registry" / "registry.db").is_file():
+        from lwd.fleet.registry import PolicyRegistry
+
+        reg = PolicyRegistry(root / "registry")
+        out["registry"] = {"latest_version": reg.latest_version(), "assignments": reg.assignments()}
+    return out
+
+
+def format_status(st: dict[str, Any]) -> str:
+    """Human-readable rendering of :func:`status`."""
+    lines = [f"fleet root: {st.get('root', '?')}"]
+    snap = st.get("snapshot")
+    if snap:
+        lines.append(f"snapshot: #{snap['latest']} ({snap['episodes']} episodes, age {snap['age_s']}s)")
+    eps = st.get("episodes")
+    if eps:
+        lines.append(f"episodes: {eps['committed']} committed, {eps['quarantined']} quarantined")
+    for q in st.get("recent_quarantine", [])[:5]:
+        lines.append(f"  quarantined {q['episode_id']}: {q['reason']}")
+    if st.get("rejected_events"):
+        lines.append(f"rejected events: {st['rejected_events']}")
+    if "event_backlog" in st:
+        lines.append(f"event backlog: {st['event_backlog']}")
+    for rid, r in sorted(st.get("robots", {}).items()):
+        flag = " STALE" if r["stale"] else ""
+        lines.append(f"  robot {rid}: task={r['task_id']} status={r['status']} v{r['policy_version']} "
+                     f"age={r['age_s']}s{flag}")  # fmt: skip
+    reg = st.get("registry")
+    if reg:
+        lines.append(f"policy: latest v{reg['latest_version']}, assignments {reg['assignments']}")
+    return "\n".join(lines)
