@@ -1,0 +1,126 @@
+"""Policy checkpoints: safetensors weights + a JSON manifest, written atomically with sha256 per file.
+
+Layout of a policy directory (via :func:`lwd.utils.checkpoint.write_checkpoint_dir`)::
+
+    policy.safetensors   FlowPolicy state dict (no pickle anywhere)
+    manifest.json        format, version, parent_version, config, robot_spec, norm_stats, extra,
+                         files: {name: {sha256, bytes}}
+
+:func:`load_policy` refuses anything partial or inconsistent with a :class:`DataError` saying what
+is wrong: missing manifest, missing or corrupt file, unreadable weights, a config whose shapes do not
+match the weights, or a robot spec different from the one the caller expects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+from safetensors import SafetensorError
+
+from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
+from lwd.policy.inference import InferencePolicy
+from lwd.policy.language import TextEncoder
+from lwd.specs import RobotSpec
+from lwd.transforms import NormStats, norm_stats_from_json, norm_stats_to_json
+from lwd.utils.checkpoint import verify_checkpoint_dir, write_checkpoint_dir
+from lwd.utils.errors import ConfigError, DataError
+
+FORMAT = "lwd.policy/v1"
+WEIGHTS = "policy.safetensors"
+
+
+def save_policy(
+    directory: str | os.PathLike,
+    policy: FlowPolicy,
+    norm_stats: NormStats,
+    config: FlowPolicyConfig,
+    version: int,
+    parent_version: int | None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Atomically write a policy checkpoint to the new directory ``directory`` (must not exist).
+
+    ``extra`` is JSON-serialisable provenance (learner step, data snapshot, resolved run config...).
+    """
+    if config != policy.config:
+        raise ConfigError("save_policy: config differs from policy.config; save the policy's own config")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    weights = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(version)})
+    manifest = {
+        "format": FORMAT,
+        "version": int(version),
+        "parent_version": None if parent_version is None else int(parent_version),
+        "config": config.to_json(),
+        "robot_spec": dataclasses.asdict(config.robot_spec()),
+        "norm_stats": norm_stats_to_json(norm_stats),
+        "extra": dict(extra or {}),
+    }
+    return write_checkpoint_dir(directory, {WEIGHTS: weights}, manifest)
+
+
+def load_policy(
+    directory: str | os.PathLike, expected_spec: RobotSpec | None = None
+) -> tuple[FlowPolicy, NormStats, dict[str, Any]]:
+    """Verify and load a checkpoint -> ``(policy in eval mode, norm_stats, manifest)``.
+
+    ``expected_spec``: the robot that will run the policy; a mismatch raises ``DataError``.
+    """
+    directory = Path(directory)
+    manifest = verify_checkpoint_dir(directory)  # missing manifest / file, checksum mismatch
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"checkpoint {directory}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    if WEIGHTS not in manifest.get("files", {}):
+        raise DataError(f"checkpoint {directory}: manifest does not list {WEIGHTS}; it is incomplete")
+    try:
+        config = FlowPolicyConfig.from_json(manifest["config"])
+        norm_stats = norm_stats_from_json(manifest["norm_stats"])
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise DataError(f"checkpoint {directory}: bad config or norm stats in manifest ({e})") from e
+    if expected_spec is not None:
+        try:
+            config.robot_spec().check_compatible(expected_spec)
+        except ValueError as e:
+            raise DataError(f"checkpoint {directory}: {e}") from e
+    try:
+        tensors = safetensors.torch.load((directory / WEIGHTS).read_bytes())
+    except (SafetensorError, ValueError, OSError) as e:
+        raise DataError(f"checkpoint {directory}: unreadable {WEIGHTS} ({e})") from e
+    policy = FlowPolicy(config)
+    _check_shapes(directory, policy.state_dict(), tensors)
+    policy.load_state_dict(tensors, strict=True)
+    return policy.eval(), norm_stats, manifest
+
+
+def load_inference_policy(
+    directory: str | os.PathLike,
+    expected_spec: RobotSpec | None = None,
+    text_encoder: TextEncoder | None = None,
+    **kwargs: Any,
+) -> InferencePolicy:
+    """Load a checkpoint as an :class:`InferencePolicy` carrying the manifest's version.
+
+    ``kwargs`` go to ``InferencePolicy`` (``noise``, ``seed``, ``num_threads``).
+    """
+    policy, norm_stats, manifest = load_policy(directory, expected_spec)
+    return InferencePolicy(policy, norm_stats, int(manifest["version"]), text_encoder, **kwargs)
+
+
+def _check_shapes(directory: Path, want: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
+    """Name the first few missing, unexpected or mis-shaped tensors (config/weights mismatch)."""
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    shapes = [
+        f"{k}: config {tuple(want[k].shape)} vs weights {tuple(got[k].shape)}"
+        for k in sorted(set(want) & set(got))
+        if want[k].shape != got[k].shape
+    ]
+    if missing or unexpected or shapes:
+        raise DataError(
+            f"checkpoint {directory}: weights do not match the manifest's config "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, shape mismatches {shapes[:3]})"
+        )

@@ -1,0 +1,79 @@
+"""FlowPolicy shapes, parameter groups, config round trip, and the image encoder's dependence on pixels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
+from lwd.utils.errors import ConfigError
+
+
+def obs_dict(cfg: FlowPolicyConfig, b: int, gen: torch.Generator) -> dict:
+    return {
+        "state": torch.randn(b, cfg.state_dim, generator=gen),
+        "images": {
+            c: torch.randint(0, 256, (b, cfg.image_size, cfg.image_size, 3), generator=gen, dtype=torch.uint8)
+            for c in cfg.cameras
+        },
+        "instruction_emb": torch.randn(b, cfg.text_dim, generator=gen),
+    }
+
+
+@pytest.mark.parametrize("mode", ["state", "pixels"])
+def test_shapes(mode: str, state_config, pixel_config, gen) -> None:
+    cfg = state_config if mode == "state" else pixel_config
+    policy = FlowPolicy(cfg)
+    cond = policy.encode(obs_dict(cfg, 3, gen))
+    assert cond.shape == (3, cfg.cond_dim)
+    x = torch.randn(3, cfg.chunk_len, cfg.action_dim, generator=gen)
+    v = policy.velocity(cond, x, torch.rand(3, generator=gen))
+    assert v.shape == x.shape
+    assert torch.equal(policy.velocity(cond, x, 0.3), policy.velocity(cond, x, torch.full((3,), 0.3)))
+    a = policy.sample(cond, generator=gen)
+    assert a.shape == (3, cfg.chunk_len, cfg.action_dim) and not a.requires_grad
+    # Same noise -> same sample; steps override is honoured.
+    noise = policy.noise(3, generator=gen)
+    assert torch.equal(policy.sample(cond, noise=noise), policy.sample(cond, noise=noise))
+    assert not torch.equal(policy.sample(cond, noise=noise, steps=2), policy.sample(cond, noise=noise))
+
+
+def test_velocity_depends_on_inputs(pixel_config, gen) -> None:
+    policy = FlowPolicy(pixel_config)
+    obs = obs_dict(pixel_config, 2, gen)
+    cond = policy.encode(obs)
+    x = torch.randn(2, pixel_config.chunk_len, pixel_config.action_dim, generator=gen)
+    w = torch.tensor([0.2, 0.7])
+    base = policy.velocity(cond, x, w)
+    assert not torch.allclose(base, policy.velocity(cond, x, w + 0.1))
+    assert not torch.allclose(base, policy.velocity(cond, x + 0.5, w))
+    obs2 = dict(obs, images={**obs["images"], "wrist": 255 - obs["images"]["wrist"]})
+    assert not torch.allclose(cond, policy.encode(obs2))
+    obs3 = dict(obs, instruction_emb=-obs["instruction_emb"])
+    assert not torch.allclose(cond, policy.encode(obs3))
+    with pytest.raises(KeyError, match="wrist"):
+        policy.encode(dict(obs, images={"front": obs["images"]["front"]}))
+
+
+def test_action_expert_parameters_and_freezing(state_config) -> None:
+    policy = FlowPolicy(state_config)
+    expert = {id(p) for p in policy.action_expert_parameters()}
+    backbone = {id(p) for p in policy.backbone_parameters()}
+    assert expert and backbone and not expert & backbone
+    assert expert | backbone == {id(p) for p in policy.parameters()}
+    policy.freeze_backbone()
+    assert all(not p.requires_grad for p in policy.backbone_parameters())
+    assert all(p.requires_grad for p in policy.action_expert_parameters())
+
+
+def test_config_json_round_trip_and_validation(pixel_config) -> None:
+    assert FlowPolicyConfig.from_json(pixel_config.to_json()) == pixel_config
+    assert pixel_config.robot_spec().cameras == ("front", "wrist")
+    with pytest.raises(ConfigError):
+        FlowPolicyConfig.from_json({**pixel_config.to_json(), "bogus": 1})
+    with pytest.raises(ConfigError):
+        dataclasses.replace(pixel_config, image_size=0)
+    with pytest.raises(ConfigError):
+        FlowPolicyConfig(state_dim=3, action_dim=0)
