@@ -66,7 +66,9 @@ def test_filters_and_single_episode(tmp_path):
     demos = ds.load_episodes(sources=["demo"])
     assert [e.episode_id for e in demos] == [e.episode_id for e in eps if e.source == "demo"]
     pushes_ok = ds.load_episodes(task_ids=["push"], success=True)
-    assert [e.episode_id for e in pushes_ok] == [e.episode_id for e in eps if e.task_id == "push" and e.success]
+    assert [e.episode_id for e in pushes_ok] == [
+        e.episode_id for e in eps if e.task_id == "push" and e.success
+    ]
     assert_same_episode(ds.load_episode(5), eps[5])
     with pytest.raises(DataError, match="no task"):
         ds.select(task_ids=["fly"])
@@ -83,9 +85,9 @@ def test_lerobot_v3_layout(tmp_path):
     files = sorted(p.relative_to(root).as_posix() for p in (root / "data").rglob("*.parquet"))
     assert files == [f"data/chunk-000/file-00{i}.parquet" for i in range(3)]  # 2 + 2 + 1 episodes
     frames = pq.read_table(root / files[1])
-    assert set(["episode_index", "index", "task_index", "timestamp", "episode_id", "source", "intervention"]) <= set(
-        frames.column_names
-    )
+    assert set(
+        ["episode_index", "index", "task_index", "timestamp", "episode_id", "source", "intervention"]
+    ) <= set(frames.column_names)
     assert frames.column("episode_index").to_pylist()[0] == 2
     first_global = sum(e.length + 1 for e in eps[:2])
     assert frames.column("index").to_pylist()[0] == first_global
