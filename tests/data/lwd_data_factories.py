@@ -70,3 +70,24 @@ def assert_same_episode(a: Episode, b: Episode) -> None:
     assert a.images.keys() == b.images.keys()
     for cam in a.images:
         np.testing.assert_array_equal(a.images[cam], b.images[cam])
+
+
+def reference(rewards, t, chunk_len, n, gamma):
+    """Literal transcription: (action rows, mask, reward, discount, next state row) of transition t."""
+    big_t = len(rewards)
+    rows = [min(t + i, big_t - 1) for i in range(chunk_len)]
+    mask = [t + i < big_t for i in range(chunk_len)]
+
+    def rbar(s):
+        total = 0.0
+        for i in range(chunk_len):
+            if s + i < big_t:
+                total += gamma**i * float(rewards[s + i])
+        return total
+
+    reward = 0.0
+    for i in range(n):
+        if t + i * chunk_len < big_t:
+            reward += gamma ** (i * chunk_len) * rbar(t + i * chunk_len)
+    discount = gamma ** (n * chunk_len) if t + n * chunk_len < big_t else 0.0
+    return rows, mask, reward, discount, min(t + n * chunk_len, big_t)

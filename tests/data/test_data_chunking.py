@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lwd_data_factories import reference
 
 from lwd.data.chunking import (
     action_chunk_index,
@@ -14,27 +15,6 @@ from lwd.data.chunking import (
     nstep_window,
     steps_remaining,
 )
-
-
-def reference(rewards, t, chunk_len, n, gamma):
-    """Literal transcription: (action rows, mask, reward, discount, next state row) of transition t."""
-    big_t = len(rewards)
-    rows = [min(t + i, big_t - 1) for i in range(chunk_len)]
-    mask = [t + i < big_t for i in range(chunk_len)]
-
-    def rbar(s):
-        total = 0.0
-        for i in range(chunk_len):
-            if s + i < big_t:
-                total += gamma**i * float(rewards[s + i])
-        return total
-
-    reward = 0.0
-    for i in range(n):
-        if t + i * chunk_len < big_t:
-            reward += gamma ** (i * chunk_len) * rbar(t + i * chunk_len)
-    discount = gamma ** (n * chunk_len) if t + n * chunk_len < big_t else 0.0
-    return rows, mask, reward, discount, min(t + n * chunk_len, big_t)
 
 
 def check_episode(rewards, chunk_len, n, gamma):

@@ -237,3 +237,51 @@ def test_missing_episodes_index_is_refused(tmp_path):
     (root / "meta/episodes/chunk-000/file-000.parquet").unlink()
     with pytest.raises(DataError, match=r"meta/episodes/chunk-000/file-000.parquet is missing"):
         LwdDataset.open(root)
+
+
+@pytest.mark.parametrize("fail_at", ["data", "index", "commit", "mirrors"])
+def test_crash_at_each_step_of_a_flush(tmp_path, monkeypatch, fail_at):
+    """Whatever step a flush dies at, the dataset opens either before or after the flush, never between."""
+    import lwd.data.dataset_files as files_mod
+    import lwd.data.dataset_writer as writer_mod
+
+    root = tmp_path / "ds"
+    eps = _episodes(4)
+    _write(root, eps[:2], per_file=2)
+    real_bytes, real_json = writer_mod.atomic_write_bytes, writer_mod.atomic_write_json
+    calls = []
+
+    def failing_bytes(path, data):
+        calls.append(path)
+        real_bytes(path, data)  # the file lands, then the process "dies"
+        if (fail_at == "data" and len(calls) == 1) or (fail_at == "index" and len(calls) == 2):
+            raise OSError("crash")
+
+    def failing_json(path, obj):
+        if fail_at == "commit":
+            raise OSError("crash")
+        real_json(path, obj)
+
+    def failing_mirrors(root_, info):
+        raise OSError("crash")
+
+    w = DatasetWriter(root, STATE_SPEC, 10.0, resume=True, episodes_per_file=2)
+    monkeypatch.setattr(writer_mod, "atomic_write_bytes", failing_bytes)
+    monkeypatch.setattr(writer_mod, "atomic_write_json", failing_json)
+    if fail_at == "mirrors":
+        monkeypatch.setattr(writer_mod, "write_mirrors", failing_mirrors)
+    w.add(eps[2])
+    with pytest.raises(OSError, match="crash"):
+        w.add(eps[3])
+    w._release_lock()
+    monkeypatch.undo()
+    committed = ["ep000", "ep001"] + (["ep002", "ep003"] if fail_at == "mirrors" else [])
+    ds = LwdDataset.open(root)
+    assert [e.episode_id for e in ds.load_episodes()] == committed
+    with DatasetWriter(root, STATE_SPEC, 10.0, resume=True) as w2:
+        assert w2.episode_ids == set(committed)
+        w2.add_many(eps)
+    tasks = pq.read_table(root / "meta/tasks.parquet").column("task_id").to_pylist()
+    assert tasks == list(LwdDataset.open(root).task_ids)
+    assert [e.episode_id for e in LwdDataset.open(root).load_episodes()] == [e.episode_id for e in eps]
+    assert files_mod.remove_unreferenced(root, LwdDataset.open(root).info) == []

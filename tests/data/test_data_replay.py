@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lwd_data_factories import make_episode
-from test_data_chunking import reference
+from lwd_data_factories import make_episode, reference
 
 from lwd.data.replay import ALL, DEMOS, DEMOS_AND_INTERVENTIONS, ReplayBuffer, TransitionFilter
 from lwd.types import SOURCES
