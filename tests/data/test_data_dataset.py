@@ -94,6 +94,7 @@ def test_lerobot_v3_layout(tmp_path):
     index = pq.read_table(root / "meta/episodes/chunk-000/file-001.parquet").to_pylist()
     assert [r["episode_id"] for r in index] == ["ep002", "ep003"]
     assert index[0]["dataset_from_index"] == first_global and index[0]["seed"] == 102
+    assert (index[0]["data/chunk_index"], index[0]["data/file_index"]) == (0, 1)
     tasks = pq.read_table(root / "meta/tasks.parquet").to_pylist()
     assert [t["task_id"] for t in tasks] == ["push", "reach", "pick"]
     assert "observation.state" in json.loads((root / "meta/stats.json").read_text())

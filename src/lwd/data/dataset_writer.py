@@ -177,7 +177,7 @@ class DatasetWriter:
         for i, ep in enumerate(self._buffer):
             p = PlacedEpisode(ep, len(self._rows) + i, self._task_index(lwd["tasks"], ep), frame)
             placed.append(p)
-            rows.append(episode_rows(p, data_rel, row))
+            rows.append(episode_rows(p, data_rel, number, info["chunks_size"], row))
             frame += ep.length + 1
             row += ep.length + 1
             stats.add(ep)

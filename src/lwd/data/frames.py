@@ -54,8 +54,9 @@ def frames_table(placed: Sequence[PlacedEpisode], fps: float) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def episode_rows(p: PlacedEpisode, file_rel: str, from_row: int) -> dict:
-    """The ``meta/episodes`` row of one placed episode stored at ``file_rel`` rows [from_row, +T+1)."""
+def episode_rows(p: PlacedEpisode, file_rel: str, file_number: int, chunks_size: int, from_row: int) -> dict:
+    """The ``meta/episodes`` row of one placed episode stored in the ``file_number``-th data file
+    (relative path ``file_rel``) at rows [from_row, from_row + T + 1)."""
     ep = p.episode
     n = ep.length + 1
     return {
@@ -74,6 +75,8 @@ def episode_rows(p: PlacedEpisode, file_rel: str, from_row: int) -> dict:
         "num_interventions": int(np.count_nonzero(ep.intervention)),
         "seed": int(ep.seed),
         "condition": ep.condition,
+        "data/chunk_index": file_number // chunks_size,
+        "data/file_index": file_number % chunks_size,
         "data/file": file_rel,
         "data/from_row": from_row,
         "data/to_row": from_row + n,
