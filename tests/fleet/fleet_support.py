@@ -155,10 +155,13 @@ class MotoServer:
                                                                           "region_name": "us-east-1"}}  # fmt: skip
 
     def make_bucket(self, name: str) -> str:
-        import s3fs
+        import boto3
 
-        fs = s3fs.S3FileSystem(**self.storage_options())
-        fs.mkdir(name)
+        s3 = boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        s3.create_bucket(Bucket=name)
         return f"s3://{name}"
 
     def stop(self) -> None:

@@ -1,0 +1,205 @@
+"""Coordinator: validation, quarantine with reasons, dedup, monotonic incremental snapshots, health."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from fleet_support import TASKS, make_episode
+
+from lwd.data.episode_io import episode_to_bytes
+from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.dataplane.events import EpisodeEvent
+from lwd.fleet.reader import SnapshotReader
+from lwd.fleet.snapshots import latest_number, read_manifest
+from lwd.fleet.validation import ValidationRules
+
+
+def _coord(dp, tmp_path, **kw):
+    rules = ValidationRules(known_tasks=frozenset(TASKS), max_bytes=kw.pop("max_bytes", 200_000), state_dim=39,
+                            action_dim=4)  # fmt: skip
+    return Coordinator(dp, str(tmp_path / "coordinator.db"), rules, known_version=lambda v: v in (0, 1), **kw)
+
+
+def test_commits_incremental_monotonic_snapshots(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path)
+    first = [make_episode(seed=i) for i in range(3)]
+    for ep in first:
+        dataplane.publish(ep)
+    r1 = coord.step()
+    assert (r1.committed, r1.snapshot) == (3, 1)
+    assert coord.step(block_s=0).snapshot is None  # nothing new: no empty snapshot
+    second = [make_episode(seed=10 + i) for i in range(2)]
+    for ep in second:
+        dataplane.publish(ep)
+    r2 = coord.step()
+    assert (r2.committed, r2.snapshot) == (2, 2)
+    store = dataplane.store
+    assert latest_number(store) == 2
+    m1, m2 = read_manifest(store, 1), read_manifest(store, 2)
+    assert {e["episode_id"] for e in m1["added"]} == {e.episode_id for e in first}
+    assert {e["episode_id"] for e in m2["added"]} == {e.episode_id for e in second}
+    assert m2["parent"] == 1 and m2["total"] == 5
+    reader = SnapshotReader(dataplane)
+    assert {e.episode_id for e in reader.entries(2)} == {e.episode_id for e in first + second}
+    coord.close()
+
+
+def test_duplicate_deliveries_are_acked_and_ignored(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path)
+    ep = make_episode()
+    ev = dataplane.publish(ep)
+    dataplane.events.append(ev.to_json())  # duplicate in the same batch
+    r = coord.step()
+    assert (r.committed, r.duplicates) == (1, 1)
+    dataplane.events.append(ev.to_json())  # duplicate later
+    r = coord.step()
+    assert (r.committed, r.duplicates, r.snapshot) == (0, 1, None)
+    assert dataplane.events.pending(coord.group) == 0
+    assert coord.fleet_status()["episodes"]["committed"] == 1
+    coord.close()
+
+
+def _announce_bytes(dp, ep_id, payload: bytes, **over) -> EpisodeEvent:
+    stored = dp.store.put_bytes(ep_id, payload)
+    fields = dict(robot_id="robot-0", task_id="pick-place", policy_version=0)
+    fields.update(over)
+    return dp.announce(stored, **fields)
+
+
+def test_malformed_inputs_are_quarantined_with_reasons(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path, max_attempts=2)
+    good = make_episode(seed=1)
+    dataplane.publish(good)
+    # truncated payload (checksum of the truncated bytes matches, parquet does not parse)
+    trunc = make_episode()
+    _announce_bytes(dataplane, trunc.episode_id, episode_to_bytes(trunc)[:500])
+    # wrong checksum: event names a digest the object does not have
+    wrong = make_episode()
+    stored = dataplane.store.put(wrong)
+    bad_ev = EpisodeEvent(wrong.episode_id, "robot-0", "pick-place", 0, "f" * 64, stored.bytes,
+                          stored.uri, time.time())  # fmt: skip
+    dataplane.events.append(bad_ev.to_json())
+    # NaN actions (bypass Episode.validate by writing the table directly)
+    nan_ep = make_episode()
+    nan_ep.actions[3, 1] = np.nan
+    _announce_bytes(dataplane, nan_ep.episode_id, _unchecked_bytes(nan_ep))
+    # wrong shapes: 12-d state
+    dataplane.publish(make_episode(state_dim=12))
+    # unknown task / unknown policy version
+    dataplane.publish(make_episode(task_id="juggle"))
+    dataplane.publish(make_episode(policy_version=99))
+    # oversized
+    dataplane.publish(make_episode(steps=2000))
+    # garbage event JSON
+    dataplane.events.append("{garbage")
+    dataplane.events.append(json.dumps({"kind": "episode", "episode_id": "x"}))
+    # clock skew: valid episode announced with a timestamp far in the future and one in the past
+    future = make_episode(seed=5)
+    dataplane.announce(dataplane.store.put(future), "robot-0", "pick-place", 0, created_at=time.time() + 1e7)
+    past = make_episode(seed=6)
+    dataplane.announce(dataplane.store.put(past), "robot-0", "pick-place", 0, created_at=0.0)
+
+    res = coord.step()
+    reasons = "\n".join(res.reasons)
+    assert res.committed == 3, reasons
+    assert res.quarantined == 7 and res.rejected == 2
+    for needle in ("malformed payload", "checksum mismatch", "NaN", "wrong state shape", "unknown task id 'juggle'",
+                   "unknown policy version 99", "oversized", "not valid JSON", "missing field"):  # fmt: skip
+        assert needle in reasons, needle
+    st = coord.fleet_status()
+    assert st["episodes"] == {"committed": 3, "quarantined": 7}
+    assert st["rejected_events"] == 2
+    committed = {e["episode_id"] for e in read_manifest(dataplane.store, 1)["added"]}
+    assert committed == {good.episode_id, future.episode_id, past.episode_id}
+    assert dataplane.events.pending(coord.group) == 0
+    # the service keeps running: a later good episode still commits
+    dataplane.publish(make_episode(seed=9))
+    assert coord.step().snapshot == 2
+    coord.close()
+
+
+def _unchecked_bytes(ep) -> bytes:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from lwd.data import episode_io
+
+    validate = type(ep).validate
+    try:
+        type(ep).validate = lambda self: None
+        table = episode_io.episode_to_table(ep)
+    finally:
+        type(ep).validate = validate
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def test_missing_payload_retried_then_quarantined(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path, max_attempts=2)
+    ev = EpisodeEvent("ab" * 16, "robot-0", "pick-place", 0, "0" * 64, 100,
+                      "episodes/ab/" + "ab" * 16 + "/" + "0" * 64 + ".parquet", time.time())  # fmt: skip
+    dataplane.events.append(ev.to_json())
+    r = coord.step()
+    assert r.retry == 1 and r.quarantined == 0
+    time.sleep(dataplane.events.lease_s + 0.2)
+    r = coord.step()
+    assert r.quarantined == 1 and "gave up after 2 deliveries" in r.reasons[0]
+    coord.close()
+
+
+def test_restart_finishes_publishing_committed_snapshot(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path)
+    dataplane.publish(make_episode())
+
+    def crash(phase):
+        if phase == "committed":
+            raise KeyboardInterrupt("simulated crash after the DB commit")
+
+    coord.crash_hook = crash
+    with pytest.raises(KeyboardInterrupt):
+        coord.step()
+    assert latest_number(dataplane.store) == 0  # committed but not yet published
+    coord.close()
+    coord = _coord(dataplane, tmp_path)  # restart publishes it
+    assert latest_number(dataplane.store) == 1
+    time.sleep(dataplane.events.lease_s + 0.2)
+    r = coord.step()  # the unacked event comes back and is deduplicated
+    assert (r.duplicates, r.snapshot) == (1, None)
+    coord.close()
+
+
+def test_heartbeats_and_fleet_status(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path, robot_timeout_s=0.5)
+    dataplane.heartbeat("robot-0", "pick-place", "running", 1)
+    dataplane.heartbeat("robot-1", "drawer-open", "idle", 0)
+    coord.step()
+    st = coord.fleet_status()
+    assert set(st["robots"]) == {"robot-0", "robot-1"}
+    assert st["robots"]["robot-0"]["policy_version"] == 1 and not st["robots"]["robot-0"]["stale"]
+    time.sleep(0.6)
+    assert coord.fleet_status()["robots"]["robot-1"]["stale"]
+    # an older (redelivered or skewed) heartbeat does not overwrite a newer one
+    coord.heartbeat("robot-0", "pick-place", "stopped", 1, reported_at=1.0)
+    assert coord.fleet_status()["robots"]["robot-0"]["status"] == "running"
+    coord.close()
+
+
+def test_task_allocation_balanced_weighted_and_durable(tmp_path):
+    from lwd.fleet.dataplane import open_dataplane
+
+    dp = open_dataplane(tmp_path / "fleet")
+    coord = Coordinator(dp, str(tmp_path / "c.db"), task_weights={"a": 2.0, "b": 1.0, "c": 1.0})
+    got = [coord.assign_task(f"r{i}") for i in range(8)]
+    assert got.count("a") == 4 and got.count("b") == 2 and got.count("c") == 2
+    assert coord.assign_task("r3") == got[3]  # sticky
+    coord.close()
+    coord = Coordinator(dp, str(tmp_path / "c.db"), task_weights={"a": 2.0, "b": 1.0, "c": 1.0})
+    assert [coord.assign_task(f"r{i}") for i in range(8)] == got  # durable across restarts
+    coord.release_robot("r0")
+    assert coord.assign_task("r-new") == got[0]
+    coord.close()
