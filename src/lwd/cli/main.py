@@ -1,23 +1,85 @@
-"""The ``lwd`` command line. Each subcommand is a function taking a typed config (via tyro).
+"""The ``lwd`` command line: ``lwd <command> [--preset NAME] [--field value ...]``.
 
-User errors (:class:`~lwd.utils.errors.LwdError`) print one line ``error: ...`` and exit 2.
+Each command takes one typed frozen config (parsed by tyro); ``--preset`` picks the defaults
+(``quickstart``, ``debug``, ``benchmark``) that the other flags then override. User errors
+(:class:`~lwd.utils.errors.LwdError`) print one line ``error: ...`` and exit 2.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import tyro
 
-from lwd.cli import commands
+from lwd.cli.commands import COMMANDS, Command
 from lwd.utils.errors import LwdError
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        tyro.extras.subcommand_cli_from_dict(
-            commands.COMMANDS, args=argv, description="lwd: Learning While Deploying (DIVL + QAM fleet RL)"
+def _overview() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: lwd <command> [--preset NAME] [options]",
+        "",
+        "lwd: Learning While Deploying (DIVL + QAM offline-to-online RL for a robot fleet)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
+    lines += ["", "Run `lwd <command> --help` for the options of a command."]
+    return "\n".join(lines)
+
+
+def _split_preset(args: list[str], cmd: Command) -> tuple[str, list[str]]:
+    preset = cmd.default_preset
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--preset":
+            if i + 1 >= len(args):
+                raise LwdError("--preset needs a value; choose from " + ", ".join(cmd.presets))
+            preset = args[i + 1]
+            i += 2
+            continue
+        if a.startswith("--preset="):
+            preset = a.split("=", 1)[1]
+            i += 1
+            continue
+        rest.append(a)
+        i += 1
+    if preset not in cmd.presets:
+        raise LwdError(
+            f"unknown preset {preset!r} for `lwd {cmd.name}`; choose from {', '.join(cmd.presets)}"
         )
+    return preset, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args or args[0] in ("-h", "--help"):
+        print(_overview())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}\n\n{_overview()}", file=sys.stderr)
+        return 2
+    cmd = COMMANDS[name]
+    try:
+        preset, rest = _split_preset(rest, cmd)
+        description = (
+            f"{cmd.help}\n\nPresets (--preset NAME, default {cmd.default_preset}): {', '.join(cmd.presets)}; "
+            "any option below overrides the preset."
+        )
+        cfg = tyro.cli(
+            cmd.config_type,
+            default=cmd.presets[preset],
+            args=rest,
+            prog=f"lwd {name}",
+            description=description,
+        )
+        cmd.fn(cfg)
     except LwdError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,61 @@
+"""Configuration of offline data collection (``lwd collect``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Generate the offline buffer in the lab condition with the paper's data mix (algorithms.md s.1)."""
+
+    out: Path = Path("runs/offline_data")
+    """Dataset directory (must be missing or empty, unless ``resume``)."""
+    suite: str = "mw8"
+    """Task suite (``mw8`` Meta-World, ``fake4`` the tiny numpy world)."""
+    tasks: tuple[str, ...] = ()
+    """Subset of the suite's task ids; empty = all tasks."""
+    obs_mode: Literal["state", "pixels"] = "state"
+    """Observation mode recorded in the dataset."""
+    shift: str = "lab"
+    """Deployment condition: ``lab``, ``field`` or a path to a shift JSON file."""
+    episodes_per_task: int = 100
+    """Total episodes per task across all sources."""
+    demo_fraction: float = 0.52
+    """Share of expert demonstrations (expert with small noise). Paper: 52%."""
+    rollout_success_fraction: float = 0.14
+    """Share of successful historical rollouts (heavier noise). Paper: 14%."""
+    rollout_failure_fraction: float = 0.06
+    """Share of failed historical rollouts. Paper: 6%."""
+    play_fraction: float = 0.29
+    """Share of play data (exploring failure modes, labelled failure). Paper: 29%."""
+    max_rollout_attempts: int = 6
+    """Rollout seeds tried per rollout slot before giving up filling the success/failure quotas."""
+    seed: int = 0
+    """Collection seed; episodes are a deterministic function of it (disjoint from eval seeds)."""
+    resume: bool = False
+    """Continue an existing dataset at ``out`` (skips episodes already committed)."""
+    episodes_per_file: int = 50
+    """Episodes per parquet data file."""
+
+    def quotas(self) -> dict[str, int]:
+        """Episodes per task for each slot: ``demo``, ``rollout_success``, ``rollout_failure``, ``play``.
+
+        Fractions are normalised to sum to 1 and rounded by largest remainder, so the counts always
+        add up to ``episodes_per_task``.
+        """
+        fr = {
+            "demo": self.demo_fraction,
+            "rollout_success": self.rollout_success_fraction,
+            "rollout_failure": self.rollout_failure_fraction,
+            "play": self.play_fraction,
+        }
+        total = sum(fr.values())
+        exact = {k: self.episodes_per_task * v / total for k, v in fr.items()}
+        q = {k: int(v) for k, v in exact.items()}
+        by_remainder = sorted(exact, key=lambda k: exact[k] - q[k], reverse=True)
+        for k in by_remainder[: self.episodes_per_task - sum(q.values())]:
+            q[k] += 1
+        return q

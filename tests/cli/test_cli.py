@@ -1,0 +1,55 @@
+"""CLI smoke tests: help for every command, presets, one-line errors with non-zero exit."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lwd.cli.commands import COMMANDS
+from lwd.cli.main import main
+
+
+def test_overview_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([name, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert f"lwd {name}" in out and "Presets" in out
+
+
+def test_unknown_command_and_preset(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+    assert main(["collect", "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown preset 'nope'") and err.count("\n") == 1
+
+
+def test_console_script_collect_debug(tmp_path):
+    out = tmp_path / "data"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lwd.cli.main",
+        "collect",
+        "--preset",
+        "debug",
+        "--out",
+        str(out),
+        "--episodes-per-task",
+        "4",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert '"episodes": 16' in r.stdout
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "already holds an lwd dataset" in r.stderr.strip().splitlines()[-1]
