@@ -16,6 +16,8 @@ Reward: sparse, 1.0 on the step where ``info["success"]`` becomes true (the epis
 
 from __future__ import annotations
 
+import atexit
+
 import numpy as np
 
 from lwd.envs.mw_render import camera_needs_rot180, ensure_gl_backend, make_fast_renderer, render_camera
@@ -59,6 +61,12 @@ def _movable_bodies(model) -> list[int]:
                 break
             a = int(model.body_parentid[a])
     return bodies
+
+
+def _close_renderers(renderers: dict) -> None:
+    for renderer, _ in renderers.values():
+        renderer.close()
+    renderers.clear()
 
 
 class _TaskScene:
@@ -220,15 +228,18 @@ class MetaWorldRobot(SimRobotBase):
 
             mujoco.mj_forward(env.model, env.data)
             flips = {c: camera_needs_rot180(env.data, c) for c in self.cameras}
+            first = not self._renderers
             self._renderers[key] = (make_fast_renderer(env.model, self.image_size), flips)
+            if first:
+                # Close GL contexts before mujoco's atexit hook terminates EGL: that hook is
+                # registered when the first renderer is made, so ours, registered after, runs first.
+                atexit.register(_close_renderers, self._renderers)
         renderer, flips = self._renderers[key]
         return {c: render_camera(renderer, env.data, c, flips[c]) for c in self.cameras}
 
     def close(self) -> None:
         """Release renderers and simulator handles."""
-        for renderer, _ in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        _close_renderers(self._renderers)
         for scene in self._scenes.values():
             scene.env.close()
         self._scenes.clear()

@@ -20,15 +20,16 @@ from lwd.specs import SuiteSpec
 from lwd.types import TaskKind, TaskSpec
 from lwd.utils.errors import ConfigError
 
-# task id -> (kind, time limit in control steps). Lab expert lengths (median over 10 seeds) in
-# docs/envs.md; limits ~2x that, rounded up.
+# task id -> (kind, time limit in control steps). Expert lengths in docs/envs.md; limits are ~2x the
+# lab median and above the field p90. stick-pull was replaced by basketball: its scripted expert
+# succeeds only 0.80-0.90 in the lab and 0.75-0.83 in the field (docs/envs.md).
 MW8_TASKS: dict[str, tuple[TaskKind, int]] = {
     "pick-place": ("short", 120),
     "push": ("short", 140),
     "shelf-place": ("short", 200),
     "drawer-open": ("short", 180),
     "assembly": ("long", 180),
-    "stick-pull": ("long", 260),
+    "basketball": ("long", 200),
     "pick-place-wall": ("long", 200),
     "hammer": ("long", 150),
 }

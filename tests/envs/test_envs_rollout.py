@@ -1,0 +1,100 @@
+"""run_episode contract (on the fake robot: fast)."""
+
+import numpy as np
+import pytest
+
+from lwd.envs.experts import NOISE_PRESETS, expert_policy, resolve_noise
+from lwd.envs.rollout import run_episode
+from lwd.envs.suites import SUITES, make_robot
+from lwd.utils.errors import ConfigError
+
+TASK = SUITES["fake4"].task("reach-green")
+
+
+def test_success_episode_record():
+    robot = make_robot("fake4", shift="field")
+    ep = run_episode(
+        robot,
+        expert_policy(robot, TASK.task_id, seed=1),
+        TASK,
+        "go to the green target",
+        1,
+        robot_id="r3",
+        policy_version=5,
+        source="demo",
+    )
+    ep.validate()
+    t = ep.length
+    assert ep.success and ep.states.shape == (t + 1, 10) and ep.actions.shape == (t, 2)
+    assert ep.rewards.tolist() == [0.0] * (t - 1) + [1.0]
+    assert not ep.intervention.any()
+    assert (ep.robot_id, ep.policy_version, ep.source, ep.condition, ep.seed) == ("r3", 5, "demo", "field", 1)
+    assert ep.task_id == "reach-green" and ep.instruction == "go to the green target"
+
+
+def test_time_limit_and_chunks():
+    robot = make_robot("fake4")
+    calls = []
+
+    def idle(obs):
+        calls.append(obs)
+        return np.zeros((7, 2))
+
+    ep = run_episode(robot, idle, TASK, "x", 0, source="rollout")
+    assert not ep.success and ep.length == TASK.max_steps and ep.rewards.sum() == 0
+    assert len(calls) == -(-TASK.max_steps // 7)  # one policy call per 7-step chunk
+    assert np.all(ep.states[0] == ep.states[-1])
+
+
+def test_chunk_is_cut_at_success():
+    """An open-loop straight line through the target: execution must stop on success mid-chunk."""
+    robot = make_robot("fake4")
+    calls = []
+
+    def line(obs):
+        calls.append(1)
+        d = obs.state[6:8] - obs.state[:2]  # green target - position
+        return np.repeat((d / np.abs(d).max())[None], 50, 0)
+
+    ep = run_episode(robot, line, TASK, "x", 2)
+    assert ep.success and ep.length < 20 and len(calls) == 1
+
+
+def test_pixels_episode_has_image_streams():
+    robot = make_robot("fake4", "pixels")
+    ep = run_episode(robot, expert_policy(robot, TASK.task_id, seed=0), TASK, "x", 0)
+    assert ep.images["top"].shape == (ep.length + 1, 16, 16, 3) and ep.states.shape[1] == 2
+
+
+def test_bad_chunk_shape_is_rejected():
+    robot = make_robot("fake4")
+    with pytest.raises(ValueError, match=r"actions \[h, 2\]"):
+        run_episode(robot, lambda o: np.zeros((3, 4)), TASK, "x", 0)
+
+
+def test_play_is_failure_data_and_lucky_success_is_relabelled():
+    robot = make_robot("fake4")
+    outcomes = []
+    for seed in range(12):
+        ep = run_episode(
+            robot, expert_policy(robot, TASK.task_id, "play", seed=seed), TASK, "x", seed, source="play"
+        )
+        assert ep.source == ("rollout" if ep.success else "play")
+        outcomes.append(ep.success)
+    assert not all(outcomes), "play noise must produce failures"
+
+
+def test_noise_modes_are_ordered_and_configurable():
+    robot = make_robot("fake4", shift="field")
+    rates = {}
+    for mode in ("demo", "rollout", "play"):
+        wins = 0
+        for seed in range(20):
+            ep = run_episode(robot, expert_policy(robot, TASK.task_id, mode, seed=seed), TASK, "x", seed)
+            wins += ep.success
+        rates[mode] = wins / 20
+    assert rates["demo"] == 1.0 and rates["play"] < rates["demo"]
+    assert resolve_noise("rollout", gaussian_std=0.9).gaussian_std == 0.9
+    assert NOISE_PRESETS["rollout"].gaussian_std > NOISE_PRESETS["demo"].gaussian_std
+    with pytest.raises(ConfigError, match="unknown expert noise mode 'wild'"):
+        resolve_noise("wild")
