@@ -74,6 +74,8 @@ def load_policy(
     manifest = verify_checkpoint_dir(directory)  # missing manifest / file, checksum mismatch
     if manifest.get("format") != FORMAT:
         raise DataError(f"checkpoint {directory}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    if not isinstance(manifest.get("version"), int):
+        raise DataError(f"checkpoint {directory}: manifest has no integer policy version")
     if WEIGHTS not in manifest.get("files", {}):
         raise DataError(f"checkpoint {directory}: manifest does not list {WEIGHTS}; it is incomplete")
     try:
