@@ -43,6 +43,13 @@ class FeatureStats:
 
 
 NormStats = dict[str, FeatureStats]
+"""Feature name -> statistics. Keys follow the dataset's feature names (below)."""
+
+STATE_KEY = "observation.state"
+"""NormStats key of the low-dimensional state."""
+ACTION_KEY = "action"
+"""NormStats key of actions. Policies keep actions in the robot's [-1, 1] space by default and
+standardise them only when this key is present in *their* stats (see docs/policy.md)."""
 
 
 def norm_stats_to_json(stats: NormStats) -> dict:

@@ -15,7 +15,7 @@ from lwd.policy.checkpoint import WEIGHTS, load_inference_policy, load_policy, s
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.inference import InferencePolicy
 from lwd.policy.language import HashingTextEncoder
-from lwd.transforms import FeatureStats
+from lwd.transforms import STATE_KEY, FeatureStats
 from lwd.utils.errors import DataError
 
 
@@ -24,7 +24,7 @@ def saved(tmp_path: Path, pixel_config):
     torch.manual_seed(0)
     policy = FlowPolicy(pixel_config)
     stats = {
-        "state": FeatureStats.from_data(np.random.default_rng(0).normal(size=(50, pixel_config.state_dim)))
+        STATE_KEY: FeatureStats.from_data(np.random.default_rng(0).normal(size=(50, pixel_config.state_dim)))
     }
     path = save_policy(tmp_path / "v3", policy, stats, pixel_config, 3, 2, {"learner_step": 150})
     return path, policy, stats
@@ -36,7 +36,7 @@ def test_round_trip_is_bitwise(saved, pixel_config) -> None:
     assert manifest["version"] == 3 and manifest["parent_version"] == 2
     assert manifest["extra"] == {"learner_step": 150}
     assert loaded.config == pixel_config
-    np.testing.assert_array_equal(stats2["state"].mean, stats["state"].mean)
+    np.testing.assert_array_equal(stats2[STATE_KEY].mean, stats[STATE_KEY].mean)
     for (k, a), (k2, b) in zip(policy.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     enc = HashingTextEncoder()

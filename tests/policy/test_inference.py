@@ -13,12 +13,14 @@ from lwd.policy.batching import actions_from_policy, actions_to_policy
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.inference import InferencePolicy
 from lwd.policy.language import HashingTextEncoder
-from lwd.transforms import FeatureStats
+from lwd.transforms import ACTION_KEY, STATE_KEY, FeatureStats
 
 
 def make(cfg, **kw) -> InferencePolicy:
     torch.manual_seed(0)
-    stats = {"state": FeatureStats.from_data(np.random.default_rng(0).normal(2.0, 3.0, (100, cfg.state_dim)))}
+    stats = {
+        STATE_KEY: FeatureStats.from_data(np.random.default_rng(0).normal(2.0, 3.0, (100, cfg.state_dim)))
+    }
     return InferencePolicy(FlowPolicy(cfg), stats, version=7, text_encoder=HashingTextEncoder(), **kw)
 
 
@@ -65,9 +67,9 @@ def test_state_is_normalised_with_norm_stats(state_config) -> None:
 def test_action_standardisation_round_trip() -> None:
     st = FeatureStats.from_data(np.random.default_rng(0).uniform(-0.5, 0.9, (50, 3)))
     a = torch.rand(4, 2, 3) - 0.5
-    internal = actions_to_policy(a, {"actions": st})
+    internal = actions_to_policy(a, {ACTION_KEY: st})
     assert not torch.allclose(internal, a)
-    assert torch.allclose(actions_from_policy(internal, {"actions": st}), a, atol=1e-6)
+    assert torch.allclose(actions_from_policy(internal, {ACTION_KEY: st}), a, atol=1e-6)
     assert torch.equal(actions_to_policy(a, None), a)
 
 

@@ -24,8 +24,7 @@ import numpy as np
 from lwd.data.batch import TransitionBatch
 from lwd.data.chunking import action_chunk_index, chunk_rewards, nstep_window, steps_remaining
 from lwd.data.growable import GrowableArray
-from lwd.data.stats import ACTION_KEY, STATE_KEY
-from lwd.transforms import FeatureStats, NormStats
+from lwd.transforms import ACTION_KEY, STATE_KEY, FeatureStats, NormStats
 from lwd.types import SOURCES, Episode
 
 Balance = Literal["task", "uniform"]

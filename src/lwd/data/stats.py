@@ -14,11 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from lwd.transforms import FeatureStats, NormStats
+from lwd.transforms import ACTION_KEY, STATE_KEY, FeatureStats, NormStats
 from lwd.types import Episode
-
-STATE_KEY = "observation.state"
-ACTION_KEY = "action"
 
 
 @dataclass

@@ -15,10 +15,7 @@ import torch
 from torch import Tensor
 
 from lwd.policy.language import TextEncoder
-from lwd.transforms import NormStats
-
-STATE_KEY = "state"
-ACTIONS_KEY = "actions"
+from lwd.transforms import ACTION_KEY, STATE_KEY, NormStats
 
 
 def embed_instructions(
@@ -33,7 +30,7 @@ def embed_instructions(
 
 
 def normalize_state(state: np.ndarray, norm_stats: NormStats | None) -> np.ndarray:
-    """Standardise ``state`` [..., d] with ``norm_stats["state"]`` if present (float32)."""
+    """Standardise ``state`` [..., d] with ``norm_stats[STATE_KEY]`` if present (float32)."""
     if norm_stats and STATE_KEY in norm_stats:
         return norm_stats[STATE_KEY].normalize(state)
     return np.asarray(state, dtype=np.float32)
@@ -67,8 +64,8 @@ def obs_from_arrays(
 
 def actions_to_policy(actions: Tensor, norm_stats: NormStats | None) -> Tensor:
     """Robot actions [..., a] in [-1, 1] -> the policy's internal action space."""
-    if norm_stats and ACTIONS_KEY in norm_stats:
-        st = norm_stats[ACTIONS_KEY]
+    if norm_stats and ACTION_KEY in norm_stats:
+        st = norm_stats[ACTION_KEY]
         mean = torch.as_tensor(st.mean, dtype=actions.dtype, device=actions.device)
         std = torch.as_tensor(st.std, dtype=actions.dtype, device=actions.device)
         return (actions - mean) / std
@@ -77,8 +74,8 @@ def actions_to_policy(actions: Tensor, norm_stats: NormStats | None) -> Tensor:
 
 def actions_from_policy(actions: Tensor, norm_stats: NormStats | None, clip: bool = True) -> Tensor:
     """The policy's internal actions [..., a] -> robot space, clipped to [-1, 1] by default."""
-    if norm_stats and ACTIONS_KEY in norm_stats:
-        st = norm_stats[ACTIONS_KEY]
+    if norm_stats and ACTION_KEY in norm_stats:
+        st = norm_stats[ACTION_KEY]
         mean = torch.as_tensor(st.mean, dtype=actions.dtype, device=actions.device)
         std = torch.as_tensor(st.std, dtype=actions.dtype, device=actions.device)
         actions = actions * std + mean
