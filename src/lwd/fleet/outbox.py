@@ -130,38 +130,50 @@ class Outbox:
         if self.crash_hook is not None:
             self.crash_hook(phase)
 
-    def send_one(self, item: Path) -> None:
-        """Upload (unless already uploaded) and announce one item, then delete it. Raises on failure."""
-        name = item.name
-        episode_id = name[21 : -len(SUFFIX)]
-        marker = item.with_name(name + UPLOADED)
+    def _upload(self, item: Path) -> tuple[StoredPayload, dict]:
+        """Upload one item unless its 'uploaded' marker says it already was; return address + metadata."""
+        marker = item.with_name(item.name + UPLOADED)
         payload = item.read_bytes()
         meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
         if marker.exists():
-            stored = StoredPayload(**read_json(marker))
-        else:
-            stored = self.dp.store.put_bytes(episode_id, payload)
-            self._hook("uploaded")
-            atomic_write_json(marker, stored.__dict__)
-        self.dp.announce(
-            stored, meta["robot_id"], meta["task_id"], meta["policy_version"], created_at=int(name[:20]) / 1e9
-        )
-        self._hook("announced")
-        item.unlink()
-        marker.unlink(missing_ok=True)
-        fsync_dir(self.pending_dir)
-        self.sent += 1
+            return StoredPayload(**read_json(marker)), meta
+        stored = self.dp.store.put_bytes(item.name[21 : -len(SUFFIX)], payload)
+        self._hook("uploaded")
+        atomic_write_json(marker, stored.__dict__)
+        return stored, meta
 
-    def send_pending(self) -> int:
-        """One synchronous pass over the pending items; stop at the first failure. Returns items sent."""
-        n = 0
-        for item in self._items():
-            try:
-                self.send_one(item)
-            except FileNotFoundError:
-                continue  # sent by a previous pass between listing and reading
-            n += 1
-        return n
+    def send_pending(self, batch: int = 64) -> int:
+        """Synchronously send pending items, oldest first: upload a batch, announce it with one durable
+        append, then delete the local copies. Raises on the first failure (after announcing the items
+        of the batch already uploaded). Returns the number of items announced."""
+        sent = 0
+        while items := self._items()[:batch]:
+            ready: list[tuple[Path, StoredPayload, dict]] = []
+            error: Exception | None = None
+            for item in items:
+                try:
+                    stored, meta = self._upload(item)
+                except FileNotFoundError:
+                    continue  # sent by a previous pass between listing and reading
+                except Exception as e:
+                    error = e
+                    break
+                ready.append((item, stored, meta))
+            if ready:
+                self.dp.announce_many(
+                    [(st, m["robot_id"], m["task_id"], m["policy_version"], int(it.name[:20]) / 1e9)
+                     for it, st, m in ready]
+                )  # fmt: skip
+                self._hook("announced")
+                for item, _, _ in ready:
+                    item.unlink()
+                    item.with_name(item.name + UPLOADED).unlink(missing_ok=True)
+                fsync_dir(self.pending_dir)
+                sent += len(ready)
+                self.sent += len(ready)
+            if error is not None:
+                raise error
+        return sent
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():

@@ -97,18 +97,31 @@ class DataPlane:
     def announce(self, stored: StoredPayload, robot_id: str, task_id: str, policy_version: int,
                  created_at: float | None = None) -> EpisodeEvent:  # fmt: skip
         """Append the "episode ready" event for an uploaded payload."""
-        event = EpisodeEvent(
-            episode_id=stored.episode_id,
-            robot_id=robot_id,
-            task_id=task_id,
-            policy_version=int(policy_version),
-            sha256=stored.sha256,
-            bytes=stored.bytes,
-            uri=stored.uri,
-            created_at=now() if created_at is None else float(created_at),
-        )
-        self.events.append(event.to_json())
-        return event
+        return self.announce_many([(stored, robot_id, task_id, policy_version, created_at)])[0]
+
+    def announce_many(
+        self, items: list[tuple[StoredPayload, str, str, int, float | None]]
+    ) -> list[EpisodeEvent]:
+        """Announce several uploaded payloads ``(stored, robot_id, task_id, policy_version, created_at)``
+        with one durable append (one transaction / round trip)."""
+        events = [
+            EpisodeEvent(
+                episode_id=stored.episode_id,
+                robot_id=robot_id,
+                task_id=task_id,
+                policy_version=int(policy_version),
+                sha256=stored.sha256,
+                bytes=stored.bytes,
+                uri=stored.uri,
+                created_at=now() if created_at is None else float(created_at),
+            )
+            for stored, robot_id, task_id, policy_version, created_at in items
+        ]
+        if len(events) == 1:
+            self.events.append(events[0].to_json())
+        elif events:
+            self.events.append_many([e.to_json() for e in events])
+        return events
 
     def publish(self, ep: Episode) -> EpisodeEvent:
         """Upload then announce one episode synchronously (robots use the :class:`~lwd.fleet.outbox.Outbox`)."""

@@ -147,6 +147,10 @@ class EventLog(Protocol):
         """Durably append one JSON record; return its delivery id once it is persisted."""
         ...
 
+    def append_many(self, raws: list[str]) -> list[str]:
+        """Append several records atomically and durably (one transaction / round trip)."""
+        ...
+
     def read(self, group: str, consumer: str, count: int = 64, block_s: float = 0.0) -> list[Delivery]:
         """Lease up to ``count`` records to ``consumer``: expired leases of the group first, then new
         records; wait up to ``block_s`` seconds if there are none."""

@@ -54,6 +54,15 @@ class RedisEventLog:
             raise TypeError("event records are JSON text (str)")
         return self.client.xadd(self.stream, {FIELD: raw.encode()}).decode()
 
+    def append_many(self, raws: list[str]) -> list[str]:
+        """Append several records in one round trip (MULTI/EXEC pipeline); return their ids."""
+        if any(not isinstance(r, str) for r in raws):
+            raise TypeError("event records are JSON text (str)")
+        pipe = self.client.pipeline(transaction=True)
+        for r in raws:
+            pipe.xadd(self.stream, {FIELD: r.encode()})
+        return [i.decode() for i in pipe.execute()]
+
     @staticmethod
     def _raw(fields: dict | None) -> str:
         if not fields or FIELD.encode() not in fields:

@@ -1,0 +1,297 @@
+"""Data plane benchmark: ingest throughput, episode-end -> sampleable latency, publish -> loaded latency.
+
+For each event log backend (sqlite, redis) on one machine:
+
+* ingest: C concurrent robot clients (threads, each with its own DataPlane connection) upload
+  realistic payloads (150 steps, 39-d state, 4-d action) and announce them; episodes/s and MB/s,
+  as a ratio to a raw ``write + fsync + rename`` loop over the same payloads with the same C
+  (measured in the same run). Goal: ratio >= 0.7. The full outbox path (local persist + upload +
+  announce) is reported too.
+* episode end -> sampleable: robots put episodes in their outbox; a coordinator *process* commits
+  snapshots; a reader thread follows snapshots. Latency = reader yield time - episode end time.
+* policy publish -> loaded: the registry publishes a 2 MB version; a robot thread waiting in
+  ``watch`` resolves and fetches (verifies) it. Latency = loaded - publish start.
+Goal for both latencies: P99 < 2 s.
+
+Usage: ``python benchmarks/dataplane_bench.py [--quick] [--backends sqlite,redis]``
+Writes ``runs/bench/dataplane.json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lwd.data.episode_io import episode_to_bytes
+from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
+from lwd.fleet.outbox import Outbox
+from lwd.fleet.reader import SnapshotReader
+from lwd.fleet.registry import PolicyRegistry
+from lwd.types import Episode, new_episode_id
+from lwd.utils.io import atomic_write_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def episode(robot: str, seed: int) -> Episode:
+    rng = np.random.default_rng(seed)
+    t = 150
+    return Episode(
+        episode_id=new_episode_id(), task_id="pick-place", instruction="pick the puck", robot_id=robot,
+        policy_version=0, source="online", success=False,
+        states=rng.standard_normal((t + 1, 39)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (t, 4)).astype(np.float32), rewards=np.zeros(t, np.float32),
+        intervention=np.zeros(t, bool),
+    )  # fmt: skip
+
+
+def parallel(n: int, fn) -> float:
+    """Run ``fn(k)`` for k < n in threads; return wall seconds."""
+    threads = [threading.Thread(target=fn, args=(k,)) for k in range(n)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t0
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ services
+class Redis:
+    def __init__(self, workdir: Path):
+        binary = subprocess.run([str(REPO / "scripts/ensure_redis.sh")], capture_output=True, text=True)
+        if binary.returncode != 0:
+            raise RuntimeError(binary.stderr.strip())
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [binary.stdout.strip(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        import redis
+
+        for _ in range(200):
+            try:
+                redis.Redis(port=self.port).ping()
+                break
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+# ------------------------------------------------------------------------------------------ measurements
+def bench_ingest(cfg: DataPlaneConfig, work: Path, clients: int, payloads: list[tuple[str, bytes]]) -> dict:
+    per = len(payloads) // clients
+    raw_dir = work / f"raw-{clients}"
+
+    def raw(k: int) -> None:
+        for eid, data in payloads[k * per : (k + 1) * per]:
+            atomic_write_bytes(raw_dir / eid[:2] / f"{eid}.parquet", data)
+
+    t_raw = parallel(clients, raw)
+    dps = [open_dataplane(cfg) for _ in range(clients)]
+
+    def publish(k: int) -> None:
+        dp = dps[k]
+        for eid, data in payloads[k * per : (k + 1) * per]:
+            dp.announce(dp.store.put_bytes(eid, data), f"robot-{k}", "pick-place", 0)
+
+    t_dp = parallel(clients, publish)
+    boxes = [Outbox(work / f"outbox-{clients}-{k}", dps[k], start=False) for k in range(clients)]
+
+    def outbox(k: int) -> None:  # full robot path, re-sending the same ids (idempotent upload)
+        for eid, data in payloads[k * per : (k + 1) * per]:
+            boxes[k].put_bytes(eid, data)
+        boxes[k].send_pending()
+
+    t_box = parallel(clients, outbox)
+    for b in boxes:
+        b.close()
+    for dp in dps:
+        dp.close()
+    n = per * clients
+    mb = sum(len(d) for _, d in payloads[:n]) / 1e6
+    return {
+        "clients": clients, "episodes": n, "payload_mb": round(mb, 3),
+        "raw_eps": n / t_raw, "raw_mbps": mb / t_raw,
+        "ingest_eps": n / t_dp, "ingest_mbps": mb / t_dp, "ratio": t_raw / t_dp,
+        "outbox_eps": n / t_box, "outbox_ratio": t_raw / t_box,
+    }  # fmt: skip
+
+
+def bench_episode_latency(
+    root: Path, cfg: DataPlaneConfig, robots: int, per_robot: int, period_s: float
+) -> dict:
+    root.mkdir(parents=True, exist_ok=True)
+    cfg_file = root / "dataplane.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    coord = subprocess.Popen(
+        [sys.executable, "-m", "lwd.fleet.coordinator", "--root", str(root), "--events", cfg.events,
+         "--lease-s", "5"],
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )  # fmt: skip
+    dp = open_dataplane(cfg)
+    reader = SnapshotReader(dp, prefetch=64, poll_s=0.05).start()
+    ended: dict[str, float] = {}
+    read: dict[str, float] = {}
+    total = robots * per_robot
+
+    def consume() -> None:
+        while len(read) < total:
+            ep = reader.get(timeout=30)
+            if ep is None:
+                return
+            read[ep.episode_id] = time.time()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    eps = [[episode(f"robot-{k}", k * 1000 + i) for i in range(per_robot)] for k in range(robots)]
+
+    def robot(k: int) -> None:
+        box = Outbox(root / f"outbox-{k}", open_dataplane(cfg))
+        for ep in eps[k]:
+            ended[ep.episode_id] = time.time()  # episode end
+            box.put(ep)
+            time.sleep(period_s)
+        box.flush(60)
+        box.close()
+
+    parallel(robots, robot)
+    consumer.join(timeout=60)
+    reader.close()
+    coord.terminate()
+    coord.wait()
+    lat = [read[e] - ended[e] for e in ended if e in read]
+    return {"episodes": total, "sampleable": len(lat), "p50_s": pct(lat, 50), "p99_s": pct(lat, 99),
+            "max_s": max(lat) if lat else float("nan")}  # fmt: skip
+
+
+def bench_publish_latency(root: Path, index: str | None, n: int, size: int) -> dict:
+    reg = PolicyRegistry(root / "registry", index=index)
+    robot_reg = PolicyRegistry(root / "registry", index=index)
+    starts: dict[int, float] = {}
+    loaded: dict[int, float] = {}
+    stop = threading.Event()
+
+    def robot() -> None:
+        have = 0
+        while not stop.is_set():
+            new = robot_reg.watch(have, timeout_s=0.5)
+            if new:
+                v = robot_reg.resolve_version("robot-0")
+                robot_reg.fetch(v)  # verified local path
+                loaded[v] = time.time()
+                have = v
+
+    th = threading.Thread(target=robot)
+    th.start()
+    blob = np.random.default_rng(0).bytes(size)
+    for i in range(n):
+        starts[i + 1] = time.time()
+        reg.publish({"model.safetensors": blob + bytes([i % 256]), "config.json": b"{}"}, learner_step=i)
+        time.sleep(0.25)
+    time.sleep(1.0)
+    stop.set()
+    th.join()
+    lat = [loaded[v] - starts[v] for v in starts if v in loaded]
+    return {"versions": n, "loaded": len(lat), "bytes": size, "p50_s": pct(lat, 50), "p99_s": pct(lat, 99)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backends", default="sqlite,redis")
+    p.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    p.add_argument("--out", default="runs/bench/dataplane.json")
+    a = p.parse_args()
+    n_ingest = 96 if a.quick else 480
+    robots, per_robot = (2, 5) if a.quick else (4, 25)
+    n_pub = 4 if a.quick else 20
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "backends": {},
+    }
+    payloads = [(ep.episode_id, episode_to_bytes(ep)) for ep in (episode("r", i) for i in range(n_ingest))]
+    for backend in a.backends.split(","):
+        work = Path(tempfile.mkdtemp(prefix=f"lwd-bench-{backend}-", dir=os.environ.get("LWD_BENCH_TMP")))
+        redis = Redis(work / "redis") if backend == "redis" else None
+        if redis:
+            (work / "redis").mkdir(exist_ok=True)
+        try:
+
+            def cfg(root: Path, redis=redis) -> DataPlaneConfig:
+                base = DataPlaneConfig.local(root)
+                return base if redis is None else DataPlaneConfig(events=redis.url, store=base.store)
+
+            res = {"ingest": []}
+            for c in (1, 4, 16):
+                res["ingest"].append(
+                    bench_ingest(cfg(work / f"ingest-{c}"), work / f"ingest-{c}", c, payloads)
+                )
+                print(backend, res["ingest"][-1], flush=True)
+            if redis:
+                import redis as r
+
+                r.Redis.from_url(redis.url).flushall()
+            res["episode_to_sampleable"] = bench_episode_latency(work / "latency", cfg(work / "latency"), robots,
+                                                                 per_robot, 0.05)  # fmt: skip
+            print(backend, res["episode_to_sampleable"], flush=True)
+            res["publish_to_loaded"] = bench_publish_latency(work / "publish", redis.url if redis else None, n_pub,
+                                                             2_000_000)  # fmt: skip
+            print(backend, res["publish_to_loaded"], flush=True)
+            results["backends"][backend] = res
+        finally:
+            if redis:
+                redis.stop()
+            shutil.rmtree(work, ignore_errors=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    lines = ["| backend | clients | raw eps/s | ingest eps/s | ingest MB/s | ratio | outbox eps/s |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for b, res in results["backends"].items():
+        for r in res["ingest"]:
+            lines.append(f"| {b} | {r['clients']} | {r['raw_eps']:.0f} | {r['ingest_eps']:.0f} | "
+                         f"{r['ingest_mbps']:.1f} | {r['ratio']:.2f} | {r['outbox_eps']:.0f} |")  # fmt: skip
+    lines += ["", "| backend | episode end -> sampleable P50 / P99 (s) | publish -> loaded P50 / P99 (s) |",
+              "|---|---|---|"]  # fmt: skip
+    for b, res in results["backends"].items():
+        e, pu = res["episode_to_sampleable"], res["publish_to_loaded"]
+        lines.append(f"| {b} | {e['p50_s']:.3f} / {e['p99_s']:.3f} ({e['sampleable']}/{e['episodes']}) | "
+                     f"{pu['p50_s']:.3f} / {pu['p99_s']:.3f} ({pu['loaded']}/{pu['versions']}) |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
