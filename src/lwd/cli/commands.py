@@ -27,6 +27,12 @@ def _collect(cfg) -> None:
     print(json.dumps(asdict(summary), indent=2))
 
 
+def _pretrain(cfg) -> None:
+    from lwd.pipeline.pretrain import pretrain
+
+    print(f"reference policy: {pretrain(cfg)}")
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -36,6 +42,13 @@ COMMANDS: dict[str, Command] = {
             presets.CollectConfig,
             presets.COLLECT,
             _collect,
+        ),
+        Command(
+            "pretrain",
+            "Behaviour-clone (SFT) the flow policy on the demonstrations; the result is the reference policy.",
+            presets.SFTConfig,
+            presets.SFT,
+            _pretrain,
         ),
     )
 }

@@ -9,11 +9,41 @@ from __future__ import annotations
 from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
+from lwd.configs.train import LoopConfig, PolicyArch, SFTConfig
 
-__all__ = ["COLLECT", "CollectConfig"]
+__all__ = ["COLLECT", "SFT", "CollectConfig", "SFTConfig"]
+
+DEBUG_ARCH = PolicyArch(hidden_dim=64, cond_dim=64, expert_width=64, expert_depth=2, text_encoder="hashing")
+"""A tiny policy for the fake4 suite: trains in seconds."""
 
 COLLECT: dict[str, CollectConfig] = {
     "quickstart": CollectConfig(out=Path("runs/quickstart/offline_data"), suite="mw8", episodes_per_task=40),
     "debug": CollectConfig(out=Path("runs/debug/offline_data"), suite="fake4", episodes_per_task=20),
     "benchmark": CollectConfig(out=Path("runs/benchmark/offline_data"), suite="mw8", episodes_per_task=200),
+}
+
+
+def _run_dir(preset: str) -> Path:
+    return Path("runs") / preset
+
+
+SFT: dict[str, SFTConfig] = {
+    "quickstart": SFTConfig(
+        dataset=_run_dir("quickstart") / "offline_data",
+        out=_run_dir("quickstart") / "sft",
+        loop=LoopConfig(steps=1500, batch_size=256, checkpoint_every=500),
+    ),
+    "debug": SFTConfig(
+        dataset=_run_dir("debug") / "offline_data",
+        out=_run_dir("debug") / "sft",
+        policy=DEBUG_ARCH,
+        loop=LoopConfig(steps=300, batch_size=64, log_every=25, checkpoint_every=100),
+        lr=1e-3,
+        warmup_steps=20,
+    ),
+    "benchmark": SFTConfig(
+        dataset=_run_dir("benchmark") / "offline_data",
+        out=_run_dir("benchmark") / "sft",
+        loop=LoopConfig(steps=20000, batch_size=256, checkpoint_every=2000),
+    ),
 }

@@ -1,0 +1,157 @@
+"""The training-loop harness every learning stage shares: progress bar, TensorBoard + JSON-lines
+metrics, periodic full-state checkpoints (atomic, checksummed, pickle-free) and resume.
+
+Layout of a stage directory::
+
+    out/
+      config.json            resolved config of the stage
+      metrics.jsonl          one JSON object per logged step
+      tb/                    TensorBoard event files
+      checkpoints/step-000500/  full training state (lwd.utils.state_io)
+      checkpoints/latest.json   {"step": 500, "path": "step-000500"} (atomic pointer)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from lwd.utils.errors import DataError
+from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.state_io import load_state_dir, save_state_dir
+
+log = logging.getLogger(__name__)
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: float) -> float:
+    """Linear warm-up to ``peak`` over ``warmup`` steps, then cosine decay to ``peak * final_fraction``."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class TrainLoop:
+    """Runs ``step_fn(step) -> metrics`` from the resumed step to ``total_steps``."""
+
+    def __init__(
+        self,
+        out: Path,
+        total_steps: int,
+        *,
+        log_every: int,
+        checkpoint_every: int,
+        desc: str,
+        keep_checkpoints: int = 2,
+        progress: bool = True,
+    ) -> None:
+        if total_steps < 0 or log_every < 1 or checkpoint_every < 1:
+            raise ValueError("steps must be >= 0 and log/checkpoint intervals >= 1")
+        self.out = Path(out)
+        self.total_steps = total_steps
+        self.log_every = log_every
+        self.checkpoint_every = checkpoint_every
+        self.desc = desc
+        self.keep = keep_checkpoints
+        self.progress = progress
+        self.ckpt_dir = self.out / "checkpoints"
+        self._tb = None
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+
+    def latest_state(self) -> tuple[int, Any] | None:
+        """(step, state) of the newest complete checkpoint, or None for a fresh start."""
+        pointer = self.ckpt_dir / "latest.json"
+        if not pointer.is_file():
+            return None
+        try:
+            meta = read_json(pointer)
+            state, _ = load_state_dir(self.ckpt_dir / meta["path"])
+        except (DataError, KeyError, json.JSONDecodeError) as e:
+            raise DataError(
+                f"{self.out}: the latest checkpoint is unreadable ({e}); delete {self.ckpt_dir} to restart the stage"
+            ) from e
+        return int(meta["step"]), state
+
+    def save(self, step: int, state: Any) -> None:
+        name = f"step-{step:07d}"
+        target = self.ckpt_dir / name
+        if target.exists():  # re-saving the same step after a resume
+            return
+        save_state_dir(target, state, {"step": step, "stage": self.desc})
+        atomic_write_json(self.ckpt_dir / "latest.json", {"step": step, "path": name})
+        old = sorted(p for p in self.ckpt_dir.glob("step-*") if p.is_dir() and p.name != name)
+        for p in old[: max(0, len(old) - (self.keep - 1))]:
+            shutil.rmtree(p, ignore_errors=True)
+        for p in self.ckpt_dir.glob(".step-*.tmp"):  # leftovers of a crash mid-save
+            shutil.rmtree(p, ignore_errors=True)
+
+    # ---- logging -------------------------------------------------------------------------------------
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        rec = {"step": step, "time": time.time(), **metrics}
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        for k, v in metrics.items():
+            self._tb.add_scalar(k, v, step)
+
+    # ---- loop ----------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        start_step: int,
+        step_fn: Callable[[int], dict[str, float]],
+        get_state: Callable[[int], Any],
+        postfix_keys: tuple[str, ...] = (),
+    ) -> int:
+        """Run steps ``start_step .. total_steps-1``; checkpoint on schedule, at the end and on Ctrl-C."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(
+            total=self.total_steps, initial=start_step, desc=self.desc, unit="step", disable=not self.progress
+        )
+        step = start_step
+        acc: dict[str, float] = {}
+        n_acc = 0
+        t_last, s_last = time.monotonic(), step
+        try:
+            while step < self.total_steps:
+                metrics = step_fn(step)
+                step += 1
+                for k, v in metrics.items():
+                    acc[k] = acc.get(k, 0.0) + float(v)
+                n_acc += 1
+                bar.update(1)
+                if step % self.log_every == 0 or step == self.total_steps:
+                    now = time.monotonic()
+                    avg = {k: v / n_acc for k, v in acc.items()}
+                    avg["perf/steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
+                    self.log(step, avg)
+                    bar.set_postfix({k.split("/")[-1]: f"{avg[k]:.4g}" for k in postfix_keys if k in avg})
+                    acc, n_acc, t_last, s_last = {}, 0, now, step
+                if step % self.checkpoint_every == 0 and step < self.total_steps:
+                    self.save(step, get_state(step))
+        except KeyboardInterrupt:
+            if step > start_step:
+                log.warning("interrupted at step %d; saving a checkpoint to resume from", step)
+                self.save(step, get_state(step))
+            raise
+        finally:
+            bar.close()
+            if self._tb is not None:
+                self._tb.flush()
+        if step > start_step or not (self.ckpt_dir / "latest.json").exists():
+            self.save(step, get_state(step))
+        return step
