@@ -111,6 +111,10 @@ def pixel_throughput(suite: str, task_ids, steps: int, run_seed: int) -> dict:
     return out
 
 
+def _n(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0f}"
+
+
 def markdown(result: dict) -> str:
     lines = [
         "| task | kind | time limit | lab success | field success | lab median len | field median len "
@@ -124,8 +128,8 @@ def markdown(result: dict) -> str:
         bc = result["bc_proxy"].get(task_id, {})
         lines.append(
             f"| {task_id} | {spec.task(task_id).kind} | {lab['time_limit']} | {lab['success_rate']:.2f} "
-            f"| {field['success_rate']:.2f} | {lab['median_length']} | {field['median_length']} "
-            f"| {field['p90_length']} | {lab['state_steps_per_s']:.0f} | "
+            f"| {field['success_rate']:.2f} | {_n(lab['median_length'])} | {_n(field['median_length'])} "
+            f"| {_n(field['p90_length'])} | {lab['state_steps_per_s']:.0f} | "
             + (f"{px:.0f} |" if px else "- |")
             + (f" {bc['lab']:.2f} | {bc['field']:.2f} |" if bc else " - | - |")
         )
@@ -133,12 +137,16 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--suite", default="mw8")
     parser.add_argument("--tasks", nargs="*", default=None, help="subset of task ids (default: all)")
     parser.add_argument("--episodes", type=int, default=20, help="episodes per task per condition")
     parser.add_argument("--noise", default="demo", help="expert noise mode (demo, rollout, play)")
-    parser.add_argument("--pixel-steps", type=int, default=300, help="steps per task for pixels fps (0: skip)")
+    parser.add_argument(
+        "--pixel-steps", type=int, default=300, help="steps per task for pixels fps (0: skip)"
+    )
     parser.add_argument("--bc-demos", type=int, default=20, help="lab demos per task for the clone (0: skip)")
     parser.add_argument("--bc-evals", type=int, default=20, help="clone episodes per task per condition")
     parser.add_argument("--seed", type=int, default=0, help="run seed (evaluation seed namespace)")
@@ -164,7 +172,9 @@ def main() -> None:
         "pixels_steps_per_s": pixel_throughput(args.suite, task_ids, args.pixel_steps, args.seed)
         if args.pixel_steps > 0
         else {},
-        "bc_proxy": bc_proxy(args.suite, task_ids, args.bc_demos, args.bc_evals, args.seed) if args.bc_demos else {},
+        "bc_proxy": bc_proxy(args.suite, task_ids, args.bc_demos, args.bc_evals, args.seed)
+        if args.bc_demos
+        else {},
     }
     result["wall_seconds"] = time.perf_counter() - t0
     atomic_write_json(args.out, result)

@@ -98,3 +98,16 @@ def test_noise_modes_are_ordered_and_configurable():
     assert NOISE_PRESETS["rollout"].gaussian_std > NOISE_PRESETS["demo"].gaussian_std
     with pytest.raises(ConfigError, match="unknown expert noise mode 'wild'"):
         resolve_noise("wild")
+
+
+def test_execute_stops_for_success_stop_and_time_limit():
+    robot = make_robot("fake4")
+    robot.reset(TASK.task_id, "x", 0)
+    res = robot.execute(np.zeros((4, 2)), stop=lambda o: robot.t == 2)
+    assert res.stopped_by == "stop" and len(res.steps) == 2 and res.actions.shape == (2, 2)
+    res = robot.execute(np.zeros((4, 2)))
+    assert res.stopped_by == "end_of_chunk" and len(res.steps) == 4
+    res = robot.execute(np.zeros((100, 2)))
+    assert res.stopped_by == "time_limit" and robot.t == TASK.max_steps and res.done and not res.success
+    with pytest.raises(RuntimeError, match="reset"):
+        robot.step(np.zeros(2))
