@@ -1,0 +1,212 @@
+"""LWD = DIVL value/critic learning + QAM policy extraction (docs/algorithms.md sections 3-5).
+
+Per batch (section 3.5): value step -> critic target with the new value -> critic step -> EMA of the
+target critic -> policy (QAM) step against the frozen reference policy. The value/critic learner is
+pluggable, so the same class runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau
+(``DIVLConfig(alpha=0)``).
+
+Building one from a FlowPolicy (SFT checkpoint)::
+
+    critic_cfg = critic_config_for(policy.config)
+    learner = DIVLLearner(build_chunk_critic(critic_cfg), build_value_distribution(critic_cfg), cfg.divl)
+    algo = LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg)
+    metrics = algo.update(batch)            # TransitionBatch -> dict[str, float]
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from lwd.algorithms.bc import batch_actions, policy_obs
+from lwd.algorithms.divl import DIVLConfig, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.qam import QAMConfig, qam_loss
+from lwd.critic.networks import CriticConfig, CriticEncoderConfig
+from lwd.data.batch import TransitionBatch
+from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
+from lwd.policy.language import TextEncoder
+from lwd.transforms import NormStats
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """What the learner process drives: one update per batch, weights to publish, full state."""
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]: ...
+
+    def policy_weights(self) -> dict[str, Tensor]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class LWDConfig:
+    """DIVL + QAM learner (sections 3-5)."""
+
+    divl: DIVLConfig = field(default_factory=DIVLConfig)
+    """Value/critic settings (tau_base 0.6 offline; use 0.9 online)."""
+    qam: QAMConfig = field(default_factory=QAMConfig)
+    """Policy extraction settings."""
+    policy_lr: float = 2e-5
+    """AdamW learning rate of the policy (paper: 2e-5, cosine decay)."""
+    policy_weight_decay: float = 0.0
+    """AdamW weight decay of the policy (chosen: 0, so the policy is not pulled away from pi_ref)."""
+    policy_grad_clip: float = 1.0
+    """Global gradient-norm clip of the policy, 0 disables (chosen)."""
+    train_backbone: bool = False
+    """Also train the policy backbone with QAM (paper: only the action expert; chosen default False)."""
+    total_steps: int = 0
+    """Learner steps of the cosine schedules (0: constant learning rates)."""
+    policy_delay_steps: int = 0
+    """Learner steps of critic-only warm-up before the first policy step (chosen: 0)."""
+
+
+def critic_config_for(policy_cfg: FlowPolicyConfig, hidden: int = 256) -> CriticConfig:
+    """Critic/value sizes matching a policy's robot interface (own encoder, same inputs)."""
+    enc = CriticEncoderConfig(
+        state_dim=policy_cfg.state_dim,
+        cameras=tuple(policy_cfg.cameras),
+        instruction_dim=policy_cfg.text_dim,
+        hidden=hidden,
+        embed=hidden,
+    )
+    return CriticConfig(
+        encoder=enc, chunk_len=policy_cfg.chunk_len, action_dim=policy_cfg.action_dim, hidden=hidden
+    )
+
+
+@dataclass
+class BatchTensors:
+    """A TransitionBatch as tensors: policy/critic observation dicts, actions and targets."""
+
+    obs: dict
+    next_obs: dict
+    actions: Tensor  # [b, h, a] in the policy's action space
+    mask: Tensor  # [b, h] bool
+    reward: Tensor  # [b]
+    discount: Tensor  # [b]
+
+
+def to_tensors(
+    batch: TransitionBatch, text_encoder: TextEncoder, norm_stats: NormStats | None
+) -> BatchTensors:
+    """TransitionBatch -> tensors, reusing the policy's batching (``lwd.algorithms.bc``)."""
+    actions, mask = batch_actions(batch, norm_stats)
+    return BatchTensors(
+        obs=policy_obs(batch, text_encoder, norm_stats),
+        next_obs=policy_obs(batch, text_encoder, norm_stats, next_obs=True),
+        actions=actions,
+        mask=mask,
+        reward=torch.from_numpy(batch.reward.astype("float32", copy=False)),
+        discount=torch.from_numpy(batch.discount.astype("float32", copy=False)),
+    )
+
+
+def frozen_copy(policy: FlowPolicy) -> FlowPolicy:
+    """The reference policy pi_ref: a deep copy with gradients off, in eval mode."""
+    ref = copy.deepcopy(policy)
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+class LWDAlgorithm:
+    """DIVL (or IQL) value/critic + QAM policy extraction; separate optimisers for policy and critic."""
+
+    def __init__(
+        self,
+        policy: FlowPolicy,
+        learner: ValueCriticLearner,
+        text_encoder: TextEncoder,
+        norm_stats: NormStats | None = None,
+        cfg: LWDConfig = LWDConfig(),
+        reference: FlowPolicy | None = None,
+        seed: int = 0,
+    ):
+        self.policy, self.learner, self.cfg = policy, learner, cfg
+        self.reference = reference if reference is not None else frozen_copy(policy)
+        self.text_encoder, self.norm_stats = text_encoder, norm_stats
+        params = policy.parameters() if cfg.train_backbone else policy.action_expert_parameters()
+        self._policy_params = [p for p in params if p.requires_grad]
+        self.policy_opt = torch.optim.AdamW(
+            self._policy_params, lr=cfg.policy_lr, weight_decay=cfg.policy_weight_decay
+        )
+        self.policy_sched = cosine_schedule(self.policy_opt, cfg.total_steps)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+
+    # -- one batch -------------------------------------------------------------------------------
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        t = to_tensors(batch, self.text_encoder, self.norm_stats)
+        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        if self.step >= self.cfg.policy_delay_steps:
+            metrics.update(self.policy_step(t.obs))
+        self.step += 1
+        metrics["learner/step"] = float(self.step)
+        return metrics
+
+    def policy_step(self, obs: dict) -> dict[str, float]:
+        """One QAM step (section 4) against the target critic (mean of heads) and pi_ref."""
+        self.policy.train()
+        loss, metrics = self.qam_loss(obs)
+        self.policy_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.policy_grad_clip if self.cfg.policy_grad_clip > 0 else float("inf")
+        metrics["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self._policy_params, clip))
+        self.policy_opt.step()
+        self.policy_sched.step()
+        return metrics
+
+    def qam_loss(self, obs: dict) -> tuple[Tensor, dict[str, float]]:
+        if self.cfg.train_backbone:
+            cond = self.policy.encode(obs)
+        else:
+            with torch.no_grad():
+                cond = self.policy.encode(obs)
+        with torch.no_grad():
+            cond_ref = self.reference.encode(obs)
+        target_critic = self.learner.target_critic
+
+        def f_theta(x, w):
+            return self.policy.velocity(cond, x, w)
+
+        def f_ref(x, w):
+            return self.reference.velocity(cond_ref, x, w)
+
+        def q_fn(a):
+            return target_critic(obs, a).mean(dim=0)
+
+        b = cond.shape[0]
+        x0 = torch.randn(
+            b, self.policy.config.chunk_len, self.policy.config.action_dim, generator=self.generator
+        )
+        return qam_loss(f_theta, f_ref, q_fn, x0, self.cfg.qam, generator=self.generator)
+
+    # -- publishing and checkpoints --------------------------------------------------------------
+    def policy_weights(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "policy": self.policy.state_dict(),
+            "reference": self.reference.state_dict(),
+            "learner": self.learner.state_dict(),
+            "policy_opt": self.policy_opt.state_dict(),
+            "policy_sched": self.policy_sched.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.reference.load_state_dict(state["reference"])
+        self.learner.load_state_dict(state["learner"])
+        self.policy_opt.load_state_dict(state["policy_opt"])
+        self.policy_sched.load_state_dict(state["policy_sched"])
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])

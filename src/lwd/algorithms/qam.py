@@ -1,0 +1,146 @@
+"""QAM: policy extraction by adjoint matching (docs/algorithms.md section 4).
+
+Target policy: pi*(a|s) proportional to pi_ref(a|s) exp(Q(s, a) / lambda). Everything below works on
+closures with the conditioning already bound:
+
+  f_theta(x [b, h, a], w [b]) -> [b, h, a]   trained velocity (carries gradient)
+  f_ref(x, w) -> [b, h, a]                    frozen reference velocity
+  q_fn(a [b, h, a]) -> [b]                    critic at the (clipped) action, e.g. mean of target heads
+
+Index bookkeeping (K flow steps, h = 1/K, w_i = i h, i = 0..K-1), implemented literally:
+  sigma_i = sqrt(2 (1 - w_i + h) / (w_i + h))                                     (lwd.policy.integrators)
+  trajectory x_0..x_K: noisy memoryless Euler steps with f(x_i, w_i) for i < K-1, last step
+     x_K = x_{K-1} + h f_ref(x_{K-1}, w_{K-1})                                      (4.1, no grad)
+  g_K = -(1/lambda) grad_a Q(s, a) at a = clip(x_K, -1, 1)                          (4.2)
+  g_i = g_{i+1} + h * [d b(x, w_i + h)/dx at x_i]^T g_{i+1},  b(x, w) = 2 f_ref(x, w) - x / w
+     for i = K-1 .. 0 (the VJP uses the *reference* drift at time w_i + h = w_{i+1})  (4.3)
+  L = E_b sum_{i=0}^{K-1} || 2 (f_theta(x_i, w_i) - f_ref(x_i, w_i)) / sigma_i + sigma_i g_i ||^2  (4.4)
+Nothing is backpropagated through the sampler: x_i and g_i are constants of the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lwd.policy.integrators import flow_grid, memoryless_sde_trajectory, memoryless_sigma
+
+VelocityFn = Callable[[Tensor, Tensor], Tensor]
+QFn = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class QAMConfig:
+    """Adjoint-matching policy extraction (section 4)."""
+
+    lam: float = 2.0
+    """Temperature lambda of pi_ref exp(Q/lambda), in units of Q (paper: 2 with Q in [0, 1])."""
+    flow_steps: int = 10
+    """K, number of flow steps of the trajectory (paper default 10)."""
+    simulate_with_ref: bool = False
+    """Simulate the noisy trajectory with f_ref instead of f_theta (4.1 option; same at init)."""
+    clip_actions: bool = True
+    """Evaluate the critic at clip(x_K, -1, 1) (4.2)."""
+    loss_scale: float = 1.0
+    """Multiplier on L_QAM (chosen: 1; the loss is a sum over K steps and h*a action dims)."""
+
+
+def _wvec(value: float, like: Tensor) -> Tensor:
+    return torch.full((like.shape[0],), value, dtype=like.dtype, device=like.device)
+
+
+def terminal_adjoint(q_fn: QFn, x_k: Tensor, lam: float, clip: bool = True) -> Tensor:
+    """g_K = -(1/lambda) grad_a Q(s, a) at a = clip(x_K, -1, 1) (4.2). x_k ``[b, h, a]`` -> same shape.
+
+    The gradient is taken with respect to Q's action argument at the clipped point (the clip itself
+    is not differentiated). Per-sample gradients: Q is summed over the batch before ``grad``.
+    """
+    with torch.enable_grad():
+        a = (x_k.clamp(-1.0, 1.0) if clip else x_k).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(q_fn(a).sum(), a)
+    return -grad.detach() / lam
+
+
+def lean_adjoint(f_ref: VelocityFn, xs: Tensor, g_k: Tensor, steps: int) -> Tensor:
+    """Lean adjoint backward with the reference drift (4.3).
+
+    xs ``[s+1, b, h, a]`` (x_0..x_K), g_k ``[b, h, a]`` -> gs ``[s+1, b, h, a]`` (g_0..g_K).
+    g_i = g_{i+1} + h * VJP of b(., w_i + h) at x_i applied to g_{i+1}, b(x, w) = 2 f_ref(x, w) - x/w.
+    """
+    h, grid = flow_grid(steps)
+    gs = [None] * (steps + 1)
+    gs[steps] = g_k.detach()
+    g = gs[steps]
+    for i in range(steps - 1, -1, -1):
+        w_next = float(grid[i]) + h  # b is evaluated at w_i + h, not w_i
+        with torch.enable_grad():
+            x = xs[i].detach().requires_grad_(True)
+            drift = 2.0 * f_ref(x, _wvec(w_next, x)) - x / w_next
+            (vjp,) = torch.autograd.grad(drift, x, grad_outputs=g)
+        g = (g + h * vjp).detach()
+        gs[i] = g
+    return torch.stack(gs, dim=0)
+
+
+def adjoint_matching_loss(
+    f_theta: VelocityFn, f_ref: VelocityFn, xs: Tensor, gs: Tensor, steps: int
+) -> tuple[Tensor, dict[str, float]]:
+    """L_QAM = E_b sum_i || 2 (f_theta(x_i, w_i) - f_ref(x_i, w_i)) / sigma_i + sigma_i g_i ||^2 (4.4).
+
+    xs, gs ``[s+1, b, h, a]``; only f_theta carries gradient. All K steps are evaluated in one
+    batched call of each velocity (x_i stacked along the batch).
+    """
+    h, grid = flow_grid(steps)
+    s, b = steps, xs.shape[1]
+    x = xs[:steps].detach().reshape(s * b, *xs.shape[2:])
+    g = gs[:steps].detach().reshape(s * b, *xs.shape[2:])
+    w = grid.to(dtype=xs.dtype, device=xs.device).repeat_interleave(b)  # [s*b], w_i for block i
+    sigma = memoryless_sigma(grid, h).to(dtype=xs.dtype, device=xs.device).repeat_interleave(b)
+    sig = sigma.reshape(-1, *([1] * (xs.ndim - 2)))
+    with torch.no_grad():
+        v_ref = f_ref(x, w)
+    v_theta = f_theta(x, w)
+    resid = 2.0 * (v_theta - v_ref) / sig + sig * g
+    per_step = resid.pow(2).flatten(1).sum(-1).reshape(s, b)  # [s, b]
+    loss = per_step.sum(0).mean()
+    with torch.no_grad():
+        drift = (v_theta - v_ref).flatten(1).norm(dim=-1).mean()
+        metrics = {
+            "policy/adjoint_loss": float(loss),
+            "policy/drift": float(drift),
+            "policy/adjoint_norm": float(gs[0].flatten(1).norm(dim=-1).mean()),
+            "policy/terminal_adjoint_norm": float(gs[-1].flatten(1).norm(dim=-1).mean()),
+        }
+    return loss, metrics
+
+
+def qam_loss(
+    f_theta: VelocityFn,
+    f_ref: VelocityFn,
+    q_fn: QFn,
+    x0: Tensor,
+    cfg: QAMConfig,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Full QAM step loss (section 4): trajectory (no grad), terminal adjoint, lean adjoint, matching.
+
+    x0 ``[b, h, a]`` ~ N(0, I); ``noise`` ``[s-1, b, h, a]`` optional (drawn from ``generator``).
+    Returns ``(loss, metrics)``; metrics include ``policy/adjoint_loss``, ``policy/drift``
+    (mean ||f_theta - f_ref|| over the trajectory) and ``policy/adjoint_norm`` (mean ||g_0||).
+    """
+    k = cfg.flow_steps
+    with torch.no_grad():
+        xs = memoryless_sde_trajectory(
+            f_theta, f_ref, x0, k, noise, simulate_with_ref=cfg.simulate_with_ref, generator=generator
+        )
+    g_k = terminal_adjoint(q_fn, xs[-1], cfg.lam, cfg.clip_actions)
+    gs = lean_adjoint(f_ref, xs, g_k, k)
+    loss, metrics = adjoint_matching_loss(f_theta, f_ref, xs, gs, k)
+    with torch.no_grad():
+        a = xs[-1].clamp(-1.0, 1.0) if cfg.clip_actions else xs[-1]
+        metrics["policy/q_sample"] = float(q_fn(a).mean())
+    return cfg.loss_scale * loss, metrics
