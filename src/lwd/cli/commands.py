@@ -33,6 +33,12 @@ def _pretrain(cfg) -> None:
     print(f"reference policy: {pretrain(cfg)}")
 
 
+def _eval(cfg) -> None:
+    from lwd.eval.runner import evaluate
+
+    evaluate(cfg)
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -49,6 +55,13 @@ COMMANDS: dict[str, Command] = {
             presets.SFTConfig,
             presets.SFT,
             _pretrain,
+        ),
+        Command(
+            "eval",
+            "Evaluate a policy checkpoint (or the scripted expert) per task on held-out seeds.",
+            presets.EvalConfig,
+            presets.EVAL,
+            _eval,
         ),
     )
 }

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
+from lwd.configs.eval import EvalConfig
 from lwd.configs.train import LoopConfig, PolicyArch, SFTConfig
 
-__all__ = ["COLLECT", "SFT", "CollectConfig", "SFTConfig"]
+__all__ = ["COLLECT", "EVAL", "SFT", "CollectConfig", "EvalConfig", "SFTConfig"]
 
 DEBUG_ARCH = PolicyArch(hidden_dim=64, cond_dim=64, expert_width=64, expert_depth=2, text_encoder="hashing")
 """A tiny policy for the fake4 suite: trains in seconds."""
@@ -45,5 +46,26 @@ SFT: dict[str, SFTConfig] = {
         dataset=_run_dir("benchmark") / "offline_data",
         out=_run_dir("benchmark") / "sft",
         loop=LoopConfig(steps=20000, batch_size=256, checkpoint_every=2000),
+    ),
+}
+
+
+EVAL: dict[str, EvalConfig] = {
+    "quickstart": EvalConfig(
+        checkpoint=_run_dir("quickstart") / "sft" / "policy",
+        out=_run_dir("quickstart") / "eval",
+        episodes_per_task=10,
+    ),
+    "debug": EvalConfig(
+        checkpoint=_run_dir("debug") / "sft" / "policy",
+        suite="fake4",
+        out=_run_dir("debug") / "eval",
+        episodes_per_task=10,
+    ),
+    "benchmark": EvalConfig(
+        checkpoint=_run_dir("benchmark") / "sft" / "policy",
+        out=_run_dir("benchmark") / "eval",
+        episodes_per_task=50,
+        seeds=(0, 1),
     ),
 }

@@ -49,7 +49,14 @@ def bar_chart(columns: dict[str, dict[str, TaskSummary]], path: str | os.PathLik
         rates = np.array([summ[t].success_rate if t in summ else np.nan for t in tasks])
         lo = np.array([summ[t].ci95[0] if t in summ else np.nan for t in tasks])
         hi = np.array([summ[t].ci95[1] if t in summ else np.nan for t in tasks])
-        ax.bar(x + i * width - 0.4 + width / 2, rates, width, label=name, yerr=[rates - lo, hi - rates], capsize=2)
+        ax.bar(
+            x + i * width - 0.4 + width / 2,
+            rates,
+            width,
+            label=name,
+            yerr=[np.clip(rates - lo, 0, None), np.clip(hi - rates, 0, None)],
+            capsize=2,
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(tasks, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)

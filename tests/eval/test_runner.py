@@ -1,0 +1,84 @@
+"""lwd eval on the fake4 suite: outputs, seed disjointness, bad inputs."""
+
+import json
+
+import pytest
+
+from lwd.configs.eval import EvalConfig
+from lwd.data import LwdDataset
+from lwd.eval.runner import evaluate, plan_episodes
+from lwd.utils.errors import ConfigError, DataError
+
+
+def test_eval_outputs(fake4_sft_policy, tmp_path):
+    cfg = EvalConfig(
+        checkpoint=fake4_sft_policy, suite="fake4", episodes_per_task=3, seeds=(0, 1), out=tmp_path / "e"
+    )
+    res = evaluate(cfg, progress=False)
+    assert res["episodes"] == 4 * 3 * 2
+    for t in ("reach-red", "reach-blue", "reach-green", "reach-yellow"):
+        s = res["tasks"][t]
+        assert s["episodes"] == 6 and 0.0 <= s["ci95"][0] <= s["success_rate"] <= s["ci95"][1] <= 1.0
+    assert (tmp_path / "e" / "bars.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "e" / "table.md").read_text().startswith("| method | reach-red | reach-blue")
+    lines = (tmp_path / "e" / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 24 and all("success" in json.loads(x) for x in lines)
+
+
+def test_expert_is_near_perfect_in_field(tmp_path):
+    res = evaluate(
+        EvalConfig(expert=True, suite="fake4", episodes_per_task=5, out=tmp_path / "x", workers=1),
+        progress=False,
+    )
+    assert res["average_success"] >= 0.9
+
+
+def test_eval_seeds_disjoint_from_collection(fake4_dataset):
+    coll = {r["seed"] for r in LwdDataset.open(fake4_dataset).episode_records}
+    plan = plan_episodes(
+        EvalConfig(suite="fake4", episodes_per_task=50, seeds=(0, 1, 2)), ["reach-red", "reach-blue"]
+    )
+    ev = [s for _, _, s in plan]
+    assert len(set(ev)) == len(ev)
+    assert not coll & set(ev)
+
+
+def test_held_out_instructions_are_unseen(fake4_dataset):
+    seen = {r["instruction"] for r in LwdDataset.open(fake4_dataset).episode_records}
+    plan = plan_episodes(
+        EvalConfig(suite="fake4", instructions="held_out", episodes_per_task=4), ["reach-red"]
+    )
+    assert {i for _, i, _ in plan}.isdisjoint(seen)
+
+
+def test_bad_inputs(fake4_sft_policy, tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        evaluate(EvalConfig(checkpoint=tmp_path / "nope", suite="fake4", out=tmp_path / "o"), progress=False)
+    with pytest.raises(ConfigError, match="unknown task"):
+        evaluate(
+            EvalConfig(checkpoint=fake4_sft_policy, suite="fake4", tasks=("x",), out=tmp_path / "o"),
+            progress=False,
+        )
+    with pytest.raises(DataError, match="was trained on tasks"):
+        evaluate(EvalConfig(checkpoint=fake4_sft_policy, suite="mw8", out=tmp_path / "o"), progress=False)
+    with pytest.raises(ConfigError, match="--checkpoint"):
+        evaluate(EvalConfig(suite="fake4", out=tmp_path / "o"), progress=False)
+    bad = tmp_path / "instr.json"
+    bad.write_text(json.dumps({"reach-red": []}))
+    with pytest.raises(ConfigError, match="non-empty list"):
+        evaluate(
+            EvalConfig(checkpoint=fake4_sft_policy, suite="fake4", instructions=str(bad), out=tmp_path / "o"),
+            progress=False,
+        )
+    # a corrupt copy of the checkpoint is refused
+    import shutil
+
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(fake4_sft_policy, corrupt)
+    w = corrupt / "policy.safetensors"
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupt"):
+        evaluate(EvalConfig(checkpoint=corrupt, suite="fake4", out=tmp_path / "o"), progress=False)
+    assert not (tmp_path / "o").exists()
