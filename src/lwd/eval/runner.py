@@ -21,7 +21,7 @@ from tqdm import tqdm
 from lwd.configs.eval import EvalConfig
 from lwd.envs.shift import load_shift
 from lwd.envs.suites import get_suite, get_task, held_out_instructions
-from lwd.eval.metrics import EpisodeResult, average_success, summarize, summaries_to_json
+from lwd.eval.metrics import EpisodeResult, average_success, summaries_to_json, summarize
 from lwd.eval.report import bar_chart, markdown_table
 from lwd.utils.errors import ConfigError, DataError, LwdError
 from lwd.utils.io import atomic_write_json, atomic_write_text, read_json
