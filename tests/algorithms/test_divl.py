@@ -24,7 +24,9 @@ def _cfg(state_dim=3, hidden=32):
 def _learner(divl_cfg=None, seed=0, total_steps=0):
     torch.manual_seed(seed)
     c = _cfg()
-    return DIVLLearner(build_chunk_critic(c), build_value_distribution(c), divl_cfg or DIVLConfig(), total_steps)
+    return DIVLLearner(
+        build_chunk_critic(c), build_value_distribution(c), divl_cfg or DIVLConfig(), total_steps
+    )
 
 
 def _onehot(idx, n=3):

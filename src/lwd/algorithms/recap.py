@@ -1,0 +1,176 @@
+"""RECAP-style advantage-conditioned BC (docs/algorithms.md section 6).
+
+The flow policy is conditioned on an improvement indicator I = 1[A(s, a) > eps], with
+A = min_e Q_phibar(s, a) - V(s) from the same value/critic learner as LWD (V = the mean of the DIVL
+value distribution, or the IQL scalar). The policy is trained by plain flow-matching BC on *all* data
+with I as an extra input (randomly replaced by an "unknown" token with probability ``drop_prob``),
+and acts with I = 1 ("produce an improving action").
+
+The indicator enters through :class:`IndicatorConditionedPolicy`, a wrapper that adds a learned,
+zero-initialised embedding of I to the FlowPolicy's cond (equivalent to appending I to the cond and
+a linear layer), so ``lwd.policy`` is untouched. For publishing, :func:`fold_indicator` bakes I = 1
+into the biases of a plain FlowPolicy (cond only enters the action expert through linear layers).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lwd.algorithms.bc import flow_matching_loss
+from lwd.algorithms.divl import ValueCriticLearner, cosine_schedule, min_target_q
+from lwd.algorithms.lwd import to_tensors
+from lwd.data.batch import TransitionBatch
+from lwd.policy.flow_policy import FlowPolicy
+from lwd.policy.language import TextEncoder
+from lwd.transforms import NormStats
+
+NOT_IMPROVING, IMPROVING, UNKNOWN = 0, 1, 2
+INDICATOR_KEY = "indicator"
+
+
+class IndicatorConditionedPolicy(nn.Module):
+    """FlowPolicy + indicator embedding: ``encode(obs)`` reads ``obs["indicator"]`` (int64 [b], 0/1/2);
+    absent means I = 1 (acting). ``velocity``/``sample``/``noise`` delegate to the wrapped policy."""
+
+    def __init__(self, policy: FlowPolicy):
+        super().__init__()
+        self.policy = policy
+        self.indicator_embed = nn.Embedding(3, policy.config.cond_dim)
+        nn.init.zeros_(self.indicator_embed.weight)  # at init the wrapper is exactly the SFT policy
+
+    @property
+    def config(self):
+        return self.policy.config
+
+    def encode(self, obs: dict) -> Tensor:
+        cond = self.policy.encode(obs)
+        ind = obs.get(INDICATOR_KEY)
+        if ind is None:
+            ind = torch.full((cond.shape[0],), IMPROVING, dtype=torch.long, device=cond.device)
+        return cond + self.indicator_embed(ind.long())
+
+    def velocity(self, cond: Tensor, x: Tensor, w) -> Tensor:
+        return self.policy.velocity(cond, x, w)
+
+    def sample(
+        self,
+        cond: Tensor,
+        steps: int | None = None,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        return self.policy.sample(cond, steps, noise, generator)
+
+    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.policy.noise(batch, generator)
+
+
+@torch.no_grad()
+def fold_indicator(wrapper: IndicatorConditionedPolicy, indicator: int = IMPROVING) -> FlowPolicy:
+    """A plain FlowPolicy that acts like ``wrapper`` with a fixed indicator.
+
+    cond enters the action expert only via ``ctx = [cond, time_emb]`` into ``inp`` and each block's
+    ``film`` Linear, so cond + e adds W[:, :c] e to those biases. (Tested against the wrapper.)
+    """
+    pol = copy.deepcopy(wrapper.policy)
+    e = wrapper.indicator_embed.weight[indicator]
+    c = e.shape[0]
+    expert = pol.action_expert
+    flat = expert.chunk_len * expert.action_dim
+    expert.inp.bias += expert.inp.weight[:, flat : flat + c] @ e  # inp sees [x_flat, cond, time]
+    for blk in expert.blocks:
+        blk.film.bias += blk.film.weight[:, :c] @ e  # film sees [cond, time]
+    return pol
+
+
+def improvement_indicator(advantage: Tensor, eps: float) -> Tensor:
+    """I = 1[A > eps] as int64 [b]."""
+    return (advantage > eps).long()
+
+
+@dataclass(frozen=True)
+class RECAPConfig:
+    """Advantage-conditioned BC."""
+
+    eps: float = 0.0
+    """Advantage threshold of the indicator, in units of Q (chosen: 0, i.e. better than V(s))."""
+    drop_prob: float = 0.3
+    """Probability of replacing I by the unknown token during training (chosen, CFG-style)."""
+    lr: float = 2e-5
+    """AdamW learning rate of the policy (chosen: the paper's policy lr)."""
+    grad_clip: float = 1.0
+    """Global gradient-norm clip, 0 disables (chosen)."""
+    total_steps: int = 0
+    """Cosine schedule length in learner steps (0: constant lr)."""
+
+
+class RECAPAlgorithm:
+    """Value/critic learner (DIVL or IQL) + indicator-conditioned BC of the wrapped policy."""
+
+    def __init__(
+        self,
+        policy: FlowPolicy,
+        learner: ValueCriticLearner,
+        text_encoder: TextEncoder,
+        norm_stats: NormStats | None = None,
+        cfg: RECAPConfig = RECAPConfig(),
+        seed: int = 0,
+    ):
+        self.wrapper = IndicatorConditionedPolicy(policy)
+        self.learner, self.text_encoder, self.norm_stats, self.cfg = learner, text_encoder, norm_stats, cfg
+        self._params = [p for p in self.wrapper.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self._params, lr=cfg.lr, weight_decay=0.0)
+        self.sched = cosine_schedule(self.opt, cfg.total_steps)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step = 0
+
+    def indicator(self, obs: dict, actions: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(I [b], A [b]) with A = min_e Q_phibar(s, a) - V(s)."""
+        adv = min_target_q(self.learner.target_critic, obs, actions, mask) - self.learner.state_value(obs)
+        return improvement_indicator(adv, self.cfg.eps), adv
+
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        t = to_tensors(batch, self.text_encoder, self.norm_stats)
+        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        ind, adv = self.indicator(t.obs, t.actions, t.mask)
+        drop = torch.rand(ind.shape[0], generator=self.generator) < self.cfg.drop_prob
+        obs = dict(t.obs, **{INDICATOR_KEY: torch.where(drop, UNKNOWN, ind)})
+        self.wrapper.train()
+        loss, m = flow_matching_loss(self.wrapper, obs, t.actions, t.mask, generator=self.generator)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        m["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self._params, clip))
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        metrics.update(m)
+        metrics["policy/improving_frac"] = float(ind.float().mean())
+        metrics["policy/advantage_mean"] = float(adv.mean())
+        return metrics
+
+    def policy_weights(self) -> dict[str, Tensor]:
+        """Weights of a plain FlowPolicy acting with I = 1 (the indicator folded in)."""
+        return {k: v.detach().clone() for k, v in fold_indicator(self.wrapper).state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {
+            "wrapper": self.wrapper.state_dict(),
+            "learner": self.learner.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wrapper.load_state_dict(state["wrapper"])
+        self.learner.load_state_dict(state["learner"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])
