@@ -39,9 +39,22 @@ def _eval(cfg) -> None:
     evaluate(cfg)
 
 
+def _run(cfg) -> None:
+    from lwd.pipeline.run import run
+
+    print(f"report: {run(cfg)}")
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
+        Command(
+            "run",
+            "The main job: collect offline data if absent, SFT, evaluate, report (resumable).",
+            presets.RunConfig,
+            presets.RUN,
+            _run,
+        ),
         Command(
             "collect",
             "Generate the offline dataset (demos, rollouts, play) in the lab condition.",

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
+from lwd.configs.run import RunConfig
 from lwd.configs.train import LoopConfig, PolicyArch, SFTConfig
 
-__all__ = ["COLLECT", "EVAL", "SFT", "CollectConfig", "EvalConfig", "SFTConfig"]
+__all__ = ["COLLECT", "EVAL", "RUN", "SFT", "CollectConfig", "EvalConfig", "RunConfig", "SFTConfig"]
 
 DEBUG_ARCH = PolicyArch(hidden_dim=64, cond_dim=64, expert_width=64, expert_depth=2, text_encoder="hashing")
 """A tiny policy for the fake4 suite: trains in seconds."""
@@ -68,4 +69,16 @@ EVAL: dict[str, EvalConfig] = {
         episodes_per_task=50,
         seeds=(0, 1),
     ),
+}
+
+
+RUN: dict[str, RunConfig] = {
+    name: RunConfig(
+        run_dir=_run_dir(name),
+        suite=COLLECT[name].suite,
+        collect=COLLECT[name],
+        sft=SFT[name],
+        eval=EVAL[name],
+    )
+    for name in ("quickstart", "debug", "benchmark")
 }

@@ -1,0 +1,30 @@
+"""Configuration of the main job (``lwd run``): every stage from nothing to an evaluated policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lwd.configs.collect import CollectConfig
+from lwd.configs.eval import EvalConfig
+from lwd.configs.train import SFTConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Chain the stages; each one's outputs live under ``run_dir`` and each resumes where it stopped."""
+
+    run_dir: Path = Path("runs/quickstart")
+    """Directory of the whole run (stage outputs, report). Running again resumes."""
+    suite: str = "mw8"
+    """Task suite, applied to every stage."""
+    seed: int = 0
+    """Seed of collection and training (evaluation seeds are separate and fixed)."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    """Offline data collection (its ``out`` is replaced by ``run_dir/offline_data``)."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """Behaviour cloning (paths replaced by ``run_dir/sft``)."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation settings used for every policy the run produces (paths replaced)."""
+    eval_conditions: tuple[str, ...] = ("lab", "field")
+    """Conditions every evaluated policy is measured in."""

@@ -1,0 +1,101 @@
+"""The run report: markdown + PNG plots assembled from what the stages wrote under ``run_dir``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lwd.eval.metrics import TaskSummary
+from lwd.eval.report import bar_chart, markdown_table
+from lwd.utils.io import atomic_write_text, read_json
+
+
+def _summaries(results: dict) -> dict[str, TaskSummary]:
+    out = {}
+    for t, s in results["tasks"].items():
+        s = dict(s)
+        s["ci95"] = tuple(s["ci95"])
+        out[t] = TaskSummary(**s)
+    return out
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_curves(metrics: list[dict], keys: list[str], path: Path, title: str) -> bool:
+    """Plot metric ``keys`` against the learner step; returns False if none of them was logged."""
+    present = [k for k in keys if any(k in m for m in metrics)]
+    if not present:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.0), squeeze=False)
+    for ax, k in zip(axes[0], present):
+        pts = [(m["step"], m[k]) for m in metrics if k in m]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts])
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel("learner step")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]) -> Path:
+    run_dir = Path(run_dir)
+    lines = [f"# lwd run report: `{run_dir}`", ""]
+    cfg = read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    lines += [f"Suite `{cfg.get('suite', '?')}`, seed {cfg.get('seed', '?')}.", ""]
+    stages = run_dir / "stages"
+    coll = stages / "collect.json"
+    if coll.is_file():
+        c = read_json(coll)["result"]
+        lines += [
+            "## Offline data",
+            "",
+            f"{c['episodes']} episodes, {c['frames']} frames in `{c['out']}`.",
+            "",
+            "| task | demo | rollout success | rollout failure | play |",
+            "|---|---|---|---|---|",
+        ]
+        for t, q in c["per_task"].items():
+            lines.append(
+                f"| {t} | {q['demo']} | {q['rollout_success']} | {q['rollout_failure']} | {q['play']} |"
+            )
+        lines.append("")
+    (run_dir / "plots").mkdir(exist_ok=True)
+    sft_metrics = read_metrics(run_dir / "sft" / "metrics.jsonl")
+    if plot_curves(sft_metrics, ["policy/bc_loss", "policy/lr"], run_dir / "plots" / "sft.png", "SFT"):
+        lines += ["## SFT", "", "![SFT curves](plots/sft.png)", ""]
+    for cond in conditions:
+        cols = {}
+        n_note = ""
+        for p in policies:
+            res_path = run_dir / "eval" / f"{p}_{cond}" / "results.json"
+            if res_path.is_file():
+                res = read_json(res_path)
+                cols[p] = _summaries(res)
+                n_note = (
+                    f"{res['episodes_per_task_per_seed']} episodes per task per seed set, "
+                    f"seed sets {res['seeds']} (held-out evaluation seeds), condition `{cond}`."
+                )
+        if cols:
+            png = run_dir / "plots" / f"success_{cond}.png"
+            bar_chart(cols, png, title=f"success rate ({cond})")
+            lines += [
+                f"## Success rate: {cond}",
+                "",
+                markdown_table(cols, episodes_note=n_note),
+                f"![{cond}](plots/{png.name})",
+                "",
+            ]
+    path = run_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,88 @@
+"""``lwd run``: the main job. Collect offline data if absent, SFT, evaluate, report.
+
+Every stage writes under ``run_dir`` and is resumable; a stage that finished leaves a marker
+(``run_dir/stages/<name>.json``) and is skipped on the next ``lwd run``. Ctrl-C stops cleanly (the
+running stage checkpoints) and ``lwd run`` again resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lwd.configs.run import RunConfig
+from lwd.eval.runner import evaluate
+from lwd.pipeline.collect import collect
+from lwd.pipeline.pretrain import pretrain
+from lwd.pipeline.report import write_report
+from lwd.utils.io import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """Point every stage at ``run_dir`` and the run's suite and seed."""
+    rd = cfg.run_dir
+    rep = dataclasses.replace
+    collect_cfg = rep(cfg.collect, out=rd / "offline_data", suite=cfg.suite, seed=cfg.seed, resume=True)
+    sft = rep(cfg.sft, dataset=rd / "offline_data", out=rd / "sft", loop=rep(cfg.sft.loop, seed=cfg.seed))
+    ev = rep(cfg.eval, suite=cfg.suite)
+    return rep(cfg, collect=collect_cfg, sft=sft, eval=ev)
+
+
+class Stages:
+    """Runs named stages once, recording their results in ``run_dir/stages``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def done(self, name: str) -> dict | None:
+        p = self.dir / f"{name}.json"
+        return read_json(p) if p.is_file() else None
+
+    def run(self, name: str, fn: Callable[[], Any]) -> dict:
+        prev = self.done(name)
+        if prev is not None:
+            log.info("stage %s: already done, skipping", name)
+            return prev
+        log.info("stage %s: starting", name)
+        t0 = time.monotonic()
+        result = fn()
+        rec = {"stage": name, "seconds": time.monotonic() - t0, "result": result}
+        atomic_write_json(self.dir / f"{name}.json", rec)
+        log.info("stage %s: done in %.0f s", name, rec["seconds"])
+        return rec
+
+
+def run(cfg: RunConfig) -> Path:
+    """Run (or resume) the main job; returns the report path."""
+    cfg = resolve(cfg)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        cfg.run_dir / "config.json", json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    )
+    stages = Stages(cfg.run_dir)
+    stages.run("collect", lambda: dataclasses.asdict(collect(cfg.collect)))
+    stages.run("sft", lambda: {"policy": str(pretrain(cfg.sft))})
+    policies = {"sft": cfg.run_dir / "sft" / "policy"}
+    for name, ckpt in policies.items():
+        for cond in cfg.eval_conditions:
+            ev = dataclasses.replace(
+                cfg.eval, checkpoint=ckpt, shift=cond, out=cfg.run_dir / "eval" / f"{name}_{cond}", name=name
+            )
+            stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
+    return write_report(cfg.run_dir, list(policies), cfg.eval_conditions)
+
+
+def _summary(res: dict) -> dict:
+    return {
+        "average_success": res["average_success"],
+        "episodes": res["episodes"],
+        "per_task": {t: s["success_rate"] for t, s in res["tasks"].items()},
+    }
