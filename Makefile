@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,scale]"
 	@touch $(STAMP)
 
 run: setup
@@ -27,13 +27,18 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 test: setup lint
+	@bash scripts/ensure_redis.sh >/dev/null
 	$(VENV)/bin/pytest -q
 
 test-slow: setup
+	@bash scripts/ensure_redis.sh >/dev/null
 	$(VENV)/bin/pytest -q -m "slow"
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	@bash scripts/ensure_redis.sh >/dev/null
+	$(PY) benchmarks/envs_bench.py
+	$(PY) benchmarks/policy_bench.py
+	$(PY) benchmarks/dataplane_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
