@@ -1,6 +1,7 @@
 """DIVL (algorithms.md section 3): targets, update order, EMA, and a tiny MDP with known values."""
 
 import copy
+import math
 
 import torch
 
@@ -41,6 +42,33 @@ def test_target_one_step_and_zero_discount():
     assert torch.allclose(td_target(r, torch.full((3,), gamma_h), v), r + gamma_h * v)
     # discount 0 (episode ended inside the window) drops the bootstrap
     assert torch.equal(td_target(r, torch.zeros(3), v), r)
+
+
+def test_learner_target_matches_loop_reference():
+    cfg = DIVLConfig(tau_base=0.9, alpha=0.3)
+    lr = _learner(cfg)
+    torch.nn.init.normal_(lr.value_net.head[-1].weight, std=0.5)  # a non-trivial distribution
+    b, gamma, horizon = 8, 0.9999, 8
+    nxt = {"state": torch.randn(b, 3)}
+    rbar = torch.rand(b)
+    done = torch.tensor([0, 1] * 4, dtype=torch.bool)
+    discount = torch.where(done, 0.0, gamma**horizon)  # n = 1 window, as the data layer builds it
+    y, m = lr.compute_target(nxt, rbar, discount)
+    with torch.no_grad():
+        p = torch.softmax(lr.value_net(nxt), -1).double()
+    atoms = lr.atoms.double()
+    for i in range(b):
+        hn = -sum(float(x) * math.log(float(x)) for x in p[i] if x > 0) / math.log(201)
+        tau = min(max(0.9 - 0.3 * hn, 0.5), 0.95)
+        acc, q = 0.0, float(atoms[-1])
+        for j in range(201):
+            acc += float(p[i, j])
+            if acc >= tau:
+                q = float(atoms[j])
+                break
+        ref = float(rbar[i]) + (0.0 if done[i] else gamma**horizon * q)
+        assert abs(float(y[i]) - ref) < 1e-5, (i, float(y[i]), ref)
+    assert "value/tau" in m
 
 
 def test_update_order_value_before_target_and_ema_rate():

@@ -52,16 +52,21 @@ def _wvec(value: float, like: Tensor) -> Tensor:
     return torch.full((like.shape[0],), value, dtype=like.dtype, device=like.device)
 
 
-def terminal_adjoint(q_fn: QFn, x_k: Tensor, lam: float, clip: bool = True) -> Tensor:
+def terminal_adjoint(
+    q_fn: QFn, x_k: Tensor, lam: float, clip: bool = True, return_q: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """g_K = -(1/lambda) grad_a Q(s, a) at a = clip(x_K, -1, 1) (4.2). x_k ``[b, h, a]`` -> same shape.
 
     The gradient is taken with respect to Q's action argument at the clipped point (the clip itself
     is not differentiated). Per-sample gradients: Q is summed over the batch before ``grad``.
+    With ``return_q`` also returns Q at that point ``[b]``.
     """
     with torch.enable_grad():
         a = (x_k.clamp(-1.0, 1.0) if clip else x_k).detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(q_fn(a).sum(), a)
-    return -grad.detach() / lam
+        q = q_fn(a)
+        (grad,) = torch.autograd.grad(q.sum(), a)
+    g = -grad.detach() / lam
+    return (g, q.detach()) if return_q else g
 
 
 def lean_adjoint(f_ref: VelocityFn, xs: Tensor, g_k: Tensor, steps: int) -> Tensor:
@@ -137,10 +142,8 @@ def qam_loss(
         xs = memoryless_sde_trajectory(
             f_theta, f_ref, x0, k, noise, simulate_with_ref=cfg.simulate_with_ref, generator=generator
         )
-    g_k = terminal_adjoint(q_fn, xs[-1], cfg.lam, cfg.clip_actions)
+    g_k, q = terminal_adjoint(q_fn, xs[-1], cfg.lam, cfg.clip_actions, return_q=True)
     gs = lean_adjoint(f_ref, xs, g_k, k)
     loss, metrics = adjoint_matching_loss(f_theta, f_ref, xs, gs, k)
-    with torch.no_grad():
-        a = xs[-1].clamp(-1.0, 1.0) if cfg.clip_actions else xs[-1]
-        metrics["policy/q_sample"] = float(q_fn(a).mean())
+    metrics["policy/q_sample"] = float(q.mean())
     return cfg.loss_scale * loss, metrics
