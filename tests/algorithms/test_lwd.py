@@ -6,7 +6,7 @@ import torch
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig, hg_dagger_selection
 from lwd.algorithms.iql import IQLLearner
-from lwd.algorithms.lwd import Algorithm, LWDAlgorithm, LWDConfig, critic_config_for
+from lwd.algorithms.lwd import Algorithm, LWDAlgorithm, LWDConfig, build_lwd_algorithm, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import (
     IMPROVING,
@@ -99,7 +99,14 @@ def test_lwd_update_protocol_and_reference_frozen():
 
 
 def test_iql_qam_variant_runs():
-    algo = _lwd(value="iql")
+    algo = build_lwd_algorithm(
+        _policy(),
+        HashingTextEncoder(),
+        cfg=LWDConfig(qam=QAMConfig(flow_steps=4)),
+        value="iql",
+        critic_hidden=32,
+    )
+    assert isinstance(algo.learner, IQLLearner)
     m = algo.update(_batch())
     assert "value/expectile_loss" in m and "policy/adjoint_loss" in m
 

@@ -7,10 +7,13 @@ pluggable, so the same class runs the IQL+QAM ablation (``IQLLearner``) and DIVL
 
 Building one from a FlowPolicy (SFT checkpoint)::
 
-    critic_cfg = critic_config_for(policy.config)
-    learner = DIVLLearner(build_chunk_critic(critic_cfg), build_value_distribution(critic_cfg), cfg.divl)
-    algo = LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg)
+    algo = build_lwd_algorithm(policy, text_encoder, norm_stats, cfg)            # DIVL + QAM
+    algo = build_lwd_algorithm(policy, text_encoder, norm_stats, cfg, value="iql")  # ablation
     metrics = algo.update(batch)            # TransitionBatch -> dict[str, float]
+
+or by hand: ``critic_cfg = critic_config_for(policy.config)``, ``learner = DIVLLearner(
+build_chunk_critic(critic_cfg), build_value_distribution(critic_cfg), cfg.divl, cfg.total_steps)``,
+``LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg)``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,16 @@ import torch
 from torch import Tensor
 
 from lwd.algorithms.bc import batch_actions, policy_obs
-from lwd.algorithms.divl import DIVLConfig, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.iql import IQLConfig, IQLLearner
 from lwd.algorithms.qam import QAMConfig, qam_loss
-from lwd.critic.networks import CriticConfig, CriticEncoderConfig
+from lwd.critic.networks import (
+    CriticConfig,
+    CriticEncoderConfig,
+    build_chunk_critic,
+    build_scalar_value,
+    build_value_distribution,
+)
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder
@@ -210,3 +220,32 @@ class LWDAlgorithm:
         self.policy_sched.load_state_dict(state["policy_sched"])
         self.step = int(state["step"])
         self.generator.set_state(state["generator"])
+
+
+def build_lwd_algorithm(
+    policy: FlowPolicy,
+    text_encoder: TextEncoder,
+    norm_stats: NormStats | None = None,
+    cfg: LWDConfig = LWDConfig(),
+    value: str = "divl",
+    iql: IQLConfig | None = None,
+    critic_hidden: int = 256,
+    seed: int = 0,
+) -> LWDAlgorithm:
+    """LWD (``value="divl"``) or the IQL+QAM ablation (``value="iql"``) around an SFT FlowPolicy.
+
+    The critic and value get their own encoders (sizes from ``critic_config_for``); the reference
+    policy is a frozen copy of ``policy`` taken now.
+    """
+    ccfg = critic_config_for(policy.config, hidden=critic_hidden)
+    if value == "divl":
+        learner = DIVLLearner(
+            build_chunk_critic(ccfg), build_value_distribution(ccfg), cfg.divl, cfg.total_steps
+        )
+    elif value == "iql":
+        learner = IQLLearner(
+            build_chunk_critic(ccfg), build_scalar_value(ccfg), iql or IQLConfig(), cfg.total_steps
+        )
+    else:
+        raise ValueError(f"unknown value learner {value!r}; expected 'divl' or 'iql'")
+    return LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg, seed=seed)
