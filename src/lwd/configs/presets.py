@@ -46,7 +46,7 @@ SFT: dict[str, SFTConfig] = {
     "benchmark": SFTConfig(
         dataset=_run_dir("benchmark") / "offline_data",
         out=_run_dir("benchmark") / "sft",
-        loop=LoopConfig(steps=20000, batch_size=256, checkpoint_every=2000),
+        loop=LoopConfig(steps=5000, batch_size=256, checkpoint_every=1000),
     ),
 }
 
