@@ -45,6 +45,12 @@ def _run(cfg) -> None:
     print(f"report: {run(cfg)}")
 
 
+def _train(cfg) -> None:
+    from lwd.pipeline.train_offline import train_offline
+
+    print(f"policy: {train_offline(cfg)}")
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -68,6 +74,13 @@ COMMANDS: dict[str, Command] = {
             presets.SFTConfig,
             presets.SFT,
             _pretrain,
+        ),
+        Command(
+            "train",
+            "Offline RL (DIVL + QAM, or the IQL / constant-tau ablations) from the SFT reference policy.",
+            presets.RLConfig,
+            presets.OFFLINE,
+            _train,
         ),
         Command(
             "eval",

@@ -11,9 +11,20 @@ from pathlib import Path
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
 from lwd.configs.run import RunConfig
-from lwd.configs.train import LoopConfig, PolicyArch, SFTConfig
+from lwd.configs.train import LoopConfig, PolicyArch, RLConfig, SFTConfig
 
-__all__ = ["COLLECT", "EVAL", "RUN", "SFT", "CollectConfig", "EvalConfig", "RunConfig", "SFTConfig"]
+__all__ = [
+    "COLLECT",
+    "EVAL",
+    "OFFLINE",
+    "RUN",
+    "SFT",
+    "CollectConfig",
+    "EvalConfig",
+    "RLConfig",
+    "RunConfig",
+    "SFTConfig",
+]
 
 DEBUG_ARCH = PolicyArch(hidden_dim=64, cond_dim=64, expert_width=64, expert_depth=2, text_encoder="hashing")
 """A tiny policy for the fake4 suite: trains in seconds."""
@@ -51,6 +62,20 @@ SFT: dict[str, SFTConfig] = {
 }
 
 
+OFFLINE: dict[str, RLConfig] = {
+    name: RLConfig(
+        dataset=_run_dir(name) / "offline_data",
+        init=_run_dir(name) / "sft" / "policy",
+        out=_run_dir(name) / "offline_lwd",
+        loop=loop,
+    )
+    for name, loop in (
+        ("quickstart", LoopConfig(steps=600, batch_size=256, checkpoint_every=200)),
+        ("debug", LoopConfig(steps=100, batch_size=64, log_every=25, checkpoint_every=50)),
+        ("benchmark", LoopConfig(steps=3000, batch_size=256, checkpoint_every=500)),
+    )
+}
+
 EVAL: dict[str, EvalConfig] = {
     "quickstart": EvalConfig(
         checkpoint=_run_dir("quickstart") / "sft" / "policy",
@@ -78,6 +103,7 @@ RUN: dict[str, RunConfig] = {
         suite=COLLECT[name].suite,
         collect=COLLECT[name],
         sft=SFT[name],
+        offline=OFFLINE[name],
         eval=EVAL[name],
     )
     for name in ("quickstart", "debug", "benchmark")

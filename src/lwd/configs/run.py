@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
-from lwd.configs.train import SFTConfig
+from lwd.configs.train import RLConfig, SFTConfig
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class RunConfig:
     """Offline data collection (its ``out`` is replaced by ``run_dir/offline_data``)."""
     sft: SFTConfig = field(default_factory=SFTConfig)
     """Behaviour cloning (paths replaced by ``run_dir/sft``)."""
+    offline: RLConfig = field(default_factory=RLConfig)
+    """Offline RL from the SFT policy (paths replaced by ``run_dir/offline_lwd``)."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation settings used for every policy the run produces (paths replaced)."""
     eval_conditions: tuple[str, ...] = ("lab", "field")

@@ -68,3 +68,37 @@ class SFTConfig:
     """Max global gradient norm (0 disables)."""
     sources: tuple[str, ...] = ("demo",)
     """Episode sources cloned (the paper clones demonstrations)."""
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """Offline RL from the SFT reference policy on the whole offline buffer (``lwd train``)."""
+
+    dataset: Path = Path("runs/quickstart/offline_data")
+    """Offline dataset written by ``lwd collect`` (demos, rollouts, failures, play: all are used)."""
+    init: Path = Path("runs/quickstart/sft/policy")
+    """Checkpoint to start from; it also becomes the frozen reference policy pi_ref."""
+    out: Path = Path("runs/quickstart/offline_lwd")
+    """Stage directory: checkpoints (full learner state), logs and the final policy in ``out/policy``."""
+    algorithm: str = "lwd"
+    """``lwd`` (DIVL + QAM), ``lwd-const-tau`` (DIVL with alpha = 0), ``iql`` (scalar expectile + QAM)."""
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=1000))
+    """Steps, batch, logging and checkpoint cadence."""
+    gamma: float = 0.995
+    """Per-control-step discount (chosen for our ~100-250-step episodes; paper: 0.9999 at 30 Hz)."""
+    n_step_long: int = 10
+    """Chunks per n-step target on long tasks offline (paper: 10); short tasks use 1."""
+    tau_base: float = 0.6
+    """DIVL base quantile level (paper: 0.6 offline)."""
+    alpha: float = 0.3
+    """DIVL entropy slope of tau (paper: 0.3)."""
+    lam: float = 2.0
+    """QAM temperature lambda (paper: 2 with Q in [0, 1])."""
+    policy_lr: float = 2e-5
+    """AdamW learning rate of the policy's action expert (paper: 2e-5)."""
+    critic_lr: float = 5e-4
+    """Adam learning rate of value and critic (paper: 5e-4)."""
+    policy_delay_steps: int = 0
+    """Critic/value-only warm-up steps before QAM starts (chosen)."""
+    expectile: float = 0.7
+    """Expectile of the IQL ablation."""

@@ -74,6 +74,10 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
     sft_metrics = read_metrics(run_dir / "sft" / "metrics.jsonl")
     if plot_curves(sft_metrics, ["policy/bc_loss", "policy/lr"], run_dir / "plots" / "sft.png", "SFT"):
         lines += ["## SFT", "", "![SFT curves](plots/sft.png)", ""]
+    off = read_metrics(run_dir / "offline_lwd" / "metrics.jsonl")
+    keys = ["critic/td_loss", "value/entropy", "value/tau", "policy/adjoint_loss", "policy/drift"]
+    if plot_curves(off, keys, run_dir / "plots" / "offline.png", "offline LWD (DIVL + QAM)"):
+        lines += ["## Offline LWD", "", "![offline curves](plots/offline.png)", ""]
     for cond in conditions:
         cols = {}
         n_note = ""

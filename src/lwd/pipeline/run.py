@@ -1,4 +1,4 @@
-"""``lwd run``: the main job. Collect offline data if absent, SFT, evaluate, report.
+"""``lwd run``: the main job. Collect offline data if absent, SFT, offline LWD, evaluate, report.
 
 Every stage writes under ``run_dir`` and is resumable; a stage that finished leaves a marker
 (``run_dir/stages/<name>.json``) and is skipped on the next ``lwd run``. Ctrl-C stops cleanly (the
@@ -20,6 +20,7 @@ from lwd.eval.runner import evaluate
 from lwd.pipeline.collect import collect
 from lwd.pipeline.pretrain import pretrain
 from lwd.pipeline.report import write_report
+from lwd.pipeline.train_offline import train_offline
 from lwd.utils.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,15 @@ def resolve(cfg: RunConfig) -> RunConfig:
     rep = dataclasses.replace
     collect_cfg = rep(cfg.collect, out=rd / "offline_data", suite=cfg.suite, seed=cfg.seed, resume=True)
     sft = rep(cfg.sft, dataset=rd / "offline_data", out=rd / "sft", loop=rep(cfg.sft.loop, seed=cfg.seed))
+    offline = rep(
+        cfg.offline,
+        dataset=rd / "offline_data",
+        init=rd / "sft" / "policy",
+        out=rd / "offline_lwd",
+        loop=rep(cfg.offline.loop, seed=cfg.seed),
+    )
     ev = rep(cfg.eval, suite=cfg.suite)
-    return rep(cfg, collect=collect_cfg, sft=sft, eval=ev)
+    return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, eval=ev)
 
 
 class Stages:
@@ -70,7 +78,8 @@ def run(cfg: RunConfig) -> Path:
     stages = Stages(cfg.run_dir)
     stages.run("collect", lambda: dataclasses.asdict(collect(cfg.collect)))
     stages.run("sft", lambda: {"policy": str(pretrain(cfg.sft))})
-    policies = {"sft": cfg.run_dir / "sft" / "policy"}
+    stages.run("offline", lambda: {"policy": str(train_offline(cfg.offline))})
+    policies = {"sft": cfg.run_dir / "sft" / "policy", "lwd_offline": cfg.run_dir / "offline_lwd" / "policy"}
     for name, ckpt in policies.items():
         for cond in cfg.eval_conditions:
             ev = dataclasses.replace(
