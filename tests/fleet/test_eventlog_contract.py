@@ -148,3 +148,14 @@ def test_parse_event_roundtrip():
     assert parse_event(ev.to_json()) == ev
     hb = HeartbeatEvent("r1", "pick-place", "running", 3, 1.0)
     assert parse_event(hb.to_json()) == hb
+
+
+def test_append_many_is_one_ordered_batch(dataplane):
+    log = dataplane.events
+    log.append(_raw(0))
+    ids = log.append_many([_raw(1), _raw(2), _raw(3)])
+    assert len(ids) == 3
+    got = log.read("g", "c", count=10)
+    assert [json.loads(d.raw)["i"] for d in got] == [0, 1, 2, 3]
+    assert [d.delivery_id for d in got[1:]] == ids
+    assert log.append_many([]) == []
