@@ -1,0 +1,128 @@
+"""Configuration of the online stage (``lwd run``'s fleet loop): robots, learner, budget, data plane.
+
+Paper setting (algorithms.md section 1): 16 robots on 8 tasks, 1 robot on each short task and 3 on
+each long task (4 + 12), offline:online sampling 1:1, tau_base 0.9 online, n = 1, a new policy version
+every 50 learner steps, loaded by robots only at episode boundaries. Our allocation generalises that
+with per-kind task weights (short 1, long 3) fed to the coordinator's balanced allocator.
+
+Configs hold no secrets; data-plane and registry locations are URLs or paths (``""`` = the embedded
+default under the run directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lwd.envs.intervention import InterventionConfig
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """The online learner (``lwd.fleet.learner``)."""
+
+    online_fraction: float = 0.5
+    """Fraction of each batch drawn from the online buffer once warm (paper: 1:1 -> 0.5)."""
+    tau_base: float = 0.9
+    """DIVL base quantile level online, dimensionless (paper: 0.9)."""
+    alpha: float = 0.3
+    """DIVL entropy slope of tau, dimensionless (paper: 0.3)."""
+    lam: float = 2.0
+    """QAM temperature lambda (paper: 2)."""
+    policy_lr: float = 2e-5
+    """AdamW learning rate of the policy's action expert, constant online (paper: 2e-5)."""
+    critic_lr: float = 5e-4
+    """Adam learning rate of value and critic, constant online (paper: 5e-4)."""
+    gamma: float = 0.995
+    """Per-control-step discount (same as offline)."""
+    n_step: int = 1
+    """Chunks per TD target window; online n = 1 always (a window may span versions / human segments)."""
+    publish_every: int = 50
+    """Learner steps between published policy versions (paper: 50)."""
+    checkpoint_every: int = 50
+    """Learner steps between full-state checkpoints (also written at exit)."""
+    utd: float = 0.5
+    """Update-to-data bound: learner steps <= utd x online transitions collected (chosen)."""
+    min_online_transitions: int = 1000
+    """Warm-up: no learner step before the online buffer holds this many transitions (steps)."""
+    batch_size: int = 256
+    """Transitions per learner step (offline + online rows)."""
+    log_every: int = 25
+    """Learner steps between metric records (metrics.jsonl + TensorBoard)."""
+    threads: int = 1
+    """torch threads of the learner process (0 = all cores)."""
+    seed: int = 0
+    """Seed of sampling and noise of the learner."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When the online stage stops: whichever limit is reached first (``None`` disables a limit)."""
+
+    robot_hours: float | None = None
+    """Fleet robot time collected, hours (control steps / control_hz / 3600), cumulative over resumes."""
+    max_learner_steps: int | None = 1000
+    """Learner steps in total (cumulative over resumes)."""
+    max_wall_s: float | None = None
+    """Wall-clock seconds of this invocation."""
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """The fleet loop: K robot-client processes, one coordinator, one learner, one policy registry."""
+
+    suite: str = "mw8"
+    """Task suite the fleet runs."""
+    num_robots: int = 16
+    """Simulated robots in the fleet (each a separate fleet member: robot id, env, outbox)."""
+    robot_processes: int = 4
+    """Robot-client processes hosting them (robots are spread round-robin); 1 torch thread each."""
+    tasks: tuple[str, ...] = ()
+    """Task ids the fleet runs (empty: every task of the suite)."""
+    short_task_weight: float = 1.0
+    """Allocation weight of each short task (paper: 1 robot per short task of 16 robots)."""
+    long_task_weight: float = 3.0
+    """Allocation weight of each long task (paper: 3 robots per long task)."""
+    shift: str = "field"
+    """Deployment condition of the robots: ``lab``, ``field`` or a shift JSON path."""
+    obs_mode: str = "state"
+    """Observation mode of the robots: ``state`` or ``pixels`` (must match the policy)."""
+    intervene: bool = True
+    """Whether the scripted expert (stand-in for the human operator) may take over."""
+    intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    """Take-over rules of the scripted expert (steps are control steps)."""
+    learner: LearnerSettings = field(default_factory=LearnerSettings)
+    """Online learner settings."""
+    budget: Budget = field(default_factory=Budget)
+    """When to stop."""
+    dataplane: str = ""
+    """Data plane: ``""`` = embedded SQLite + local store under ``run_dir/online/fleet``; else a data
+    plane JSON config file (``{"events": "redis://...", "store": "s3://..."}``) or root directory."""
+    registry: str = ""
+    """Policy registry storage root (``""`` = ``run_dir/online/fleet/registry``)."""
+    heartbeat_s: float = 5.0
+    """Seconds between robot heartbeats."""
+    lease_s: float = 30.0
+    """Seconds an unacknowledged data-plane event stays leased before redelivery."""
+    max_restarts: int = 3
+    """Restarts of a crashed child process before the launcher gives up on it."""
+    status_every_s: float = 2.0
+    """Seconds between launcher status refreshes (table or log line)."""
+    stop_timeout_s: float = 60.0
+    """Seconds a child gets to flush and checkpoint after SIGTERM before it is killed."""
+    seed: int = 0
+    """Seed of the fleet (episode seeds come from ``ONLINE_SEED_BASE``, disjoint from evaluation)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OnlineConfig:
+        """Inverse of :meth:`to_dict` (JSON round trip; lists become tuples)."""
+        d = dict(d)
+        d["tasks"] = tuple(d.get("tasks", ()))
+        d["intervention"] = InterventionConfig(**d.get("intervention", {}))
+        d["learner"] = LearnerSettings(**d.get("learner", {}))
+        d["budget"] = Budget(**d.get("budget", {}))
+        return cls(**d)

@@ -1,0 +1,1 @@
+"""Launchers of the fleet loop: :mod:`lwd.fleet.launch.local` runs every process on this machine."""

@@ -1,0 +1,371 @@
+"""Learner process: DIVL + QAM updates on offline + online data, publishing policy versions.
+
+Loop (until the step budget, SIGTERM or SIGINT):
+
+1. ingest: drain the :class:`~lwd.fleet.reader.SnapshotReader` (follows committed snapshots, dedup
+   by episode id) into the online :class:`~lwd.data.ReplayBuffer`; per-version statistics;
+2. gate (:func:`may_update`): no step before ``min_online_transitions`` (warm-up) and never more
+   than ``utd x online transitions`` steps (bounded update-to-data ratio) -- otherwise wait;
+3. one update on a :class:`~lwd.data.ReplayMixer` batch (offline:online = 1 - f : f), n = 1,
+   DIVL tau_base 0.9 (online settings, algorithms.md sections 1 and 3.4);
+4. every ``publish_every`` steps: ``save_policy`` to a temp dir -> ``registry.publish_dir`` (parent
+   version, learner step, data snapshot in the manifest) -> ``set_default`` (fleet rollout; robots
+   switch at their next episode boundary); every ``checkpoint_every`` steps and at exit: full state.
+
+Start: from this learner's own checkpoint if any (crash/restart resume), else from an offline LWD
+stage directory (``checkpoints/latest.json`` state, key ``"algorithm"``: policy, reference, critic,
+value, optimisers) or from a policy checkpoint (fresh critic/value). If the registry is empty the
+starting policy is published first, so robots have something to run.
+
+Checkpoints use the ``TrainLoop`` layout (``checkpoints/step-NNNNNNN`` via ``lwd.utils.state_io`` +
+atomic ``checkpoints/latest.json``). The online buffer is not checkpointed: committed snapshots are
+immutable, so after a restart it is rebuilt by re-reading them (dedup by episode id); staleness of
+re-read episodes is measured against the learner's version at re-read time.
+
+Entry point: ``python -m lwd.fleet.learner --config learner.json`` (keys: see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lwd.algorithms.divl import DIVLConfig
+from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
+from lwd.algorithms.qam import QAMConfig
+from lwd.configs.online import LearnerSettings
+from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
+from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.reader import SnapshotReader
+from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.robot_client import policy_files
+from lwd.policy.checkpoint import load_policy, save_policy
+from lwd.policy.language import get_text_encoder
+from lwd.types import Episode
+from lwd.utils.errors import ConfigError
+from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.seeding import seed_everything
+from lwd.utils.state_io import load_state_dir, save_state_dir
+
+log = logging.getLogger(__name__)
+
+
+def may_update(step: int, online_transitions: int, min_online: int, utd: float) -> bool:
+    """The warm-up + update-to-data gate: may learner step ``step + 1`` run now?
+
+    False until the online buffer holds ``min_online`` transitions (and at least one), and while
+    ``step + 1 > utd * online_transitions``.
+    """
+    if online_transitions <= 0 or online_transitions < min_online:
+        return False
+    return step + 1 <= utd * online_transitions
+
+
+class VersionStats:
+    """Online outcomes per policy version: success per task, intervention steps, staleness."""
+
+    def __init__(self) -> None:
+        self.by_version: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.steps: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # [steps, intervened steps]
+        self.episodes = 0
+        self.env_steps = 0
+        self.window: list[tuple[int, float, int]] = []  # (staleness, intervention fraction, steps)
+
+    def add(self, ep: Episode, latest_version: int) -> None:
+        n = self.by_version[ep.policy_version][ep.task_id]
+        n[0] += 1
+        n[1] += int(ep.success)
+        s = self.steps[ep.policy_version]
+        s[0] += ep.length
+        s[1] += int(np.count_nonzero(ep.intervention))
+        self.episodes += 1
+        self.env_steps += ep.length
+        self.window.append((latest_version - ep.policy_version, float(np.mean(ep.intervention)), ep.length))
+
+    def summary(self) -> dict[str, Any]:
+        """``{version: {episodes, success_rate: {task: rate}, intervention_rate}}`` (JSON-ready)."""
+        out = {}
+        for v in sorted(self.by_version):
+            tasks = self.by_version[v]
+            steps, inter = self.steps[v]
+            out[str(v)] = {
+                "episodes": sum(n for n, _ in tasks.values()),
+                "success_rate": {t: s / n for t, (n, s) in sorted(tasks.items())},
+                "intervention_rate": inter / max(steps, 1),
+            }
+        return out
+
+    def pop_window(self) -> dict[str, float]:
+        w, self.window = self.window, []
+        if not w:
+            return {}
+        return {
+            "data/staleness_versions": float(np.mean([s for s, _, _ in w])),
+            "fleet/intervention_rate": float(np.average([i for _, i, _ in w], weights=[n for _, _, n in w])),
+        }
+
+
+def online_lwd_config(s: LearnerSettings) -> LWDConfig:
+    """Online algorithm settings: DIVL tau_base (0.9), constant learning rates."""
+    return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
+                     qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0)  # fmt: skip
+
+
+def build_from_init(init: Path, s: LearnerSettings) -> tuple[LWDAlgorithm, dict, int]:
+    """(algorithm, norm stats, init policy version) from an offline stage dir or a policy checkpoint."""
+    init = Path(init)
+    stage = (init / "checkpoints" / "latest.json").is_file()
+    if stage:
+        policy_dir = init / "policy"
+        if not (policy_dir / "manifest.json").is_file():
+            policy_dir = Path(read_json(init / "config.json")["init"])
+    else:
+        policy_dir = init
+    policy, stats, manifest = load_policy(policy_dir)
+    enc = get_text_encoder(policy.config.text_encoder)
+    algo = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), seed=s.seed)
+    if stage:
+        meta = read_json(init / "checkpoints" / "latest.json")
+        state, _ = load_state_dir(init / "checkpoints" / meta["path"])
+        try:
+            algo.load_state_dict(state["algorithm"])
+        except (KeyError, RuntimeError) as e:
+            raise ConfigError(f"{init}: not an offline LWD (DIVL) learner state: {e}") from e
+        for g in algo.policy_opt.param_groups:  # online runs at the configured constant rates
+            g["lr"] = s.policy_lr
+    return algo, stats, int(manifest["version"])
+
+
+class MetricsLog:
+    """metrics.jsonl + TensorBoard, like the offline TrainLoop's."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self._tb = None
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
+        self.scalars(step, metrics)
+
+    def scalars(self, step: int, metrics: dict[str, float]) -> None:
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        for k, v in metrics.items():
+            self._tb.add_scalar(k, v, step)
+        self._tb.flush()
+
+
+class Learner:
+    """State and duties of the learner process (see module docstring)."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        self.cfg = cfg
+        self.s = LearnerSettings(**cfg.get("settings", {}))
+        self.out = Path(cfg["learner_dir"])
+        self.ckpt_dir = self.out / "checkpoints"
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.max_steps = cfg.get("max_learner_steps")
+        self.stop_event = threading.Event()
+        seed_everything(self.s.seed)
+        self.algo, self.stats, self.init_version = build_from_init(Path(cfg["init"]), self.s)
+        self.rng = np.random.default_rng(self.s.seed)
+        self.step = 0
+        self.registry = PolicyRegistry(cfg["registry"])
+        resumed = self._latest_checkpoint()
+        if resumed is not None:
+            self.algo.load_state_dict(resumed["algorithm"])
+            self.rng.bit_generator.state = resumed["np_rng"]
+            self.step = int(resumed["step"])
+        ds = LwdDataset.open(cfg["offline_dataset"])
+        self.control_hz = float(ds.fps)
+        self.offline = ReplayBuffer(balance="task")
+        self.offline.add_episodes(ds.iter_episodes(), online=False)
+        self.online = ReplayBuffer(balance="task")
+        self.mixer = ReplayMixer(
+            self.offline, self.online, self.s.online_fraction, self.s.min_online_transitions
+        )
+        self.dp = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
+        self.reader = SnapshotReader(self.dp, prefetch=64).start()
+        self.vstats = VersionStats()
+        self.metrics = MetricsLog(self.out)
+        self.version = self.registry.latest_version()
+        self.published_step = self.step if self.version else -1
+        self._acc: dict[str, float] = defaultdict(float)
+        self._n_acc = 0
+        self._t_log, self._s_log, self._e_log = time.monotonic(), self.step, 0
+        atomic_write_json(self.out / "config.json", cfg)
+
+    # ---- state ---------------------------------------------------------------------------------
+    def _latest_checkpoint(self) -> dict | None:
+        pointer = self.ckpt_dir / "latest.json"
+        if not pointer.is_file():
+            return None
+        meta = read_json(pointer)
+        state, _ = load_state_dir(self.ckpt_dir / meta["path"])
+        log.warning("learner resumes from its checkpoint at step %d", meta["step"])
+        return state
+
+    def checkpoint(self) -> None:
+        """Full state (networks, optimisers, RNG, step) in the TrainLoop layout, atomically."""
+        name = f"step-{self.step:07d}"
+        if not (self.ckpt_dir / name).exists():
+            state = {"algorithm": self.algo.state_dict(), "np_rng": self.rng.bit_generator.state,
+                     "step": self.step, "version": self.version}  # fmt: skip
+            save_state_dir(self.ckpt_dir / name, state, {"step": self.step, "stage": "online"})
+        atomic_write_json(self.ckpt_dir / "latest.json", {"step": self.step, "path": name})
+        for p in sorted(self.ckpt_dir.glob("step-*"))[:-2]:
+            if p.name != name:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def publish(self) -> int:
+        """Publish the current policy as a new registry version and make it the fleet default."""
+        parent = self.version or None
+        extra = {"stage": "online", "learner_step": self.step, "data_snapshot": self.reader.last_snapshot,
+                 "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
+        policy = self.algo.policy.eval()
+        with tempfile.TemporaryDirectory(dir=self.out, prefix=".publish-") as tmp:
+            path = save_policy(Path(tmp) / "policy", policy, self.stats, policy.config,
+                               version=self.registry.latest_version() + 1, parent_version=parent, extra=extra)  # fmt: skip
+            v = self.registry.publish(policy_files(path), parent=parent, learner_step=self.step,
+                                      data_snapshot=self.reader.last_snapshot, extra=extra)  # fmt: skip
+        self.algo.policy.train()
+        self.registry.set_default(v)
+        self.version, self.published_step = v, self.step
+        log.info("published policy version %d at learner step %d", v, self.step)
+        return v
+
+    # ---- loop ----------------------------------------------------------------------------------
+    def ingest(self) -> int:
+        n = 0
+        while (ep := self.reader.get(timeout=0)) is not None:
+            if self.online.add_episode(ep, online=True):
+                self.vstats.add(ep, self.version)
+                n += 1
+        return n
+
+    def done(self) -> bool:
+        return self.max_steps is not None and self.step >= self.max_steps
+
+    def train_step(self) -> None:
+        s = self.s
+        nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
+        batch = self.mixer.sample(s.batch_size, self.rng, self.algo.policy.config.chunk_len, s.gamma, nsteps)
+        metrics = self.algo.update(batch)
+        self.step += 1
+        for k, v in metrics.items():
+            self._acc[k] += float(v)
+        self._n_acc += 1
+        if self.step % s.publish_every == 0:
+            self.publish()
+        if self.step % s.checkpoint_every == 0:
+            self.checkpoint()
+        if self.step % s.log_every == 0:
+            self.log_metrics()
+
+    def log_metrics(self) -> None:
+        now = time.monotonic()
+        dt = max(now - self._t_log, 1e-9)
+        m = {k: v / max(self._n_acc, 1) for k, v in self._acc.items()}
+        m.update(self.vstats.pop_window())
+        m.update({
+            "learner/step": float(self.step),
+            "learner/steps_per_s": (self.step - self._s_log) / dt,
+            "learner/version": float(self.version),
+            "fleet/env_steps_per_s": (self.vstats.env_steps - self._e_log) / dt,
+            "fleet/episodes": float(self.vstats.episodes),
+            "fleet/robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
+            "data/online_transitions": float(len(self.online)),
+            "data/snapshot": float(self.reader.last_snapshot),
+        })  # fmt: skip
+        self.metrics.log(self.step, m)
+        summary = self.vstats.summary()
+        for v, rec in summary.items():
+            per = {f"fleet/success_rate_by_version/{t}": r for t, r in rec["success_rate"].items()}
+            per["fleet/intervention_rate_by_version"] = rec["intervention_rate"]
+            self.metrics.scalars(int(v), per)
+        atomic_write_json(self.out / "versions.json", summary)
+        self._acc, self._n_acc = defaultdict(float), 0
+        self._t_log, self._s_log, self._e_log = now, self.step, self.vstats.env_steps
+
+    def write_status(self, state: str) -> None:
+        atomic_write_json(self.out / "status.json", {
+            "state": state, "time": time.time(), "step": self.step, "version": self.version,
+            "versions_published": len(self.registry.versions()), "online_episodes": self.vstats.episodes,
+            "online_transitions": len(self.online), "snapshot": self.reader.last_snapshot,
+            "robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
+        })  # fmt: skip
+
+    def run(self) -> str:
+        """Run until the step budget (``"done"``) or a stop request (``"stopped"``)."""
+        if self.version == 0:
+            self.publish()  # the starting policy, so robots can run before the first update
+        last_status = 0.0
+        state = "starting"
+        while not self.stop_event.is_set() and not self.done():
+            self.ingest()
+            if may_update(self.step, len(self.online), self.s.min_online_transitions, self.s.utd):
+                self.train_step()
+                state = "training"
+            else:
+                state = (
+                    "warming up" if len(self.online) < self.s.min_online_transitions else "waiting for data"
+                )
+                self.stop_event.wait(0.1)
+            if time.monotonic() - last_status > 1.0:
+                self.write_status(state)
+                last_status = time.monotonic()
+        return self.finish("done" if self.done() else "stopped")
+
+    def finish(self, state: str) -> str:
+        """Publish what was learned since the last version, checkpoint, report."""
+        if self.step > self.published_step:
+            self.publish()
+        if self._n_acc:
+            self.log_metrics()
+        self.checkpoint()
+        self.write_status(state)
+        self.reader.close()
+        self.dp.close()
+        return state
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lwd.fleet.learner --config learner.json``.
+
+    Config keys: learner_dir, init (offline stage dir or policy dir), offline_dataset, dataplane,
+    registry, settings (LearnerSettings fields), max_learner_steps (optional), lease_s.
+    """
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--config", required=True)
+    cfg = json.loads(Path(p.parse_args(argv).config).read_text())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    threads = int(cfg.get("settings", {}).get("threads", 1))
+    if threads > 0:
+        torch.set_num_threads(threads)
+    learner = Learner(cfg)
+
+    def on_signal(signum, frame):
+        learner.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    learner.run()
+
+
+if __name__ == "__main__":
+    main()

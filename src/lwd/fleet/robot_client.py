@@ -1,0 +1,328 @@
+"""Robot client: one process hosting one or more fleet members (simulated robots).
+
+Each member has its own robot id, simulated robot (``make_robot``, ``field`` condition by default),
+scripted-expert intervener (stand-in for the human operator) and :class:`~lwd.fleet.outbox.Outbox`.
+Per member, forever (until SIGTERM/SIGINT):
+
+1. task: claimed once from the coordinator's durable assignments with the coordinator's balanced
+   allocator (:func:`claim_task`; weights short 1 / long 3 by default, the paper's 16-robot split);
+2. **episode boundary**: ask the registry which version this robot runs (``resolve_version``), fetch
+   and verify it if new (:class:`PolicyVersions`) -- the only place a member's policy changes;
+3. run one episode with :func:`~lwd.envs.rollout.run_episode` (records policy version and
+   intervention flags), hand it to the outbox (local fsync, then at-least-once upload + announce);
+4. heartbeat through the event log every ``heartbeat_s``; write a small status JSON for the launcher.
+
+Members of one process run sequentially (one episode at a time, round-robin); inference is one
+``act`` call per chunk, torch limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
+(disjoint from evaluation seeds) and a per-robot counter kept in the status file.
+
+Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from lwd.envs.intervention import InterventionConfig, ScriptedExpertIntervener
+from lwd.envs.rollout import run_episode
+from lwd.envs.suites import get_suite, make_robot
+from lwd.fleet.allocator import balanced_counts, choose_task
+from lwd.fleet.coordinator_state import CoordinatorState
+from lwd.fleet.dataplane import DataPlane, open_dataplane
+from lwd.fleet.dataplane.events import now
+from lwd.fleet.dataplane.sqlite import Tx
+from lwd.fleet.outbox import Outbox
+from lwd.fleet.registry import PolicyRegistry
+from lwd.policy.checkpoint import load_policy
+from lwd.policy.inference import InferencePolicy
+from lwd.types import Episode, TaskSpec
+from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir
+from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.seeding import ONLINE_SEED_BASE
+
+log = logging.getLogger(__name__)
+
+SEEDS_PER_ROBOT = 1_000_000
+
+
+def task_weights_for(suite: str, tasks: tuple[str, ...] | list[str] = (), short: float = 1.0,
+                     long: float = 3.0) -> dict[str, float]:  # fmt: skip
+    """Allocation weight per task id: ``short`` for short tasks, ``long`` for long ones."""
+    spec = get_suite(suite)
+    chosen = set(tasks) if tasks else set(spec.task_ids)
+    return {t.task_id: (short if t.kind == "short" else long) for t in spec.tasks if t.task_id in chosen}
+
+
+def claim_task(state: CoordinatorState, robot_id: str, weights: dict[str, float]) -> str:
+    """The robot's task: its durable assignment if still weighted, else the most under-served task.
+
+    Same rule as :meth:`Coordinator.assign_task`, done in one ``BEGIN IMMEDIATE`` transaction on the
+    coordinator database so robot processes claiming concurrently cannot double-count.
+    """
+    with state._lock, Tx(state.conn) as c:
+        current = dict(c.execute("SELECT robot_id, task_id FROM tasks").fetchall())
+        task = current.pop(robot_id, None)
+        if task is not None and weights.get(task, 0) > 0:
+            return task
+        task = choose_task(balanced_counts(current, weights), weights)
+        c.execute(
+            "INSERT OR REPLACE INTO tasks (robot_id, task_id, assigned_at) VALUES (?, ?, ?)",
+            (robot_id, task, now()),
+        )
+        return task
+
+
+def episode_seed(run_seed: int, robot_index: int, episode_index: int) -> int:
+    """Online episode seed: disjoint per robot and from every evaluation seed."""
+    return ONLINE_SEED_BASE + run_seed * 100 * SEEDS_PER_ROBOT + robot_index * SEEDS_PER_ROBOT + episode_index
+
+
+POLICY_META = "policy_manifest.json"
+"""The policy checkpoint's own manifest inside a registry version (the registry owns ``manifest.json``)."""
+
+
+def policy_files(policy_dir: str | os.PathLike) -> dict[str, bytes]:
+    """A policy checkpoint directory as registry files: its weights plus its manifest as ``POLICY_META``."""
+    d = Path(policy_dir)
+    files = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files[POLICY_META] = (d / MANIFEST).read_bytes()
+    return files
+
+
+def materialize_version(registry: PolicyRegistry, version: int, target: str | os.PathLike) -> Path:
+    """Registry ``version`` -> a normal policy checkpoint directory at ``target`` (verified by the
+    registry first; its manifest's ``version`` becomes the registry number). Idempotent."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    src = registry.fetch(version)  # refuses unpublished / corrupt versions
+    meta = json.loads((src / POLICY_META).read_bytes())
+    names = meta.pop("files")
+    meta["version"] = int(version)
+    try:
+        write_checkpoint_dir(target, {n: (src / n).read_bytes() for n in names}, meta)
+    except FileExistsError:
+        pass  # another process of this client materialised it first
+    return target
+
+
+class PolicyVersions:
+    """Registry versions loaded in this process, shared by its members (one load per version)."""
+
+    def __init__(
+        self, registry: PolicyRegistry, cache_dir: str | os.PathLike, expected_spec=None, seed: int = 0
+    ):
+        self.registry = registry
+        self.cache_dir = Path(cache_dir)
+        self.expected_spec = expected_spec
+        self.seed = seed
+        self._cache: dict[int, InferencePolicy] = {}
+
+    def resolve(self, robot_id: str) -> InferencePolicy | None:
+        """The verified policy ``robot_id`` should run now (``None`` while nothing is published)."""
+        version = self.registry.resolve_version(robot_id)
+        if version <= 0:
+            return None
+        if version not in self._cache:
+            path = materialize_version(self.registry, version, self.cache_dir / f"v{version:08d}")
+            policy, stats, _ = load_policy(path, self.expected_spec)  # verifies checksums again
+            self._cache[version] = InferencePolicy(policy, stats, version, seed=self.seed + version)
+        return self._cache[version]
+
+    def prune(self, in_use: set[int]) -> None:
+        for v in [v for v in self._cache if v not in in_use]:
+            del self._cache[v]
+
+
+class FleetMember:
+    """One simulated robot of the fleet: env, intervener, outbox, current task and policy."""
+
+    def __init__(self, robot_id: str, index: int, robot, intervener, outbox: Outbox, task: TaskSpec,
+                 run_seed: int = 0, episodes: int = 0, steps: int = 0) -> None:  # fmt: skip
+        self.robot_id, self.index = robot_id, index
+        self.robot, self.intervener, self.outbox = robot, intervener, outbox
+        self.task = task
+        self.run_seed = run_seed
+        self.policy: InferencePolicy | None = None
+        self.episodes, self.steps = episodes, steps
+        self.recent: deque[bool] = deque(maxlen=20)
+        self.loads: list[int] = []
+        """Versions loaded, in order (each load happened at an episode boundary)."""
+
+    @property
+    def version(self) -> int:
+        return 0 if self.policy is None else self.policy.version
+
+    def begin_episode(self, versions: PolicyVersions) -> bool:
+        """Episode boundary: switch to the assigned version if it changed. False if none exists yet."""
+        policy = versions.resolve(self.robot_id)
+        if policy is not None and policy is not self.policy:
+            self.policy = policy
+            self.loads.append(policy.version)
+        return self.policy is not None
+
+    def run_one(self, versions: PolicyVersions) -> Episode | None:
+        """Run one episode under the version fixed at its start; hand it to the outbox."""
+        if not self.begin_episode(versions):
+            return None
+        policy = self.policy
+        assert policy is not None
+        seed = episode_seed(self.run_seed, self.index, self.episodes)
+        ep = run_episode(
+            self.robot,
+            lambda obs: policy.act(obs).actions,
+            self.task,
+            self.task.instructions[self.episodes % len(self.task.instructions)],
+            seed,
+            self.intervener,
+            robot_id=self.robot_id,
+            policy_version=policy.version,
+            source="online",
+        )
+        self.outbox.put(ep)
+        self.episodes += 1
+        self.steps += ep.length
+        self.recent.append(bool(ep.success))
+        return ep
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task.task_id,
+            "version": self.version,
+            "episodes": self.episodes,
+            "steps": self.steps,
+            "recent_success": (sum(self.recent) / len(self.recent)) if self.recent else None,
+            "pending": len(self.outbox.pending_ids()),
+        }
+
+
+class RobotClient:
+    """Hosts the members listed in a client config and runs them until :meth:`stop`."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.dp: DataPlane = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
+        self.registry = PolicyRegistry(cfg["registry"])
+        self.status_path = Path(cfg["status_path"])
+        previous = read_json(self.status_path).get("robots", {}) if self.status_path.is_file() else {}
+        state = CoordinatorState(Path(cfg["fleet_root"]) / "coordinator.db")
+        suite = get_suite(cfg["suite"])
+        icfg = InterventionConfig(**cfg.get("intervention", {}))
+        self.members: list[FleetMember] = []
+        try:
+            for rid, idx in zip(cfg["robot_ids"], cfg["robot_indices"]):
+                robot = make_robot(cfg["suite"], cfg.get("obs_mode", "state"), cfg.get("shift", "field"))
+                task = suite.task(claim_task(state, rid, cfg["task_weights"]))
+                intervener = ScriptedExpertIntervener(robot, icfg) if cfg.get("intervene", True) else None
+                outbox = Outbox(Path(cfg["outbox_root"]) / rid, self.dp)
+                prev = previous.get(rid, {})
+                self.members.append(
+                    FleetMember(
+                        rid,
+                        idx,
+                        robot,
+                        intervener,
+                        outbox,
+                        task,
+                        cfg.get("seed", 0),
+                        prev.get("episodes", 0),
+                        prev.get("steps", 0),
+                    )  # fmt: skip
+                )
+        finally:
+            state.close()
+        spec = self.members[0].robot.spec if self.members else None
+        cache = cfg.get("cache_dir") or tempfile.mkdtemp(prefix="lwd-policies-")
+        self.versions = PolicyVersions(self.registry, cache, spec, seed=cfg.get("seed", 0))
+        self.max_episodes = cfg.get("max_episodes")
+        self._last_hb = 0.0
+
+    def heartbeat(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_hb < self.cfg.get("heartbeat_s", 5.0):
+            return
+        self._last_hb = time.monotonic()
+        for m in self.members:
+            try:
+                status = "running" if m.policy is not None else "waiting"
+                self.dp.heartbeat(m.robot_id, m.task.task_id, status, m.version)
+            except Exception as e:  # the event log may be briefly unavailable; heartbeats are best effort
+                log.info("heartbeat failed: %s", e)
+
+    def write_status(self) -> None:
+        atomic_write_json(
+            self.status_path,
+            {"client": self.cfg["client_id"], "time": time.time(), "robots": {m.robot_id: m.status() for m in self.members}},
+        )  # fmt: skip
+
+    def run(self) -> int:
+        """Round-robin episodes over members until stopped (or ``max_episodes`` per member)."""
+        total = 0
+        while not self.stop_event.is_set():
+            progressed = False
+            for m in self.members:
+                if self.stop_event.is_set():
+                    break
+                if self.max_episodes is not None and m.episodes >= self.max_episodes:
+                    continue
+                ep = m.run_one(self.versions)
+                self.heartbeat()
+                if ep is not None:
+                    progressed = True
+                    total += 1
+                    self.write_status()
+            self.versions.prune({m.version for m in self.members})
+            if self.max_episodes is not None and all(m.episodes >= self.max_episodes for m in self.members):
+                break
+            if not progressed:  # nothing published yet: wait for the learner's first version
+                self.heartbeat()
+                self.registry.watch(0, timeout_s=1.0)
+        return total
+
+    def close(self, flush_timeout_s: float = 30.0) -> None:
+        self.write_status()
+        self.heartbeat(force=True)
+        for m in self.members:
+            m.outbox.close(flush_timeout=flush_timeout_s)
+        self.dp.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lwd.fleet.robot_client --config client.json``.
+
+    Config keys: client_id, fleet_root, dataplane, registry, suite, obs_mode, shift, robot_ids,
+    robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
+    lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
+    """
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--config", required=True)
+    cfg = json.loads(Path(p.parse_args(argv).config).read_text())
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import torch
+
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    client = RobotClient(cfg)
+
+    def on_signal(signum, frame):  # finish the current episode, flush, exit
+        client.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        client.run()
+    finally:
+        client.close(flush_timeout_s=float(cfg.get("flush_timeout_s", 30.0)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Online stage of ``lwd run``: learning while deploying on a local fleet.
+
+``run_online(cfg, run_dir, offline_dataset, init)`` launches coordinator, learner and robot-client
+processes (:mod:`lwd.fleet.launch.local`), supervises them until the budget, and returns a summary.
+Layout under ``run_dir/online``::
+
+    configs/        resolved JSON configs of every process
+    fleet/          data plane (events.db, store/), coordinator.db, registry/ (policy versions)
+    learner/        checkpoints/, metrics.jsonl, tb/, versions.json, status.json
+    outbox/<robot>  robot outboxes;   robots/client-*.json  robot status (episodes, steps, version)
+    logs/           one log per process
+    policy/         the newest published version as a normal policy checkpoint (``lwd eval``-able)
+    summary.json    the returned summary
+
+Running again resumes (learner checkpoint, registry, coordinator state, outboxes). ``lwd status``:
+``lwd.fleet.status.status(run_dir / "online" / "fleet")``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lwd.configs.online import OnlineConfig
+from lwd.data import LwdDataset
+from lwd.fleet.launch.local import LocalFleet
+from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.robot_client import materialize_version
+from lwd.utils.errors import ConfigError
+from lwd.utils.io import atomic_write_json, read_json
+
+
+def export_policy(registry: PolicyRegistry, version: int, target: Path) -> Path:
+    """Copy a verified registry version to ``target`` (replacing an older export atomically)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    materialize_version(registry, version, tmp)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def summarize(fleet: LocalFleet, stop_reason: str) -> dict[str, Any]:
+    registry = PolicyRegistry(fleet.registry)
+    versions = registry.versions()
+    robots = fleet.robot_status()
+    lst = fleet.learner_status()
+    per_version = {}
+    vfile = fleet.learner_dir / "versions.json"
+    if vfile.is_file():
+        per_version = read_json(vfile)
+    final = None
+    if versions:
+        final = str(export_policy(registry, versions[-1], fleet.dir / "policy"))
+    return {
+        "stop_reason": stop_reason,
+        "final_policy": final,
+        "final_version": versions[-1] if versions else None,
+        "versions": versions,
+        "learner_step": lst.get("step", 0),
+        "robot_hours": fleet.robot_hours(robots),
+        "episodes": sum(r.get("episodes", 0) for r in robots.values()),
+        "env_steps": sum(r.get("steps", 0) for r in robots.values()),
+        "per_version": per_version,
+        "restarts": {c.name: c.restarts for c in fleet.children},
+    }
+
+
+def run_online(
+    cfg: OnlineConfig,
+    run_dir: str | os.PathLike,
+    offline_dataset: str | os.PathLike,
+    init_state_dir_or_policy: str | os.PathLike,
+    *,
+    display: bool | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the online fleet loop until ``cfg.budget``; returns the summary dict.
+
+    ``init_state_dir_or_policy``: an offline LWD stage directory (its ``checkpoints/latest.json``
+    full learner state) or a policy checkpoint directory (fresh critic and value).
+    ``display``: live table (True), log lines (False), or auto (TTY).
+    """
+    if cfg.num_robots < 1 or cfg.robot_processes < 1:
+        raise ConfigError("num_robots and robot_processes must be >= 1")
+    b = cfg.budget
+    if b.robot_hours is None and b.max_learner_steps is None and b.max_wall_s is None:
+        raise ConfigError("the online budget needs robot_hours, max_learner_steps or max_wall_s")
+    online = Path(run_dir) / "online"
+    fps = LwdDataset.open(offline_dataset, verify_checksums=False).fps
+    fleet = LocalFleet(
+        cfg, online, Path(offline_dataset).resolve(), Path(init_state_dir_or_policy).resolve(), fps
+    )
+    reason = fleet.run(display=display)
+    summary = summarize(fleet, reason)
+    atomic_write_json(online / "summary.json", summary)
+    return summary
