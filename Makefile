@@ -37,6 +37,7 @@ test-slow: setup
 bench: setup
 	@bash scripts/ensure_redis.sh >/dev/null
 	$(PY) benchmarks/envs_bench.py
+	$(PY) benchmarks/collect_bench.py
 	$(PY) benchmarks/policy_bench.py
 	$(PY) benchmarks/dataplane_bench.py
 
