@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -12,7 +13,7 @@ from lwd.algorithms.qam import (
     qam_loss,
     terminal_adjoint,
 )
-from lwd.policy.integrators import euler_sample, flow_grid, memoryless_sde_trajectory
+from lwd.policy.integrators import flow_grid, memoryless_sde_trajectory
 
 
 class _Vel(nn.Module):
@@ -177,14 +178,35 @@ def _moments(x, weights=None):
     return m, (wts[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
 
 
-def _run_toy(lam, k, steps, batch, lr=1e-3, seed=0):
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+def _gmm_sample(n, g):
+    comp = (torch.rand(n, generator=g) < PI[1]).long()
+    return (MU[comp] + S[comp, None] * torch.randn(n, 2, generator=g))[:, None, :]
+
+
+def _midpoint_sample(f, x, steps):
+    h = 1.0 / steps
+    for i in range(steps):
+        w = torch.full((x.shape[0],), i * h)
+        x = x + h * f(x + 0.5 * h * f(x, w), w + 0.5 * h)
+    return x
+
+
+def _toy_errors(lam, k, steps, batch, lr=2e-3, seed=0):
+    """Train f_theta by QAM on the toy; compare its ODE samples with importance weighting.
+
+    Reference: exact mixture samples weighted by exp(Q / lambda). The trained velocity is a
+    continuous-time field, so it is integrated with a fine midpoint rule (50 steps, second order)
+    to keep the sampler's own discretisation error out of the comparison.
+    """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
-    n = 60000
-    with torch.no_grad():
-        x_ref = euler_sample(gmm_velocity, torch.randn(n, 1, 2, generator=g), k)
-        m_ref, c_ref = _moments(x_ref)
-        m_iw, c_iw = _moments(x_ref, torch.exp(_q_lin(x_ref).double() / lam))
+    x_ref = _gmm_sample(200000, g)
+    m_ref, _ = _moments(x_ref)
+    m_iw, c_iw = _moments(x_ref, torch.exp(_q_lin(x_ref).double() / lam))
     model = _Tilted()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.7 * steps)], 0.3)
@@ -196,9 +218,31 @@ def _run_toy(lam, k, steps, batch, lr=1e-3, seed=0):
         opt.step()
         sched.step()
     with torch.no_grad():
-        m, c = _moments(euler_sample(model, torch.randn(n, 1, 2, generator=g), k))
-    return (m_ref, c_ref), (m_iw, c_iw), (m, c)
+        m, c = _moments(_midpoint_sample(model, torch.randn(20000, 1, 2, generator=g), 50))
+    return _rel(m, m_iw), _rel(c, c_iw), float((m_iw - m_ref).norm())
 
 
-def _rel(a, b):
-    return float((a - b).norm() / b.norm())
+@pytest.mark.parametrize("lam,k,steps,cov_tol", [(2.0, 12, 300, 0.05), (1.0, 16, 400, 0.10)])
+def test_qam_toy_moves_samples_to_tilted_density(lam, k, steps, cov_tol):
+    """Fast version of ``test_qam_toy_full``. lambda=2 is the paper's value, lambda=1 a stronger
+    tilt; with this short run and K=16 its covariance is within ~5-10 % (the O(h) bias of the shifted
+    schedule plus SGD noise); the slow version holds it to 5 %."""
+    mean_err, cov_err, shift = _toy_errors(lam, k=k, steps=steps, batch=256, lr=3e-3)
+    assert shift > 0.09  # the tilt moves the mean by a lot more than the tolerance
+    assert mean_err < 0.05, mean_err
+    assert cov_err < cov_tol, cov_err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lam,cov_tol", [(2.0, 0.05), (1.0, 0.05), (0.5, 0.25)])
+def test_qam_toy_full(lam, cov_tol):
+    """Full version: K=20, 1500 steps, batch 512.
+
+    lambda=0.5 (a very strong tilt: the lower mode's weight drops from 0.5 to 0.15) keeps a
+    covariance error of ~8-18 % at K=20: the shifted sigma_i of section 4 carries ~2h/(1-w) more
+    noise than the memoryless schedule, so the discrete reference SDE is not exactly marginal-
+    preserving and the fixed point is biased by O(h) (docs/algorithms.md). The mean stays within 5 %.
+    """
+    mean_err, cov_err, _ = _toy_errors(lam, k=20, steps=1500, batch=512, lr=2e-3)
+    assert mean_err < 0.05, mean_err
+    assert cov_err < cov_tol, cov_err
