@@ -160,3 +160,17 @@ def test_recap_update():
     assert 0.0 <= m["policy/improving_frac"] <= 1.0 and "critic/td_loss" in m and m["policy/bc_loss"] > 0
     w = algo.policy_weights()
     assert set(w) == set(policy.state_dict())
+
+
+def test_lwd_state_roundtrip_through_state_io_resumes_identically():
+    from lwd.utils.state_io import state_from_bytes, state_to_bytes
+
+    algo = _lwd()
+    algo.update(_batch(seed=0))
+    restored = _lwd()
+    restored.load_state_dict(state_from_bytes(state_to_bytes(algo.state_dict())))
+    m1, m2 = algo.update(_batch(seed=1)), restored.update(_batch(seed=1))
+    for k in ("critic/td_loss", "value/ce_loss", "policy/adjoint_loss"):
+        assert m1[k] == m2[k], k
+    w1, w2 = algo.policy_weights(), restored.policy_weights()
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
