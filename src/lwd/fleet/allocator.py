@@ -6,10 +6,10 @@ from collections import Counter
 
 
 def choose_task(counts: dict[str, int], weights: dict[str, float]) -> str:
-    """The task whose share of robots is furthest below its weight share.
+    """The task whose share of robots is furthest below its weight share (D'Hondt divisor method).
 
     Picks argmin over tasks of ``(count_t + 1) / w_t`` (ties: task id order), which keeps every
-    ``count_t`` within one robot of ``w_t / sum(w) * n`` as robots arrive one by one.
+    ``count_t >= floor(w_t / sum(w) * n)`` (lower quota) as robots arrive one by one.
     """
     live = {t: float(w) for t, w in weights.items() if w > 0}
     if not live:
