@@ -123,9 +123,16 @@ def test_allocation_tracks_weights(weights, n):
     for _ in range(n):
         t = choose_task(counts, weights)
         counts[t] = counts.get(t, 0) + 1
-    # the rule is the D'Hondt divisor method: it satisfies lower quota (no task ever gets fewer than
-    # floor of its weighted share) and never assigns an unweighted task
+    # coverage first: while robots remain, every weighted task gets one, highest weights first;
+    # then the D'Hondt divisor method, so no task falls more than one robot below its lower quota
     total = sum(weights.values())
+    k = len(weights)
     assert sum(counts.values()) == n and set(counts) <= set(weights)
+    if n >= k:
+        assert all(counts.get(t, 0) >= 1 for t in weights)
+    else:
+        assert max(counts.values()) == 1
+        chosen_min = min(weights[t] for t in counts)
+        assert all(weights[t] <= chosen_min for t in weights if t not in counts)
     for t, w in weights.items():
-        assert counts.get(t, 0) >= math.floor(n * w / total + 1e-9)
+        assert counts.get(t, 0) >= math.floor(n * w / total + 1e-9) - 1

@@ -51,6 +51,16 @@ def _train(cfg) -> None:
     print(f"policy: {train_offline(cfg)}")
 
 
+def _status(cfg) -> None:
+    from lwd.fleet.status import format_status, status
+    from lwd.utils.errors import ConfigError
+
+    if not cfg.root.is_dir():
+        raise ConfigError(f"fleet root {cfg.root} does not exist; pass --root <run_dir>/online/fleet")
+    st = status(cfg.root, robot_timeout_s=cfg.robot_timeout_s)
+    print(json.dumps(st, indent=2, default=str) if cfg.json else format_status(st))
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -81,6 +91,13 @@ COMMANDS: dict[str, Command] = {
             presets.RLConfig,
             presets.OFFLINE,
             _train,
+        ),
+        Command(
+            "status",
+            "Fleet status from a fleet root: robots, episodes, snapshots, quarantine, policy versions.",
+            presets.StatusConfig,
+            presets.STATUS,
+            _status,
         ),
         Command(
             "eval",

@@ -10,10 +10,16 @@ from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
+from lwd.configs.online import Budget, LearnerSettings, OnlineConfig
 from lwd.configs.run import RunConfig
+from lwd.configs.status import StatusConfig
 from lwd.configs.train import LoopConfig, PolicyArch, RLConfig, SFTConfig
 
 __all__ = [
+    "STATUS",
+    "StatusConfig",
+    "ONLINE",
+    "OnlineConfig",
     "COLLECT",
     "EVAL",
     "OFFLINE",
@@ -50,7 +56,7 @@ SFT: dict[str, SFTConfig] = {
         dataset=_run_dir("debug") / "offline_data",
         out=_run_dir("debug") / "sft",
         policy=DEBUG_ARCH,
-        loop=LoopConfig(steps=300, batch_size=64, log_every=25, checkpoint_every=100),
+        loop=LoopConfig(steps=300, batch_size=64, log_every=25, checkpoint_every=100, threads=1),
         lr=1e-3,
         warmup_steps=20,
     ),
@@ -71,9 +77,37 @@ OFFLINE: dict[str, RLConfig] = {
     )
     for name, loop in (
         ("quickstart", LoopConfig(steps=600, batch_size=256, checkpoint_every=200)),
-        ("debug", LoopConfig(steps=100, batch_size=64, log_every=25, checkpoint_every=50)),
+        ("debug", LoopConfig(steps=100, batch_size=64, log_every=25, checkpoint_every=50, threads=1)),
         ("benchmark", LoopConfig(steps=3000, batch_size=256, checkpoint_every=500)),
     )
+}
+
+
+ONLINE: dict[str, OnlineConfig] = {
+    "quickstart": OnlineConfig(
+        suite="mw8",
+        num_robots=16,
+        robot_processes=2,
+        learner=LearnerSettings(
+            batch_size=128, publish_every=25, checkpoint_every=25, min_online_transitions=2000
+        ),
+        budget=Budget(max_learner_steps=400, max_wall_s=360.0),
+    ),
+    "debug": OnlineConfig(
+        suite="fake4",
+        num_robots=4,
+        robot_processes=2,
+        learner=LearnerSettings(
+            batch_size=32, publish_every=10, checkpoint_every=10, min_online_transitions=100, log_every=5
+        ),
+        budget=Budget(max_learner_steps=40, max_wall_s=120.0),
+    ),
+    "benchmark": OnlineConfig(
+        suite="mw8",
+        num_robots=16,
+        robot_processes=2,
+        budget=Budget(max_learner_steps=3000, max_wall_s=5400.0),
+    ),
 }
 
 EVAL: dict[str, EvalConfig] = {
@@ -104,7 +138,14 @@ RUN: dict[str, RunConfig] = {
         collect=COLLECT[name],
         sft=SFT[name],
         offline=OFFLINE[name],
+        online=ONLINE[name],
         eval=EVAL[name],
     )
+    for name in ("quickstart", "debug", "benchmark")
+}
+
+
+STATUS: dict[str, StatusConfig] = {
+    name: StatusConfig(root=_run_dir(name) / "online" / "fleet")
     for name in ("quickstart", "debug", "benchmark")
 }

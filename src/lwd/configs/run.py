@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
+from lwd.configs.online import OnlineConfig
 from lwd.configs.train import RLConfig, SFTConfig
 
 
@@ -26,7 +27,13 @@ class RunConfig:
     """Behaviour cloning (paths replaced by ``run_dir/sft``)."""
     offline: RLConfig = field(default_factory=RLConfig)
     """Offline RL from the SFT policy (paths replaced by ``run_dir/offline_lwd``)."""
+    online: OnlineConfig = field(default_factory=OnlineConfig)
+    """Learning while deploying: the simulated fleet + learner (state under ``run_dir/online``)."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation settings used for every policy the run produces (paths replaced)."""
-    eval_conditions: tuple[str, ...] = ("lab", "field")
-    """Conditions every evaluated policy is measured in."""
+    eval_conditions: tuple[str, ...] = ("field",)
+    """Conditions every evaluated policy (SFT, offline LWD, online LWD) is measured in."""
+    eval_sft_in_lab: bool = True
+    """Also evaluate the SFT policy in the lab, to show the deployment shift."""
+    skip_online: bool = False
+    """Stop after the offline stage (no fleet)."""

@@ -78,6 +78,32 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
     keys = ["critic/td_loss", "value/entropy", "value/tau", "policy/adjoint_loss", "policy/drift"]
     if plot_curves(off, keys, run_dir / "plots" / "offline.png", "offline LWD (DIVL + QAM)"):
         lines += ["## Offline LWD", "", "![offline curves](plots/offline.png)", ""]
+    onl = read_metrics(run_dir / "online" / "learner" / "metrics.jsonl")
+    keys = [
+        "fleet/intervention_rate",
+        "value/tau",
+        "value/entropy",
+        "critic/td_loss",
+        "policy/drift",
+        "fleet/robot_hours",
+    ]
+    if plot_curves(onl, keys, run_dir / "plots" / "online.png", "online LWD (learning while deploying)"):
+        lines += ["## Online LWD", "", "![online curves](plots/online.png)", ""]
+        summ = run_dir / "online" / "summary.json"
+        if summ.is_file():
+            s = read_json(summ)
+            lines += [
+                f"Stopped by `{s['stop_reason']}` after {s['learner_step']} learner steps, {s['episodes']} fleet "
+                f"episodes, {s['robot_hours']:.3f} robot-hours; published versions {s['versions']}.",
+                "",
+                "| policy version | fleet episodes | intervention rate | success (with interventions) |",
+                "|---|---|---|---|",
+            ]
+            for v, pv in s["per_version"].items():
+                sr = pv["success_rate"]
+                avg = sum(sr.values()) / len(sr) if sr else float("nan")
+                lines.append(f"| {v} | {pv['episodes']} | {pv['intervention_rate']:.3f} | {avg:.3f} |")
+            lines.append("")
     for cond in conditions:
         cols = {}
         n_note = ""

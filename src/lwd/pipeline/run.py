@@ -1,4 +1,5 @@
-"""``lwd run``: the main job. Collect offline data if absent, SFT, offline LWD, evaluate, report.
+"""``lwd run``: the main job. Collect offline data if absent, SFT, offline LWD, learn online while a
+simulated fleet deploys the policy, evaluate every stage's policy on held-out seeds, report.
 
 Every stage writes under ``run_dir`` and is resumable; a stage that finished leaves a marker
 (``run_dir/stages/<name>.json``) and is skipped on the next ``lwd run``. Ctrl-C stops cleanly (the
@@ -18,6 +19,7 @@ from typing import Any
 from lwd.configs.run import RunConfig
 from lwd.eval.runner import evaluate
 from lwd.pipeline.collect import collect
+from lwd.pipeline.online import run_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.pipeline.report import write_report
 from lwd.pipeline.train_offline import train_offline
@@ -39,8 +41,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
         out=rd / "offline_lwd",
         loop=rep(cfg.offline.loop, seed=cfg.seed),
     )
+    online = rep(cfg.online, suite=cfg.suite, seed=cfg.seed)
     ev = rep(cfg.eval, suite=cfg.suite)
-    return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, eval=ev)
+    return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, online=online, eval=ev)
 
 
 class Stages:
@@ -80,13 +83,25 @@ def run(cfg: RunConfig) -> Path:
     stages.run("sft", lambda: {"policy": str(pretrain(cfg.sft))})
     stages.run("offline", lambda: {"policy": str(train_offline(cfg.offline))})
     policies = {"sft": cfg.run_dir / "sft" / "policy", "lwd_offline": cfg.run_dir / "offline_lwd" / "policy"}
+    if not cfg.skip_online:
+        stages.run(
+            "online",
+            lambda: run_online(
+                cfg.online, cfg.run_dir, cfg.run_dir / "offline_data", cfg.run_dir / "offline_lwd"
+            ),
+        )
+        policies["lwd_online"] = cfg.run_dir / "online" / "policy"
     for name, ckpt in policies.items():
-        for cond in cfg.eval_conditions:
+        conds = list(cfg.eval_conditions)
+        if name == "sft" and cfg.eval_sft_in_lab and "lab" not in conds:
+            conds.insert(0, "lab")
+        for cond in conds:
             ev = dataclasses.replace(
                 cfg.eval, checkpoint=ckpt, shift=cond, out=cfg.run_dir / "eval" / f"{name}_{cond}", name=name
             )
             stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
-    return write_report(cfg.run_dir, list(policies), cfg.eval_conditions)
+    conditions = tuple(dict.fromkeys((("lab",) if cfg.eval_sft_in_lab else ()) + tuple(cfg.eval_conditions)))
+    return write_report(cfg.run_dir, list(policies), conditions)
 
 
 def _summary(res: dict) -> dict:
