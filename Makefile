@@ -39,6 +39,7 @@ bench: setup
 	$(PY) benchmarks/envs_bench.py
 	$(PY) benchmarks/collect_bench.py
 	$(PY) benchmarks/policy_bench.py
+	$(PY) benchmarks/learner_step_bench.py
 	$(PY) benchmarks/dataplane_bench.py
 
 clean:
