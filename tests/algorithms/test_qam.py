@@ -234,15 +234,16 @@ def test_qam_toy_moves_samples_to_tilted_density(lam, k, steps, cov_tol):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lam,cov_tol", [(2.0, 0.05), (1.0, 0.05), (0.5, 0.25)])
-def test_qam_toy_full(lam, cov_tol):
-    """Full version: K=20, 1500 steps, batch 512.
+@pytest.mark.parametrize("lam,k,cov_tol", [(2.0, 20, 0.05), (1.0, 32, 0.05), (0.5, 32, 0.10)])
+def test_qam_toy_full(lam, k, cov_tol):
+    """Full version: 1500 steps, batch 512 (~2-5 min each on a shared CPU).
 
-    lambda=0.5 (a very strong tilt: the lower mode's weight drops from 0.5 to 0.15) keeps a
-    covariance error of ~8-18 % at K=20: the shifted sigma_i of section 4 carries ~2h/(1-w) more
-    noise than the memoryless schedule, so the discrete reference SDE is not exactly marginal-
-    preserving and the fixed point is biased by O(h) (docs/algorithms.md). The mean stays within 5 %.
+    The shifted sigma_i of section 4 carries ~2h/(1-w) more noise than the memoryless schedule, so
+    the discrete reference SDE is not exactly marginal-preserving and the fixed point is biased by
+    O(h) (docs/algorithms.md). Measured covariance errors: lambda=1: 5.5 % at K=20, 3.1 % at K=32;
+    lambda=0.5 (the lower mode's weight drops from 0.5 to 0.15): 57 % at K=10, 8-18 % at K=20,
+    6.5 % at K=32. Means stay within 2 % throughout.
     """
-    mean_err, cov_err, _ = _toy_errors(lam, k=20, steps=1500, batch=512, lr=2e-3)
+    mean_err, cov_err, _ = _toy_errors(lam, k=k, steps=1500, batch=512, lr=2e-3)
     assert mean_err < 0.05, mean_err
     assert cov_err < cov_tol, cov_err

@@ -11,6 +11,7 @@ Observations are dicts of tensors (see ``lwd.critic.networks``); actions [b, h, 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -136,7 +137,6 @@ def _step(opt: torch.optim.Optimizer, loss: Tensor, params, grad_clip: float, sc
 
 def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int, warmup: int = 0, floor: float = 0.1):
     """Linear warmup then cosine decay to ``floor`` x lr over ``total_steps`` (0: constant lr)."""
-    import math
 
     def factor(step: int) -> float:
         if total_steps <= 0:
