@@ -56,7 +56,7 @@ SFT: dict[str, SFTConfig] = {
         dataset=_run_dir("debug") / "offline_data",
         out=_run_dir("debug") / "sft",
         policy=DEBUG_ARCH,
-        loop=LoopConfig(steps=300, batch_size=64, log_every=25, checkpoint_every=100, threads=1),
+        loop=LoopConfig(steps=300, batch_size=64, log_every=25, checkpoint_every=100),
         lr=1e-3,
         warmup_steps=20,
     ),
