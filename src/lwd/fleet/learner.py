@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import signal
 import tempfile
 import threading
@@ -56,8 +55,8 @@ from lwd.policy.language import get_text_encoder
 from lwd.types import Episode
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
-from lwd.utils.state_io import load_state_dir, save_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +136,7 @@ def build_from_init(init: Path, s: LearnerSettings) -> tuple[LWDAlgorithm, dict,
     enc = get_text_encoder(policy.config.text_encoder)
     algo = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), seed=s.seed)
     if stage:
-        meta = read_json(init / "checkpoints" / "latest.json")
-        state, _ = load_state_dir(init / "checkpoints" / meta["path"])
+        _, state = StepCheckpoints(init / "checkpoints").latest()
         try:
             algo.load_state_dict(state["algorithm"])
         except (KeyError, RuntimeError) as e:
@@ -146,28 +144,6 @@ def build_from_init(init: Path, s: LearnerSettings) -> tuple[LWDAlgorithm, dict,
         for g in algo.policy_opt.param_groups:  # online runs at the configured constant rates
             g["lr"] = s.policy_lr
     return algo, stats, int(manifest["version"])
-
-
-class MetricsLog:
-    """metrics.jsonl + TensorBoard, like the offline TrainLoop's."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self._tb = None
-
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
-        self.scalars(step, metrics)
-
-    def scalars(self, step: int, metrics: dict[str, float]) -> None:
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.out / "tb"))
-        for k, v in metrics.items():
-            self._tb.add_scalar(k, v, step)
-        self._tb.flush()
 
 
 class Learner:
@@ -178,6 +154,7 @@ class Learner:
         self.s = LearnerSettings(**cfg.get("settings", {}))
         self.out = Path(cfg["learner_dir"])
         self.ckpt_dir = self.out / "checkpoints"
+        self.checkpoints = StepCheckpoints(self.ckpt_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.max_steps = cfg.get("max_learner_steps")
         self.stop_event = threading.Event()
@@ -212,25 +189,17 @@ class Learner:
 
     # ---- state ---------------------------------------------------------------------------------
     def _latest_checkpoint(self) -> dict | None:
-        pointer = self.ckpt_dir / "latest.json"
-        if not pointer.is_file():
+        found = self.checkpoints.latest()
+        if found is None:
             return None
-        meta = read_json(pointer)
-        state, _ = load_state_dir(self.ckpt_dir / meta["path"])
-        log.warning("learner resumes from its checkpoint at step %d", meta["step"])
-        return state
+        log.warning("learner resumes from its checkpoint at step %d", found[0])
+        return found[1]
 
     def checkpoint(self) -> None:
-        """Full state (networks, optimisers, RNG, step) in the TrainLoop layout, atomically."""
-        name = f"step-{self.step:07d}"
-        if not (self.ckpt_dir / name).exists():
-            state = {"algorithm": self.algo.state_dict(), "np_rng": self.rng.bit_generator.state,
-                     "step": self.step, "version": self.version}  # fmt: skip
-            save_state_dir(self.ckpt_dir / name, state, {"step": self.step, "stage": "online"})
-        atomic_write_json(self.ckpt_dir / "latest.json", {"step": self.step, "path": name})
-        for p in sorted(self.ckpt_dir.glob("step-*"))[:-2]:
-            if p.name != name:
-                shutil.rmtree(p, ignore_errors=True)
+        """Full state (networks, optimisers, RNG, step) in the shared StepCheckpoints layout."""
+        state = {"algorithm": self.algo.state_dict(), "np_rng": self.rng.bit_generator.state,
+                 "step": self.step, "version": self.version}  # fmt: skip
+        self.checkpoints.save(self.step, state, {"stage": "online"})
 
     def publish(self) -> int:
         """Publish the current policy as a new registry version and make it the fleet default."""
@@ -298,6 +267,7 @@ class Learner:
             per = {f"fleet/success_rate_by_version/{t}": r for t, r in rec["success_rate"].items()}
             per["fleet/intervention_rate_by_version"] = rec["intervention_rate"]
             self.metrics.scalars(int(v), per)
+        self.metrics.flush()
         atomic_write_json(self.out / "versions.json", summary)
         self._acc, self._n_acc = defaultdict(float), 0
         self._t_log, self._s_log, self._e_log = now, self.step, self.vstats.env_steps

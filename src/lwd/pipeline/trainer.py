@@ -13,10 +13,8 @@ Layout of a stage directory::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lwd.utils.errors import DataError
-from lwd.utils.io import atomic_write_json, read_json
-from lwd.utils.state_io import load_state_dir, save_state_dir
+from lwd.utils.run_state import MetricsLog, StepCheckpoints
 
 log = logging.getLogger(__name__)
 
@@ -61,52 +57,22 @@ class TrainLoop:
         self.log_every = log_every
         self.checkpoint_every = checkpoint_every
         self.desc = desc
-        self.keep = keep_checkpoints
         self.progress = progress
         self.ckpt_dir = self.out / "checkpoints"
-        self._tb = None
+        self.checkpoints = StepCheckpoints(self.ckpt_dir, keep=keep_checkpoints)
+        self.metrics = MetricsLog(self.out)
 
-    # ---- checkpoints -------------------------------------------------------------------------------
+    # ---- checkpoints and logging (shared with the online learner) --------------------------------
 
     def latest_state(self) -> tuple[int, Any] | None:
         """(step, state) of the newest complete checkpoint, or None for a fresh start."""
-        pointer = self.ckpt_dir / "latest.json"
-        if not pointer.is_file():
-            return None
-        try:
-            meta = read_json(pointer)
-            state, _ = load_state_dir(self.ckpt_dir / meta["path"])
-        except (DataError, KeyError, json.JSONDecodeError) as e:
-            raise DataError(
-                f"{self.out}: the latest checkpoint is unreadable ({e}); delete {self.ckpt_dir} to restart the stage"
-            ) from e
-        return int(meta["step"]), state
+        return self.checkpoints.latest()
 
     def save(self, step: int, state: Any) -> None:
-        name = f"step-{step:07d}"
-        target = self.ckpt_dir / name
-        if target.exists():  # re-saving the same step after a resume
-            return
-        save_state_dir(target, state, {"step": step, "stage": self.desc})
-        atomic_write_json(self.ckpt_dir / "latest.json", {"step": step, "path": name})
-        old = sorted(p for p in self.ckpt_dir.glob("step-*") if p.is_dir() and p.name != name)
-        for p in old[: max(0, len(old) - (self.keep - 1))]:
-            shutil.rmtree(p, ignore_errors=True)
-        for p in self.ckpt_dir.glob(".step-*.tmp"):  # leftovers of a crash mid-save
-            shutil.rmtree(p, ignore_errors=True)
-
-    # ---- logging -------------------------------------------------------------------------------------
+        self.checkpoints.save(step, state, {"stage": self.desc})
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        rec = {"step": step, "time": time.time(), **metrics}
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.out / "tb"))
-        for k, v in metrics.items():
-            self._tb.add_scalar(k, v, step)
+        self.metrics.log(step, metrics)
 
     # ---- loop ----------------------------------------------------------------------------------------
 
@@ -150,8 +116,7 @@ class TrainLoop:
             raise
         finally:
             bar.close()
-            if self._tb is not None:
-                self._tb.flush()
+            self.metrics.flush()
         if step > start_step or not (self.ckpt_dir / "latest.json").exists():
             self.save(step, get_state(step))
         return step
