@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class SFTConfig:
 class RLConfig:
     """Offline RL from the SFT reference policy on the whole offline buffer (``lwd train``)."""
 
+    stage: Literal["offline"] = "offline"
+    """Training stage. ``offline`` here; the online stage runs inside the fleet (``lwd run``), where the
+    learner follows the robots' data."""
     dataset: Path = Path("runs/quickstart/offline_data")
     """Offline dataset written by ``lwd collect`` (demos, rollouts, failures, play: all are used)."""
     init: Path = Path("runs/quickstart/sft/policy")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +85,12 @@ class TrainLoop:
         get_state: Callable[[int], Any],
         postfix_keys: tuple[str, ...] = (),
     ) -> int:
-        """Run steps ``start_step .. total_steps-1``; checkpoint on schedule, at the end and on Ctrl-C."""
+        """Run steps ``start_step .. total_steps-1``; checkpoint on schedule, at the end and on a stop.
+
+        Ctrl-C (SIGINT) or SIGTERM stops *between* steps: the step in flight completes, its state is
+        checkpointed, then ``KeyboardInterrupt`` is raised, so a resumed run continues exactly where
+        the stopped one ended (same weights, optimiser and RNG states). A second Ctrl-C aborts at once.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
             total=self.total_steps, initial=start_step, desc=self.desc, unit="step", disable=not self.progress
@@ -92,31 +99,54 @@ class TrainLoop:
         acc: dict[str, float] = {}
         n_acc = 0
         t_last, s_last = time.monotonic(), step
-        try:
-            while step < self.total_steps:
-                metrics = step_fn(step)
-                step += 1
-                for k, v in metrics.items():
-                    acc[k] = acc.get(k, 0.0) + float(v)
-                n_acc += 1
-                bar.update(1)
-                if step % self.log_every == 0 or step == self.total_steps:
-                    now = time.monotonic()
-                    avg = {k: v / n_acc for k, v in acc.items()}
-                    avg["perf/steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
-                    self.log(step, avg)
-                    bar.set_postfix({k.split("/")[-1]: f"{avg[k]:.4g}" for k in postfix_keys if k in avg})
-                    acc, n_acc, t_last, s_last = {}, 0, now, step
-                if step % self.checkpoint_every == 0 and step < self.total_steps:
-                    self.save(step, get_state(step))
-        except KeyboardInterrupt:
-            if step > start_step:
-                log.warning("interrupted at step %d; saving a checkpoint to resume from", step)
-                self.save(step, get_state(step))
-            raise
-        finally:
-            bar.close()
-            self.metrics.flush()
+        with _GracefulStop() as stop:
+            try:
+                while step < self.total_steps:
+                    metrics = step_fn(step)
+                    step += 1
+                    for k, v in metrics.items():
+                        acc[k] = acc.get(k, 0.0) + float(v)
+                    n_acc += 1
+                    bar.update(1)
+                    if step % self.log_every == 0 or step == self.total_steps:
+                        now = time.monotonic()
+                        avg = {k: v / n_acc for k, v in acc.items()}
+                        avg["perf/steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
+                        self.log(step, avg)
+                        bar.set_postfix({k.split("/")[-1]: f"{avg[k]:.4g}" for k in postfix_keys if k in avg})
+                        acc, n_acc, t_last, s_last = {}, 0, now, step
+                    if stop.requested:
+                        log.warning("stop requested at step %d; checkpointing to resume from", step)
+                        self.save(step, get_state(step))
+                        raise KeyboardInterrupt
+                    if step % self.checkpoint_every == 0 and step < self.total_steps:
+                        self.save(step, get_state(step))
+            finally:
+                bar.close()
+                self.metrics.flush()
         if step > start_step or not (self.ckpt_dir / "latest.json").exists():
             self.save(step, get_state(step))
         return step
+
+
+class _GracefulStop:
+    """Turns the first SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:  # second signal: abort now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, prev in self._previous.items():
+            signal.signal(sig, prev)
