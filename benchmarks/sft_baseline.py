@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--episodes-per-task", type=int, default=COLLECT["benchmark"].episodes_per_task)
     ap.add_argument("--sft-steps", type=int, default=SFT["benchmark"].loop.steps)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of SFT (1 avoids oversubscription)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench/sft_baseline.json"))
     args = ap.parse_args()
 
@@ -63,7 +64,7 @@ def main() -> None:
             SFT["benchmark"],
             dataset=data,
             out=args.root / f"seed{seed}" / "sft",
-            loop=dataclasses.replace(SFT["benchmark"].loop, seed=seed, steps=args.sft_steps),
+            loop=dataclasses.replace(SFT["benchmark"].loop, seed=seed, steps=args.sft_steps, threads=args.threads),
         )
         ckpt = pretrain(sft_cfg)
         for cond in ("lab", "field"):

@@ -32,7 +32,17 @@ def make_episode(t=5, d=3, a=2, images=False, success=True):
 def test_round_trip_is_exact(images):
     ep = make_episode(images=images)
     back = episode_from_bytes(episode_to_bytes(ep))
-    for name in ("episode_id", "task_id", "instruction", "robot_id", "policy_version", "source", "success", "seed", "condition"):
+    for name in (
+        "episode_id",
+        "task_id",
+        "instruction",
+        "robot_id",
+        "policy_version",
+        "source",
+        "success",
+        "seed",
+        "condition",
+    ):
         assert getattr(back, name) == getattr(ep, name)
     for name in ("states", "actions", "rewards", "intervention"):
         np.testing.assert_array_equal(getattr(back, name), getattr(ep, name))
