@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lwd.envs.suites import SUITES
 from lwd.eval.metrics import TaskSummary
 from lwd.eval.report import bar_chart, markdown_table
 from lwd.utils.io import atomic_write_text, read_json
 
 
 def _summaries(results: dict) -> dict[str, TaskSummary]:
+    """Per-task summaries of a results.json, in the suite's task order (the JSON keys are sorted)."""
+    tasks = results["tasks"]
+    order = (
+        [t for t in SUITES[results["suite"]].task_ids if t in tasks] if results.get("suite") in SUITES else []
+    )
+    order += [t for t in tasks if t not in order]
     out = {}
-    for t, s in results["tasks"].items():
+    for t in order:
+        s = tasks[t]
         s = dict(s)
         s["ci95"] = tuple(s["ci95"])
         out[t] = TaskSummary(**s)
