@@ -107,7 +107,7 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
                 "| policy version | fleet episodes | intervention rate | success (with interventions) |",
                 "|---|---|---|---|",
             ]
-            for v, pv in s["per_version"].items():
+            for v, pv in sorted(s["per_version"].items(), key=lambda kv: int(kv[0])):
                 sr = pv["success_rate"]
                 avg = sum(sr.values()) / len(sr) if sr else float("nan")
                 lines.append(f"| {v} | {pv['episodes']} | {pv['intervention_rate']:.3f} | {avg:.3f} |")
