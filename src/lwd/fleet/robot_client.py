@@ -248,14 +248,15 @@ class RobotClient:
         self.max_episodes = cfg.get("max_episodes")
         self._last_hb = 0.0
 
-    def heartbeat(self, force: bool = False) -> None:
+    def heartbeat(self, force: bool = False, status: str | None = None) -> None:
+        """Report every member's task, status and version (``status`` overrides, e.g. ``stopped``)."""
         if not force and time.monotonic() - self._last_hb < self.cfg.get("heartbeat_s", 5.0):
             return
         self._last_hb = time.monotonic()
         for m in self.members:
             try:
-                status = "running" if m.policy is not None else "waiting"
-                self.dp.heartbeat(m.robot_id, m.task.task_id, status, m.version)
+                st = status or ("running" if m.policy is not None else "waiting")
+                self.dp.heartbeat(m.robot_id, m.task.task_id, st, m.version)
             except Exception as e:  # the event log may be briefly unavailable; heartbeats are best effort
                 log.info("heartbeat failed: %s", e)
 
@@ -291,7 +292,7 @@ class RobotClient:
 
     def close(self, flush_timeout_s: float = 30.0) -> None:
         self.write_status()
-        self.heartbeat(force=True)
+        self.heartbeat(force=True, status="stopped")
         for m in self.members:
             m.outbox.close(flush_timeout=flush_timeout_s)
         self.dp.close()
