@@ -81,7 +81,6 @@ def pooled(paths: list[Path]):
 def value_along_episodes(root: Path, seed: int, steps: int, batch: int, out_png: Path) -> dict:
     """Value distributions p(v | s_t) of the final LWD value net along a successful and a failed
     offline episode of the same long task (paper Fig. 6/9)."""
-    from lwd.algorithms.bc import policy_obs  # noqa: F401  (documented reuse of the batching path)
     from lwd.data import LwdDataset
     from lwd.policy.batching import obs_from_arrays
 
