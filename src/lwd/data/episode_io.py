@@ -98,6 +98,29 @@ def episode_from_table(table: pa.Table) -> Episode:
     for cam, shape in meta["image_shapes"].items():
         col = table.column(IMAGE_PREFIX + cam).to_pylist()
         images[cam] = np.frombuffer(b"".join(col), dtype=np.uint8).reshape(n, *shape).copy()
+    return episode_from_frames(
+        meta,
+        states=mat("observation.state"),
+        actions=mat("action"),
+        rewards=table.column("next.reward").to_numpy().astype(np.float32),
+        intervention=table.column("intervention").to_numpy(zero_copy_only=False).astype(bool),
+        images=images,
+    )
+
+
+def episode_from_frames(
+    meta: dict,
+    states: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    intervention: np.ndarray,
+    images: dict[str, np.ndarray],
+) -> Episode:
+    """A validated Episode from its metadata and T+1 frame rows (the last frame carries no action).
+
+    ``states`` [T+1, d], ``actions`` [T+1, a], ``rewards`` / ``intervention`` [T+1], ``images`` cam ->
+    [T+1, H, W, 3]. The one place the row layout maps back to an Episode (payloads and datasets).
+    """
     ep = Episode(
         episode_id=meta["episode_id"],
         task_id=meta["task_id"],
@@ -106,10 +129,10 @@ def episode_from_table(table: pa.Table) -> Episode:
         policy_version=int(meta["policy_version"]),
         source=meta["source"],
         success=bool(meta["success"]),
-        states=mat("observation.state"),
-        actions=mat("action")[:-1],
-        rewards=table.column("next.reward").to_numpy().astype(np.float32)[:-1],
-        intervention=table.column("intervention").to_numpy(zero_copy_only=False).astype(bool)[:-1],
+        states=np.array(states, dtype=np.float32),
+        actions=np.array(actions[:-1], dtype=np.float32),
+        rewards=np.array(rewards[:-1], dtype=np.float32),
+        intervention=np.array(intervention[:-1], dtype=bool),
         images=images,
         seed=int(meta.get("seed", -1)),
         condition=meta.get("condition", "lab"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from lwd.data.episode_io import IMAGE_PREFIX, episode_to_table
+from lwd.data.episode_io import IMAGE_PREFIX, episode_from_frames, episode_to_table
 from lwd.data.layout import EPISODE_STRING_COLUMNS
 from lwd.types import Episode
 
@@ -115,21 +115,11 @@ def decode_episodes(
         for cam, shape in image_shapes.items():
             raw = b"".join(cams[cam].slice(lo, hi - lo).to_pylist())
             images[cam] = np.frombuffer(raw, dtype=np.uint8).reshape(hi - lo, *shape).copy()
-        ep = Episode(
-            episode_id=m["episode_id"],
-            task_id=m["task_id"],
-            instruction=m["instruction"],
-            robot_id=m["robot_id"],
-            policy_version=int(m["policy_version"]),
-            source=m["source"],
-            success=bool(m["success"]),
-            states=states[lo:hi].copy(),
-            actions=actions[lo : hi - 1].copy(),
-            rewards=rewards[lo : hi - 1].copy(),
-            intervention=interv[lo : hi - 1].copy(),
+        yield episode_from_frames(
+            m,
+            states=states[lo:hi],
+            actions=actions[lo:hi],
+            rewards=rewards[lo:hi],
+            intervention=interv[lo:hi],
             images=images,
-            seed=int(m["seed"]),
-            condition=m["condition"],
         )
-        ep.validate()
-        yield ep
