@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+from lwd_data_factories import assert_same_episode
+from lwd_data_factories import make_episode as factory_episode
+
+from lwd.data.episode_io import episode_from_bytes, episode_to_bytes
+from lwd.types import new_episode_id
+
+
+def make_episode(images=False, success=True):
+    ep = factory_episode(new_episode_id(), length=5, images=images, success=success, seed=7, source="online")
+    ep.intervention[::2] = True
+    return ep.replace(condition="field")
+
+
+@pytest.mark.parametrize("images", [False, True])
+def test_round_trip_is_exact(images):
+    ep = make_episode(images=images)
+    back = episode_from_bytes(episode_to_bytes(ep))
+    assert_same_episode(ep, back)
+    assert back.intervention.any() and back.condition == "field" and back.images.keys() == ep.images.keys()
+
+
+def test_truncated_payload_is_refused():
+    data = episode_to_bytes(make_episode())
+    with pytest.raises(ValueError, match="unreadable episode payload"):
+        episode_from_bytes(data[: len(data) // 2])
+
+
+def test_invalid_episode_is_refused_on_write():
+    ep = make_episode()
+    ep.actions[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        episode_to_bytes(ep)
