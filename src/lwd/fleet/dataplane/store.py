@@ -86,7 +86,8 @@ class EpisodeStore:
         return self.fs.exists(path)
 
     def list_keys(self, prefix: str) -> list[str]:
-        """Keys directly under ``prefix`` (a directory-like key), sorted; [] if none."""
+        """Keys directly under ``prefix`` (a directory-like key), sorted; [] if none. Hidden names (the
+        ``.name.XXXX.tmp`` files a writer killed mid-write leaves behind) are not keys."""
         path = self._path(prefix)
         if not self.local:
             self.fs.invalidate_cache(path)
@@ -95,7 +96,8 @@ class EpisodeStore:
         except FileNotFoundError:
             return []
         root = self.root.rstrip("/") + "/"
-        return sorted(n[len(root) :] if n.startswith(root) else n for n in names)
+        keys = (n[len(root) :] if n.startswith(root) else n for n in names)
+        return sorted(k for k in keys if not posixpath.basename(k).startswith("."))
 
     def put_json(self, key: str, obj: Any) -> None:
         self.put_object(key, (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode())
