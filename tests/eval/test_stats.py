@@ -1,0 +1,69 @@
+"""lwd.eval.stats against analytic cases and scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from lwd.eval.stats import cmh_less, fisher_less, flip, mh_risk_difference, rate
+
+
+def test_fisher_less_analytic_and_direction():
+    # a = 0/3, b = 3/3: the only table at least as extreme -> hypergeometric 1 / C(6, 3)
+    assert fisher_less((0, 3), (3, 3)) == pytest.approx(1 / 20)
+    assert fisher_less((3, 3), (0, 3)) == pytest.approx(1.0)  # a better: no evidence it is worse
+    assert fisher_less((0, 0), (3, 3)) == 1.0  # empty arm carries no information
+    # agrees with a direct hypergeometric tail
+    p = st.hypergeom.cdf(2, 40, 22, 20)  # a: 2 of 20 successes, total successes 2 + 20 = 22 of 40
+    assert fisher_less((2, 20), (20, 20)) == pytest.approx(p)
+
+
+def test_cmh_single_stratum_equals_uncorrected_chi2():
+    a, b = (4, 20), (12, 20)
+    z, p = cmh_less([(a, b)])
+    chi2 = st.chi2_contingency([[4, 16], [12, 8]], correction=False).statistic
+    n = 40
+    assert z < 0
+    assert z * z == pytest.approx(chi2 * (n - 1) / n)
+    assert p == pytest.approx(st.norm.cdf(z))
+
+
+def test_cmh_pools_identical_strata_and_skips_uninformative():
+    s = ((3, 10), (7, 10))
+    z1, _ = cmh_less([s])
+    z2, _ = cmh_less([s, s])
+    assert z2 == pytest.approx(math.sqrt(2) * z1)  # deviation and variance both double
+    # strata with an empty arm or no outcome variance are skipped
+    assert cmh_less([s, ((0, 0), (5, 5)), ((5, 5), (5, 5))])[0] == pytest.approx(z1)
+    assert cmh_less([]) == (0.0, 1.0)
+
+
+def test_cmh_is_calibrated_under_the_null():
+    rng = np.random.default_rng(0)
+    hits, trials = 0, 2000
+    for _ in range(trials):
+        strata = []
+        for p_task, na, nb in ((0.2, 8, 24), (0.6, 8, 24), (0.9, 10, 10)):
+            strata.append(((rng.binomial(na, p_task), na), (rng.binomial(nb, p_task), nb)))
+        hits += cmh_less(strata)[1] < 0.05
+    assert 0.02 < hits / trials < 0.08
+
+
+def test_cmh_not_fooled_by_task_mix():
+    # both arms have the same per-task rates, but A ran mostly the hard task: pooled raw rates differ
+    # (A 0.37 vs B 0.63) while the stratified test sees no difference
+    strata = [((2, 20), (1, 10)), ((9, 10), (18, 20))]
+    assert rate((11, 30)) < rate((19, 30)) - 0.25
+    z, p = cmh_less(strata)
+    assert abs(z) < 0.5 and p > 0.3
+
+
+def test_mh_risk_difference_and_flip():
+    assert mh_risk_difference([((5, 10), (8, 10)), ((2, 10), (5, 10))]) == pytest.approx(-0.3)
+    assert mh_risk_difference([((0, 0), (1, 1))]) is None
+    assert flip((3, 10)) == (7, 10)
+    with pytest.raises(ValueError):
+        rate((5, 3))
