@@ -196,6 +196,12 @@ def bench_episode_latency(
     )  # fmt: skip
     dp = open_dataplane(cfg)
     reader = SnapshotReader(dp, prefetch=64, poll_s=0.05).start()
+    # steady state: the coordinator process has started (imports, connections) and a warm-up
+    # episode went all the way through before anything is timed
+    warm = episode("warm-up", 10**6)
+    dp.publish(warm)
+    first = reader.get(timeout=120)
+    assert first is not None and first.episode_id == warm.episode_id, "warm-up episode never sampleable"
     ended: dict[str, float] = {}
     read: dict[str, float] = {}
     total = robots * per_robot
@@ -226,8 +232,51 @@ def bench_episode_latency(
     coord.terminate()
     coord.wait()
     lat = [read[e] - ended[e] for e in ended if e in read]
-    return {"episodes": total, "sampleable": len(lat), "p50_s": pct(lat, 50), "p99_s": pct(lat, 99),
-            "max_s": max(lat) if lat else float("nan")}  # fmt: skip
+    out = {"episodes": total, "sampleable": len(lat), "p50_s": pct(lat, 50), "p99_s": pct(lat, 99),
+           "max_s": max(lat) if lat else float("nan")}  # fmt: skip
+    out["stages"] = stage_breakdown(root, cfg, ended, read)
+    return out
+
+
+def stage_breakdown(root: Path, cfg: DataPlaneConfig, ended: dict, read: dict) -> dict:
+    """P50/P99 of each hop: episode end -> event appended (outbox persist + upload + append),
+    appended -> decided (coordinator read + fetch + validate), decided -> snapshot published
+    (commit + manifest + LATEST), published -> read by the learner (reader wake-up + fetch)."""
+    import sqlite3
+
+    appended: dict[str, float] = {}
+    if cfg.events.startswith("sqlite://"):
+        con = sqlite3.connect(cfg.events[len("sqlite://") :])
+        rows = con.execute("SELECT raw, appended_at FROM events").fetchall()
+        con.close()
+        for raw, at in rows:
+            ev = json.loads(raw)
+            appended.setdefault(ev.get("episode_id", ""), at)
+    else:
+        import redis
+
+        client = redis.Redis.from_url(cfg.events)
+        for sid, fields in client.xrange(cfg.stream):
+            ev = json.loads(fields[b"e"])
+            appended.setdefault(ev.get("episode_id", ""), int(sid.split(b"-")[0]) / 1000)
+        client.close()
+    con = sqlite3.connect(root / "coordinator.db")
+    decided = dict(con.execute("SELECT episode_id, decided_at FROM episodes").fetchall())
+    con.close()
+    published = {}
+    store = open_dataplane(cfg).store
+    for k in store.list_keys("snapshots"):
+        if k.endswith(".json"):
+            path = Path(store.root) / k
+            for e in store.get_json(k)["added"]:
+                published[e["episode_id"]] = path.stat().st_mtime
+    hops = {"end_to_appended": (ended, appended), "appended_to_decided": (appended, decided),
+            "decided_to_published": (decided, published), "published_to_read": (published, read)}  # fmt: skip
+    out = {}
+    for name, (a, b) in hops.items():
+        d = [b[e] - a[e] for e in ended if e in a and e in b]
+        out[name] = {"p50_s": round(pct(d, 50), 4), "p99_s": round(pct(d, 99), 4)}
+    return out
 
 
 def bench_publish_latency(root: Path, index: str | None, n: int, size: int) -> dict:
@@ -266,6 +315,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backends", default="sqlite,redis")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    p.add_argument("--parts", default="ingest,latency,publish", help="which measurements to run")
     p.add_argument("--out", default="runs/bench/dataplane.json")
     a = p.parse_args()
     n_ingest = 96 if a.quick else 480
@@ -291,7 +341,7 @@ def main() -> None:
                 return base if redis is None else DataPlaneConfig(events=redis.url, store=base.store)
 
             res = {"ingest": []}
-            for c in (1, 4, 16):
+            for c in (1, 4, 16) if "ingest" in a.parts else ():
                 res["ingest"].append(
                     bench_ingest(cfg(work / f"ingest-{c}"), work / f"ingest-{c}", c, payloads)
                 )
@@ -300,12 +350,14 @@ def main() -> None:
                 import redis as r
 
                 r.Redis.from_url(redis.url).flushall()
-            res["episode_to_sampleable"] = bench_episode_latency(work / "latency", cfg(work / "latency"), robots,
-                                                                 per_robot, 0.05)  # fmt: skip
-            print(backend, res["episode_to_sampleable"], flush=True)
-            res["publish_to_loaded"] = bench_publish_latency(work / "publish", redis.url if redis else None, n_pub,
-                                                             2_000_000)  # fmt: skip
-            print(backend, res["publish_to_loaded"], flush=True)
+            if "latency" in a.parts:
+                res["episode_to_sampleable"] = bench_episode_latency(work / "latency", cfg(work / "latency"), robots,
+                                                                     per_robot, 0.05)  # fmt: skip
+                print(backend, res["episode_to_sampleable"], flush=True)
+            if "publish" in a.parts:
+                res["publish_to_loaded"] = bench_publish_latency(work / "publish", redis.url if redis else None,
+                                                                 n_pub, 2_000_000)  # fmt: skip
+                print(backend, res["publish_to_loaded"], flush=True)
             results["backends"][backend] = res
         finally:
             if redis:
@@ -327,8 +379,10 @@ def table(results: dict) -> str:
                          f"{r['batched_ratio']:.2f} | {r['outbox_eps']:.0f} | {r['outbox_ratio']:.2f} |")  # fmt: skip
     lines += ["", "| backend | episode end -> sampleable P50 / P99 (s) | publish -> loaded P50 / P99 (s) |",
               "|---|---|---|"]  # fmt: skip
+    nan = {"p50_s": float("nan"), "p99_s": float("nan"), "sampleable": 0, "episodes": 0, "loaded": 0,
+           "versions": 0}  # fmt: skip
     for b, res in results["backends"].items():
-        e, pu = res["episode_to_sampleable"], res["publish_to_loaded"]
+        e, pu = res.get("episode_to_sampleable", nan), res.get("publish_to_loaded", nan)
         lines.append(f"| {b} | {e['p50_s']:.3f} / {e['p99_s']:.3f} ({e['sampleable']}/{e['episodes']}) | "
                      f"{pu['p50_s']:.3f} / {pu['p99_s']:.3f} ({pu['loaded']}/{pu['versions']}) |")  # fmt: skip
     return "\n".join(lines)
