@@ -17,11 +17,17 @@ from typing import Any
 
 from lwd.envs.intervention import InterventionConfig
 
+ONLINE_ALGORITHMS = ("lwd", "iql-qam", "hg-dagger", "recap")
+"""What the online learner can run (``LearnerSettings.algorithm``): the method and its baselines."""
+
 
 @dataclass(frozen=True)
 class LearnerSettings:
     """The online learner (``lwd.fleet.learner``)."""
 
+    algorithm: str = "lwd"
+    """``lwd`` (DIVL + QAM), or a baseline on the same data: ``iql-qam`` (scalar expectile value +
+    QAM), ``hg-dagger`` (BC on demos + intervention segments), ``recap`` (advantage-conditioned BC)."""
     online_fraction: float = 0.5
     """Fraction of each batch drawn from the online buffer once warm (paper: 1:1 -> 0.5)."""
     tau_base: float = 0.9
@@ -54,6 +60,39 @@ class LearnerSettings:
     """torch threads of the learner process (0 = all cores)."""
     seed: int = 0
     """Seed of sampling and noise of the learner."""
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """Canary rollout of new policy versions by the coordinator (``lwd.fleet.rollout``, docs/safety.md)."""
+
+    enabled: bool = True
+    """Canary mode: a new version first runs on a canary share of robots and is promoted (made the
+    fleet default) or rolled back by the coordinator; the learner then never sets the fleet default
+    itself (except for the very first version). ``False``: every published version goes fleet-wide."""
+    canary_share: float = 0.25
+    """Largest fraction of the fleet's robots that runs a canary (at least 1 robot, rounded down)."""
+    min_episodes: int = 8
+    """Episodes each arm (canary, incumbent) needs, pooled over tasks, before a promotion."""
+    min_task_episodes: int = 4
+    """Episodes each arm needs on a task before that task's own test runs; also the first look."""
+    max_episodes: int = 64
+    """Canary episodes after which an undecided canary is rolled back as inconclusive (last look)."""
+    alpha: float = 0.05
+    """Family-wise one-sided significance level of the harm tests over all looks of one canary."""
+    margin: float = 0.1
+    """Promotion needs the stratified success difference >= -margin and the intervention difference
+    <= +margin (canary - incumbent, rates in [0, 1])."""
+    on_newer: str = "finish"
+    """Newer versions while a canary runs: ``finish`` (decide the canary first, then canary the
+    newest version; versions in between are skipped) or ``supersede`` (replace the canary by the
+    newest version at once, no evidence carried over)."""
+    check_every_s: float = 2.0
+    """Seconds between rollout decisions of the coordinator."""
+    shift_window: int = 40
+    """Incumbent episodes per shift-detector window (0 disables the shift detector)."""
+    shift_alpha: float = 0.01
+    """One-sided significance level of one shift-detector comparison (window vs previous window)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +135,8 @@ class OnlineConfig:
     """Online learner settings."""
     budget: Budget = field(default_factory=Budget)
     """When to stop."""
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    """Canary rollout, automatic rollback and shift detection of new policy versions."""
     dataplane: str = ""
     """Data plane: ``""`` = embedded SQLite + local store under ``run_dir/online/fleet``; else a data
     plane JSON config file (``{"events": "redis://...", "store": "s3://..."}``) or root directory."""
@@ -125,4 +166,5 @@ class OnlineConfig:
         d["intervention"] = InterventionConfig(**d.get("intervention", {}))
         d["learner"] = LearnerSettings(**d.get("learner", {}))
         d["budget"] = Budget(**d.get("budget", {}))
+        d["rollout"] = RolloutSettings(**d.get("rollout", {}))
         return cls(**d)

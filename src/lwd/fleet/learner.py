@@ -41,20 +41,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwd.algorithms.divl import DIVLConfig
-from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
-from lwd.algorithms.qam import QAMConfig
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm
 from lwd.fleet.reader import SnapshotReader
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import policy_files
-from lwd.policy.checkpoint import load_policy, save_policy
-from lwd.policy.language import get_text_encoder
+from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
-from lwd.utils.errors import ConfigError
-from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.io import atomic_write_json
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
 
@@ -116,36 +112,6 @@ class VersionStats:
         }
 
 
-def online_lwd_config(s: LearnerSettings) -> LWDConfig:
-    """Online algorithm settings: DIVL tau_base (0.9), constant learning rates."""
-    return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
-                     qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0)  # fmt: skip
-
-
-def build_from_init(init: Path, s: LearnerSettings) -> tuple[LWDAlgorithm, dict, int]:
-    """(algorithm, norm stats, init policy version) from an offline stage dir or a policy checkpoint."""
-    init = Path(init)
-    stage = (init / "checkpoints" / "latest.json").is_file()
-    if stage:
-        policy_dir = init / "policy"
-        if not (policy_dir / "manifest.json").is_file():
-            policy_dir = Path(read_json(init / "config.json")["init"])
-    else:
-        policy_dir = init
-    policy, stats, manifest = load_policy(policy_dir)
-    enc = get_text_encoder(policy.config.text_encoder)
-    algo = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), seed=s.seed)
-    if stage:
-        _, state = StepCheckpoints(init / "checkpoints").latest()
-        try:
-            algo.load_state_dict(state["algorithm"])
-        except (KeyError, RuntimeError) as e:
-            raise ConfigError(f"{init}: not an offline LWD (DIVL) learner state: {e}") from e
-        for g in algo.policy_opt.param_groups:  # online runs at the configured constant rates
-            g["lr"] = s.policy_lr
-    return algo, stats, int(manifest["version"])
-
-
 class Learner:
     """State and duties of the learner process (see module docstring)."""
 
@@ -159,7 +125,7 @@ class Learner:
         self.max_steps = cfg.get("max_learner_steps")
         self.stop_event = threading.Event()
         seed_everything(self.s.seed)
-        self.algo, self.stats, self.init_version = build_from_init(Path(cfg["init"]), self.s)
+        self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg["init"]), self.s)
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
         self.registry = PolicyRegistry(cfg["registry"])
@@ -206,13 +172,13 @@ class Learner:
         parent = self.version or None
         extra = {"stage": "online", "learner_step": self.step, "data_snapshot": self.reader.last_snapshot,
                  "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
-        policy = self.algo.policy.eval()
+        policy = acting_policy(self.algo).eval()
         with tempfile.TemporaryDirectory(dir=self.out, prefix=".publish-") as tmp:
             path = save_policy(Path(tmp) / "policy", policy, self.stats, policy.config,
                                version=self.registry.latest_version() + 1, parent_version=parent, extra=extra)  # fmt: skip
             v = self.registry.publish(policy_files(path), parent=parent, learner_step=self.step,
                                       data_snapshot=self.reader.last_snapshot, extra=extra)  # fmt: skip
-        self.algo.policy.train()
+        policy.train()
         self.registry.set_default(v)
         self.version, self.published_step = v, self.step
         log.info("published policy version %d at learner step %d", v, self.step)
@@ -233,7 +199,7 @@ class Learner:
     def train_step(self) -> None:
         s = self.s
         nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
-        batch = self.mixer.sample(s.batch_size, self.rng, self.algo.policy.config.chunk_len, s.gamma, nsteps)
+        batch = self.mixer.sample(s.batch_size, self.rng, acting_policy(self.algo).config.chunk_len, s.gamma, nsteps)
         metrics = self.algo.update(batch)
         self.step += 1
         for k, v in metrics.items():

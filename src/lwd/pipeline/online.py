@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from lwd.configs.online import OnlineConfig
+from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
 from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.registry import PolicyRegistry
@@ -87,6 +87,10 @@ def run_online(
     """
     if cfg.num_robots < 1 or cfg.robot_processes < 1:
         raise ConfigError("num_robots and robot_processes must be >= 1")
+    if cfg.learner.algorithm not in ONLINE_ALGORITHMS:
+        raise ConfigError(
+            f"unknown learner algorithm {cfg.learner.algorithm!r}; valid: {', '.join(ONLINE_ALGORITHMS)}"
+        )
     b = cfg.budget
     if b.robot_hours is None and b.max_learner_steps is None and b.max_wall_s is None:
         raise ConfigError("the online budget needs robot_hours, max_learner_steps or max_wall_s")

@@ -1,0 +1,110 @@
+"""The online learner's algorithm: LWD or one of the baselines, built from the stage the loop starts at.
+
+``LearnerSettings.algorithm`` selects what the learner process runs on the same offline + online
+replay mix (algorithms.md section 6):
+
+- ``lwd``: DIVL value/critic + QAM extraction (the method);
+- ``iql-qam``: scalar expectile (IQL) value + QAM (the DIVL ablation);
+- ``hg-dagger``: flow-matching BC on demonstrations plus human-intervention segments;
+- ``recap``: DIVL value/critic + advantage-conditioned BC (indicator folded in for publishing).
+
+Starting point (``init``): an offline stage directory (``checkpoints/latest.json``, key
+``"algorithm"``) or a policy checkpoint. The policy always starts from the stage's trained policy; the
+reference policy (QAM's pi_ref) from the stage's reference when it has one. Value and critic are
+restored from the stage when they are of the same kind (a DIVL stage feeds ``lwd`` and ``recap``, an
+IQL stage feeds ``iql-qam``), else they start fresh. Nothing here does I/O beyond reading ``init``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lwd.algorithms.divl import DIVLConfig
+from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
+from lwd.algorithms.iql import IQLConfig
+from lwd.algorithms.lwd import Algorithm, LWDAlgorithm, LWDConfig, build_lwd_algorithm
+from lwd.algorithms.qam import QAMConfig
+from lwd.algorithms.recap import RECAPAlgorithm, RECAPConfig, fold_indicator
+from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
+from lwd.policy.checkpoint import load_policy
+from lwd.policy.flow_policy import FlowPolicy
+from lwd.policy.language import get_text_encoder
+from lwd.utils.errors import ConfigError
+from lwd.utils.io import read_json
+from lwd.utils.run_state import StepCheckpoints
+
+log = logging.getLogger(__name__)
+
+
+def online_lwd_config(s: LearnerSettings) -> LWDConfig:
+    """Online DIVL/QAM settings: tau_base (0.9), constant learning rates, QAM temperature."""
+    return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
+                     qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0)  # fmt: skip
+
+
+def _stage_state(init: Path) -> tuple[Path, dict | None]:
+    """(policy checkpoint dir, offline learner state or None) of ``init``."""
+    if not (init / "checkpoints" / "latest.json").is_file():
+        return init, None
+    policy_dir = init / "policy"
+    if not (policy_dir / "manifest.json").is_file():
+        policy_dir = Path(read_json(init / "config.json")["init"])
+    found = StepCheckpoints(init / "checkpoints").latest()
+    state = found[1].get("algorithm") if found else None
+    if not isinstance(state, dict) or "policy" not in state:
+        raise ConfigError(f"{init}: not an offline learner stage (no 'algorithm' state with a policy)")
+    return policy_dir, state
+
+
+def _restore(algo: LWDAlgorithm, state: dict, init: Path) -> None:
+    """Load the stage's full state if compatible, else only its policy and reference weights."""
+    try:
+        algo.load_state_dict(state)
+        return
+    except (KeyError, RuntimeError) as e:
+        log.warning("%s: value/critic not reusable for this algorithm (%s); they start fresh", init, e)
+    try:
+        algo.policy.load_state_dict(state["policy"])
+        if "reference" in state:
+            algo.reference.load_state_dict(state["reference"])
+    except (KeyError, RuntimeError) as e:
+        raise ConfigError(f"{init}: stage policy does not fit the policy checkpoint: {e}") from e
+
+
+def build_online_algorithm(init: str | Path, s: LearnerSettings) -> tuple[Algorithm, dict, int]:
+    """(algorithm, norm stats, init policy version) for ``s.algorithm`` starting at ``init``."""
+    if s.algorithm not in ONLINE_ALGORITHMS:
+        raise ConfigError(f"unknown learner algorithm {s.algorithm!r}; valid: {', '.join(ONLINE_ALGORITHMS)}")
+    init = Path(init)
+    policy_dir, state = _stage_state(init)
+    policy, stats, manifest = load_policy(policy_dir)
+    enc = get_text_encoder(policy.config.text_encoder)
+    value = "iql" if s.algorithm == "iql-qam" else "divl"
+    base = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), value=value,
+                               iql=IQLConfig(lr=s.critic_lr), seed=s.seed)  # fmt: skip
+    if state is not None:
+        _restore(base, state, init)
+        for g in base.policy_opt.param_groups:  # online runs at the configured constant rates
+            g["lr"] = s.policy_lr
+    version = int(manifest["version"])
+    if s.algorithm in ("lwd", "iql-qam"):
+        return base, stats, version
+    if s.algorithm == "hg-dagger":
+        return (
+            HGDAggerAlgorithm(base.policy, enc, stats, HGDAggerConfig(lr=s.policy_lr), seed=s.seed),
+            stats,
+            version,
+        )
+    return (
+        RECAPAlgorithm(base.policy, base.learner, enc, stats, RECAPConfig(lr=s.policy_lr), seed=s.seed),
+        stats,
+        version,
+    )
+
+
+def acting_policy(algo: Algorithm) -> FlowPolicy:
+    """The plain FlowPolicy robots run for ``algo`` (RECAP: the indicator I = 1 folded in)."""
+    if isinstance(algo, RECAPAlgorithm):
+        return fold_indicator(algo.wrapper)
+    return algo.policy  # type: ignore[attr-defined]

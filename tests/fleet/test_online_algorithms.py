@@ -1,0 +1,99 @@
+"""The online learner's algorithm choice: LWD and the baselines built from an offline stage or a policy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from lwd.algorithms.hg_dagger import HGDAggerAlgorithm
+from lwd.algorithms.lwd import LWDAlgorithm
+from lwd.algorithms.recap import RECAPAlgorithm
+from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
+from lwd.configs.presets import OFFLINE
+from lwd.configs.train import LoopConfig
+from lwd.data import LwdDataset, ReplayBuffer
+from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm
+from lwd.pipeline.train_offline import train_offline
+from lwd.policy.checkpoint import load_policy
+from lwd.utils.errors import ConfigError
+from lwd.utils.run_state import StepCheckpoints
+
+EXPECTED = {"lwd": LWDAlgorithm, "iql-qam": LWDAlgorithm, "hg-dagger": HGDAggerAlgorithm, "recap": RECAPAlgorithm}
+
+
+@pytest.fixture(scope="module")
+def offline_stage(fake4_dataset, fake4_sft_policy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("offline_stage") / "offline_lwd"
+    cfg = dataclasses.replace(
+        OFFLINE["debug"], dataset=fake4_dataset, init=fake4_sft_policy, out=out,
+        loop=LoopConfig(steps=4, batch_size=16, log_every=2, checkpoint_every=2, threads=1),
+    )  # fmt: skip
+    train_offline(cfg, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch(fake4_dataset, fake4_sft_policy):
+    buf = ReplayBuffer(balance="task")
+    buf.add_episodes(LwdDataset.open(fake4_dataset).iter_episodes(), online=False)
+    chunk = load_policy(fake4_sft_policy)[0].config.chunk_len
+    return buf.sample(32, np.random.default_rng(0), chunk, 0.99)
+
+
+def _weights(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("algorithm", ONLINE_ALGORITHMS)
+def test_each_algorithm_builds_from_the_offline_stage_updates_and_publishes_a_plain_policy(
+    algorithm, offline_stage, batch
+):
+    s = LearnerSettings(algorithm=algorithm, policy_lr=1e-3)
+    algo, stats, version = build_online_algorithm(offline_stage, s)
+    assert isinstance(algo, EXPECTED[algorithm])
+    stage_policy, _, manifest = load_policy(offline_stage / "policy")
+    assert version == int(manifest["version"])
+    before = _weights(acting_policy(algo))
+    # the policy starts from the stage's trained policy, not from the SFT weights
+    for k, v in stage_policy.state_dict().items():
+        torch.testing.assert_close(before[k], v)
+    metrics = algo.update(batch)
+    assert metrics and all(np.isfinite(v) for v in metrics.values())
+    after = acting_policy(algo)
+    assert type(after).__name__ == "FlowPolicy"
+    assert set(after.state_dict()) == set(before)
+    moved = max(float((after.state_dict()[k] - before[k]).abs().max()) for k in before)
+    assert moved > 0.0  # the batch holds demos, so even HG-DAgger's selection is non-empty
+
+
+def test_lwd_restores_the_stage_critic_and_value_but_iql_qam_starts_them_fresh(offline_stage):
+    _, state = StepCheckpoints(offline_stage / "checkpoints").latest()
+    stage_learner = state["algorithm"]["learner"]
+    lwd, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd"))
+    restored = lwd.learner.state_dict()
+    key = next(k for k in stage_learner if isinstance(stage_learner[k], dict))
+    for k, v in stage_learner[key].items():
+        if isinstance(v, torch.Tensor):
+            torch.testing.assert_close(restored[key][k], v)
+    iql, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="iql-qam"))
+    # the reference policy is still the stage's pi_ref (the SFT policy), not the trained policy
+    torch.testing.assert_close(
+        _weights(iql.reference)["action_expert.out.weight"],
+        state["algorithm"]["reference"]["action_expert.out.weight"],
+    )
+
+
+def test_recap_builds_from_a_plain_policy_checkpoint(fake4_sft_policy):
+    algo, _, _ = build_online_algorithm(fake4_sft_policy, LearnerSettings(algorithm="recap"))
+    sft, _, _ = load_policy(fake4_sft_policy)
+    folded = acting_policy(algo)  # zero-initialised indicator embedding: folding changes nothing yet
+    for k, v in sft.state_dict().items():
+        torch.testing.assert_close(folded.state_dict()[k], v)
+
+
+def test_unknown_algorithm_is_a_config_error(fake4_sft_policy):
+    with pytest.raises(ConfigError, match="unknown learner algorithm 'dagger'.*hg-dagger"):
+        build_online_algorithm(fake4_sft_policy, LearnerSettings(algorithm="dagger"))
