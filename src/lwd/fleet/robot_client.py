@@ -4,8 +4,9 @@ Each member has its own robot id, simulated robot (``make_robot``, ``field`` con
 scripted-expert intervener (stand-in for the human operator) and :class:`~lwd.fleet.outbox.Outbox`.
 Per member, forever (until SIGTERM/SIGINT):
 
-1. task: claimed once from the coordinator's durable assignments with the coordinator's balanced
-   allocator (:func:`claim_task`; weights short 1 / long 3 by default, the paper's 16-robot split);
+1. task: claimed once with the balanced allocator (:mod:`lwd.fleet.claims`: the coordinator
+   database, or Redis when the event log is Redis, so remote robots can claim; weights short 1 /
+   long 3 by default, the paper's 16-robot split);
 2. **episode boundary**: ask the registry which version this robot runs (``resolve_version``), fetch
    and verify it if new (:class:`PolicyVersions`) -- the only place a member's policy changes;
 3. run one episode with :func:`~lwd.envs.rollout.run_episode` (records policy version and
@@ -36,11 +37,8 @@ from typing import Any
 from lwd.envs.intervention import InterventionConfig, ScriptedExpertIntervener
 from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_suite, make_robot
-from lwd.fleet.allocator import balanced_counts, choose_task
-from lwd.fleet.coordinator_state import CoordinatorState
+from lwd.fleet.claims import claim_task, claims_url_for, open_task_claims  # noqa: F401 (claim_task: old home)
 from lwd.fleet.dataplane import DataPlane, open_dataplane
-from lwd.fleet.dataplane.events import now
-from lwd.fleet.dataplane.sqlite import Tx
 from lwd.fleet.outbox import Outbox
 from lwd.fleet.registry import PolicyRegistry
 from lwd.policy.checkpoint import load_policy
@@ -61,25 +59,6 @@ def task_weights_for(suite: str, tasks: tuple[str, ...] | list[str] = (), short:
     spec = get_suite(suite)
     chosen = set(tasks) if tasks else set(spec.task_ids)
     return {t.task_id: (short if t.kind == "short" else long) for t in spec.tasks if t.task_id in chosen}
-
-
-def claim_task(state: CoordinatorState, robot_id: str, weights: dict[str, float]) -> str:
-    """The robot's task: its durable assignment if still weighted, else the most under-served task.
-
-    Same rule as :meth:`Coordinator.assign_task`, done in one ``BEGIN IMMEDIATE`` transaction on the
-    coordinator database so robot processes claiming concurrently cannot double-count.
-    """
-    with state._lock, Tx(state.conn) as c:
-        current = dict(c.execute("SELECT robot_id, task_id FROM tasks").fetchall())
-        task = current.pop(robot_id, None)
-        if task is not None and weights.get(task, 0) > 0:
-            return task
-        task = choose_task(balanced_counts(current, weights), weights)
-        c.execute(
-            "INSERT OR REPLACE INTO tasks (robot_id, task_id, assigned_at) VALUES (?, ?, ?)",
-            (robot_id, task, now()),
-        )
-        return task
 
 
 def episode_seed(run_seed: int, robot_index: int, episode_index: int) -> int:
@@ -216,14 +195,15 @@ class RobotClient:
         self.registry = PolicyRegistry(cfg["registry"])
         self.status_path = Path(cfg["status_path"])
         previous = read_json(self.status_path).get("robots", {}) if self.status_path.is_file() else {}
-        state = CoordinatorState(Path(cfg["fleet_root"]) / "coordinator.db")
+        claims_url = cfg.get("claims") or claims_url_for(self.dp.config, cfg.get("fleet_root"))
+        claims = open_task_claims(claims_url, stream=self.dp.config.stream)
         suite = get_suite(cfg["suite"])
         icfg = InterventionConfig(**cfg.get("intervention", {}))
         self.members: list[FleetMember] = []
         try:
             for rid, idx in zip(cfg["robot_ids"], cfg["robot_indices"]):
                 robot = make_robot(cfg["suite"], cfg.get("obs_mode", "state"), cfg.get("shift", "field"))
-                task = suite.task(claim_task(state, rid, cfg["task_weights"]))
+                task = suite.task(claims.claim(rid, cfg["task_weights"]))
                 intervener = ScriptedExpertIntervener(robot, icfg) if cfg.get("intervene", True) else None
                 outbox = Outbox(Path(cfg["outbox_root"]) / rid, self.dp)
                 prev = previous.get(rid, {})
@@ -241,7 +221,7 @@ class RobotClient:
                     )  # fmt: skip
                 )
         finally:
-            state.close()
+            claims.close()
         spec = self.members[0].robot.spec if self.members else None
         cache = cfg.get("cache_dir") or tempfile.mkdtemp(prefix="lwd-policies-")
         self.versions = PolicyVersions(self.registry, cache, spec, seed=cfg.get("seed", 0))
@@ -301,7 +281,8 @@ class RobotClient:
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.robot_client --config client.json``.
 
-    Config keys: client_id, fleet_root, dataplane, registry, suite, obs_mode, shift, robot_ids,
+    Config keys: client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
+    (optional task-claims URL, default from the data plane), dataplane, registry, suite, obs_mode, shift, robot_ids,
     robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
     lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
     """
