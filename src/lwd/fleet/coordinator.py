@@ -234,10 +234,23 @@ class Coordinator:
         self.state.close()
 
 
+def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
+                     tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256) -> Coordinator:  # fmt: skip
+    """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
+    ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL."""
+    overrides: dict[str, Any] = {"lease_s": lease_s}
+    if events:
+        overrides["events"] = events
+    dp = open_dataplane(dataplane or root, **overrides)
+    rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None)
+    return Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.coordinator --root DIR``: run the coordinator until idle or killed."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--root", required=True, help="fleet root (embedded data plane + coordinator.db)")
+    p.add_argument("--dataplane", help="data-plane JSON config file (default: the embedded one under --root)")
     p.add_argument("--events", help="event log URL override (e.g. redis://127.0.0.1:6379/0)")
     p.add_argument("--tasks", default="", help="comma-separated known task ids (empty: any)")
     p.add_argument("--lease-s", type=float, default=30.0)
@@ -245,12 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=256)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    overrides: dict[str, Any] = {"lease_s": a.lease_s}
-    if a.events:
-        overrides["events"] = a.events
-    dp = open_dataplane(a.root, **overrides)
-    tasks = frozenset(t for t in a.tasks.split(",") if t) or None
-    coord = Coordinator(dp, f"{a.root}/coordinator.db", ValidationRules(known_tasks=tasks), batch=a.batch)
+    coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch)
     coord.run(idle_exit_s=a.idle_exit_s)
 
 
