@@ -90,13 +90,14 @@ class VersionStats:
         self.window.append((latest_version - ep.policy_version, float(np.mean(ep.intervention)), ep.length))
 
     def summary(self) -> dict[str, Any]:
-        """``{version: {episodes, success_rate: {task: rate}, intervention_rate}}`` (JSON-ready)."""
+        """``{version: {episodes, env_steps, success_rate: {task: rate}, intervention_rate}}`` (JSON)."""
         out = {}
         for v in sorted(self.by_version):
             tasks = self.by_version[v]
             steps, inter = self.steps[v]
             out[str(v)] = {
                 "episodes": sum(n for n, _ in tasks.values()),
+                "env_steps": steps,
                 "success_rate": {t: s / n for t, (n, s) in sorted(tasks.items())},
                 "intervention_rate": inter / max(steps, 1),
             }

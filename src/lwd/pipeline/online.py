@@ -64,6 +64,7 @@ def summarize(fleet: LocalFleet, stop_reason: str) -> dict[str, Any]:
         "versions": versions,
         "learner_step": lst.get("step", 0),
         "robot_hours": fleet.robot_hours(robots),
+        "control_hz": fleet.control_hz,
         "episodes": sum(r.get("episodes", 0) for r in robots.values()),
         "env_steps": sum(r.get("steps", 0) for r in robots.values()),
         "per_version": per_version,

@@ -1,0 +1,186 @@
+"""Online stage on mw8 (field): LWD vs HG-DAgger, IQL-expectile + QAM and RECAP at an equal budget.
+
+Paper Table I shape (algorithms.md sections 6-7). Every method starts from the same per-seed offline
+stage of ``benchmarks/offline_rl.py`` (same ``--root``: ``seed{s}/offline_lwd``; ``iql-qam`` starts
+from ``seed{s}/offline_iql``), runs the real local fleet (16 simulated robots in the field condition,
+scripted-expert interventions, coordinator, registry, learner processes) until the same robot-hour
+budget, and its final published policy is evaluated on held-out field seeds. The learning curve is
+the fleet's per-version success rate (training-time episodes, interventions included) against
+cumulative robot-hours.
+
+Run (each call resumes: finished methods are skipped), then report:
+
+    .venv/bin/python benchmarks/online_baselines.py run --seeds 0 1
+    .venv/bin/python benchmarks/online_baselines.py report
+
+The report writes ``runs/bench/online_baselines.json`` and ``runs/bench/online_*.png`` and prints the
+markdown table (SFT and LWD offline columns come from the offline benchmark's evaluations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from lwd.configs.eval import EvalConfig
+from lwd.configs.online import Budget
+from lwd.configs.presets import ONLINE
+from lwd.eval.metrics import EpisodeResult, summarize
+from lwd.eval.report import bar_chart, markdown_table
+from lwd.eval.runner import evaluate
+from lwd.pipeline.online import run_online
+from lwd.utils.io import atomic_write_json, read_json
+
+METHODS = ("lwd", "hg-dagger", "iql-qam", "recap")
+
+
+def online_config(args, algo: str, seed: int):
+    base = ONLINE["benchmark"]
+    learner = dataclasses.replace(
+        base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr,
+        batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
+        min_online_transitions=2000,
+    )  # fmt: skip
+    budget = Budget(
+        robot_hours=args.robot_hours, max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s
+    )
+    return dataclasses.replace(base, learner=learner, budget=budget, seed=seed, robot_processes=2)
+
+
+def cmd_run(args) -> None:
+    for seed in args.seeds:
+        sd = args.root / f"seed{seed}"
+        for algo in args.methods:
+            run_dir = sd / f"online_{algo}"
+            init = sd / ("offline_iql" if algo == "iql-qam" else "offline_lwd")
+            summary_file = run_dir / "online" / "summary.json"
+            if not summary_file.is_file() or read_json(summary_file).get("stop_reason") not in (
+                "robot-hours",
+            ):
+                t0 = time.monotonic()
+                summary = run_online(online_config(args, algo, seed), run_dir, args.root / "offline_data", init,
+                                     display=False)  # fmt: skip
+                summary["wall_s"] = time.monotonic() - t0
+                atomic_write_json(run_dir / "bench_summary.json", summary)
+            out = sd / "eval" / f"online_{algo}_field"
+            if not (out / "results.json").is_file():
+                evaluate(EvalConfig(checkpoint=run_dir / "online" / "policy", shift="field",
+                                    episodes_per_task=args.episodes, seeds=(0,), workers=args.workers, out=out,
+                                    name=f"online-{algo}-seed{seed}"), progress=False)  # fmt: skip
+            print(seed, algo, read_json(out / "results.json")["average_success"], flush=True)
+
+
+def pooled(paths: list[Path]):
+    eps = []
+    for p in paths:
+        for line in (p / "episodes.jsonl").read_text().splitlines():
+            eps.append(EpisodeResult(**json.loads(line)))
+    return summarize(eps)
+
+
+def learning_curve(run_dir: Path) -> list[dict]:
+    """[(robot_hours at the end of the version, fleet success, intervention rate, episodes)] per version."""
+    versions = read_json(run_dir / "online" / "learner" / "versions.json")
+    hz = read_json(run_dir / "online" / "summary.json").get("control_hz", 80.0)
+    hours, out = 0.0, []
+    for v in sorted(versions, key=int):
+        rec = versions[v]
+        hours += rec.get("env_steps", 0) / hz / 3600.0
+        rates = list(rec["success_rate"].values())
+        out.append({"version": int(v), "robot_hours": hours, "episodes": rec["episodes"],
+                    "success": sum(rates) / max(len(rates), 1), "intervention_rate": rec["intervention_rate"]})  # fmt: skip
+    return out
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, pts in curves.items():
+        x = [p["robot_hours"] for p in pts]
+        axes[0].plot(x, [p["success"] for p in pts], marker=".", label=name)
+        axes[1].plot(x, [p["intervention_rate"] for p in pts], marker=".", label=name)
+    axes[0].set_ylabel("fleet success per version (task mean)")
+    axes[1].set_ylabel("intervention rate per version")
+    for ax in axes:
+        ax.set_xlabel("robot-hours")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def cmd_report(args) -> None:
+    seeds = [s for s in args.seeds if (args.root / f"seed{s}" / "eval").is_dir()]
+    cols, per_seed, runs = {}, {}, {}
+    names = [("SFT", "sft_field"), ("LWD offline", "lwd_field")]
+    names += [(f"{m} online", f"online_{m}_field") for m in args.methods]
+    for name, sub in names:
+        paths = [args.root / f"seed{s}" / "eval" / sub for s in seeds]
+        paths = [p for p in paths if (p / "results.json").is_file()]
+        if paths:
+            cols[f"{name} ({len(paths)} seeds)"] = pooled(paths)
+            per_seed[name] = {
+                p.parent.parent.name: read_json(p / "results.json")["average_success"] for p in paths
+            }
+    curves = {}
+    for m in args.methods:
+        for s in seeds:
+            rd = args.root / f"seed{s}" / f"online_{m}"
+            if (rd / "bench_summary.json").is_file():
+                bs = read_json(rd / "bench_summary.json")
+                runs[f"{m}/seed{s}"] = {k: bs.get(k) for k in ("stop_reason", "learner_step", "robot_hours",
+                                                                "episodes", "final_version", "wall_s")}  # fmt: skip
+                curves[f"{m} seed{s}"] = learning_curve(rd)
+    note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
+            f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
+    table = markdown_table(cols, episodes_note=note)
+    out_dir = args.out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar_chart(cols, out_dir / "online_field.png", title="online stage on mw8 (field)")
+    plot_learning_curves(curves, out_dir / "online_learning_curves.png")
+    atomic_write_json(args.out, {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "seeds": seeds, "settings": {k: str(v) for k, v in vars(args).items()},
+        "per_seed_average": per_seed, "runs": runs, "learning_curves": curves,
+        "pooled": {c: {t: dataclasses.asdict(s) for t, s in v.items()} for c, v in cols.items()},
+        "table": table,
+    })  # fmt: skip
+    print(table)
+    print(json.dumps(runs, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["run", "report"])
+    ap.add_argument("--root", type=Path, default=Path("runs/benchmark"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--robot-hours", type=float, default=0.75, help="online budget per run (equal for all)")
+    ap.add_argument("--max-learner-steps", type=int, default=2000)
+    ap.add_argument("--max-wall-s", type=float, default=1500.0, help="safety stop per run")
+    ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--policy-lr", type=float, default=1e-4)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--publish-every", type=int, default=25)
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/online_baselines.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    (cmd_run if args.mode == "run" else cmd_report)(args)
+
+
+if __name__ == "__main__":
+    main()
