@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lwd.configs import presets
+from lwd.configs.dashboard import DASHBOARD, DashboardConfig
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ def _status(cfg) -> None:
     print(json.dumps(st, indent=2, default=str) if cfg.json else format_status(st))
 
 
+def _dashboard(cfg) -> None:
+    from lwd.cli.dashboard_cmd import run_dashboard
+
+    run_dashboard(cfg)
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -98,6 +105,13 @@ COMMANDS: dict[str, Command] = {
             presets.StatusConfig,
             presets.STATUS,
             _status,
+        ),
+        Command(
+            "dashboard",
+            "Serve a live fleet web page on 127.0.0.1 (read-only unless --allow-control with a token).",
+            DashboardConfig,
+            DASHBOARD,
+            _dashboard,
         ),
         Command(
             "eval",
