@@ -15,7 +15,9 @@ One :meth:`Coordinator.step`:
 Transient failures (payload not yet visible, store or network errors) are not acknowledged, so the
 event is retried after its lease; after ``max_attempts`` deliveries the episode is quarantined.
 
-Later work (policy rollout, richer task allocation) adds duties to :meth:`step` / :meth:`run`.
+With a :class:`~lwd.fleet.rollout.RolloutManager` attached (``--rollout``), :meth:`run` also drives
+the canary rollout of new policy versions every ``check_every_s`` seconds (docs/safety.md); the
+outcome of every committed episode (success, take-overs) is stored for it in the same transaction.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwd.fleet.allocator import balanced_counts, choose_task
-from lwd.fleet.coordinator_state import CoordinatorState, Decision
+from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
 from lwd.fleet.snapshots import write_latest, write_manifest
@@ -84,6 +86,8 @@ class Coordinator:
         self.max_attempts = max_attempts
         self.robot_timeout_s = robot_timeout_s
         self.crash_hook: CrashHook | None = None
+        self.rollout: Any = None
+        """A :class:`~lwd.fleet.rollout.RolloutManager` ticked by :meth:`run`, or ``None``."""
         self._task_lock = threading.Lock()
         self._publish()  # finish publishing whatever a previous incarnation committed
 
@@ -121,12 +125,12 @@ class Coordinator:
                 res.duplicates += 1
                 acks.append(delivery_id)
                 continue
-            reason = self._decide(ev, n)
+            reason, outcome = self._decide(ev, n)
             if reason == "retry":
                 res.retry += 1
                 continue
             in_batch.add(ev.episode_id)
-            decisions.append(Decision(ev, reason))
+            decisions.append(Decision(ev, reason, outcome))
             acks.append(delivery_id)
         self._hook("validated")
         res.snapshot = self.state.commit(decisions, rejected, heartbeats)
@@ -143,18 +147,19 @@ class Coordinator:
             log.warning("coordinator refused: %s", r)
         return res
 
-    def _decide(self, ev: EpisodeEvent, deliveries: int) -> str | None:
-        """``None`` to accept, a reason to quarantine, or ``"retry"`` for a transient failure."""
+    def _decide(self, ev: EpisodeEvent, deliveries: int) -> tuple[str | None, Outcome | None]:
+        """(``None``, outcome) to accept, (reason, None) to quarantine, ``("retry", None)`` if transient."""
         try:
-            validate_episode(ev, self.dp.store, self.rules, self.known_version)
-            return None
+            ep = validate_episode(ev, self.dp.store, self.rules, self.known_version)
+            taken = int(ep.intervention.sum())
+            return None, Outcome(bool(ep.success), taken > 0, int(ep.length), taken)
         except Rejected as e:
-            return f"{ev.episode_id}: {e}"
+            return f"{ev.episode_id}: {e}", None
         except Exception as e:  # PayloadMissing, store/network errors, bugs: retry, then give up
             if deliveries >= self.max_attempts:
-                return f"{ev.episode_id}: gave up after {deliveries} deliveries: {e}"
+                return f"{ev.episode_id}: gave up after {deliveries} deliveries: {e}", None
             log.info("transient failure on %s (delivery %d): %s", ev.episode_id, deliveries, e)
-            return "retry"
+            return "retry", None
 
     def _publish(self) -> None:
         """Write manifests for committed snapshots not yet published, then ``LATEST``."""
@@ -191,11 +196,20 @@ class Coordinator:
                     continue
                 raise
             steps += 1
+            self._tick_rollout()
             if res.delivered:
                 idle_since = time.monotonic()
             elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                 break
         return steps
+
+    def _tick_rollout(self) -> None:
+        if self.rollout is None:
+            return
+        try:
+            self.rollout.maybe_tick()
+        except Exception:  # a rollout bug must not stop data collection; it is logged loudly
+            log.exception("rollout tick failed")
 
     # ------------------------------------------------------------------ fleet
     def heartbeat(self, robot_id: str, task_id: str, status: str, policy_version: int,
@@ -256,10 +270,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease-s", type=float, default=30.0)
     p.add_argument("--idle-exit-s", type=float, default=None)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--registry", help="policy registry root (default <root>/registry)")
+    p.add_argument("--rollout", help="RolloutSettings JSON file: run the canary rollout (docs/safety.md)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch)
+    if a.rollout:
+        coord.rollout = _rollout_manager(a.root, a.registry, a.rollout, coord.state)
     coord.run(idle_exit_s=a.idle_exit_s)
+
+
+def _rollout_manager(root: str, registry: str | None, settings_path: str, state: CoordinatorState) -> Any:
+    import json
+
+    from lwd.configs.online import RolloutSettings
+    from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.rollout import RolloutManager
+
+    with open(settings_path) as f:
+        settings = RolloutSettings(**json.load(f))
+    reg = PolicyRegistry(registry or f"{root}/registry")
+    return RolloutManager(root, reg, state, settings)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ Tables:
   rejected   malformed events that could not be attributed to an episode (garbage JSON, ...).
   robots     latest heartbeat per robot.
   tasks      durable robot -> task assignments.
+  outcomes   per committed episode: success, intervened, steps, intervention steps (what the rollout
+             manager compares versions on; written in the same transaction as the episode row).
 
 :meth:`CoordinatorState.commit` inserts the batch's episode rows *and* the new snapshot row in one
 ``BEGIN IMMEDIATE`` transaction, so a crash leaves either none or all of them.
@@ -53,7 +55,26 @@ CREATE TABLE IF NOT EXISTS robots (
 CREATE TABLE IF NOT EXISTS tasks (
   robot_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, assigned_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outcomes (
+  episode_id TEXT PRIMARY KEY, robot_id TEXT, task_id TEXT, policy_version INTEGER,
+  success INTEGER NOT NULL, intervened INTEGER NOT NULL, steps INTEGER NOT NULL,
+  intervention_steps INTEGER NOT NULL, decided_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_version ON outcomes (policy_version, decided_at);
 """
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a committed episode says about its policy version."""
+
+    success: bool
+    intervened: bool
+    """At least one control step was taken over by the (scripted) human."""
+    steps: int
+    """Control steps of the episode."""
+    intervention_steps: int
+    """Control steps taken over."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class Decision:
     event: EpisodeEvent
     reason: str | None = None
     """``None`` = accept (commit into the next snapshot); otherwise the quarantine reason."""
+    outcome: Outcome | None = None
+    """Outcome of an accepted episode (recorded in ``outcomes``)."""
 
 
 class CoordinatorState:
@@ -112,6 +135,14 @@ class CoordinatorState:
                      e.bytes, number if d.reason is None else None, d.reason, e.created_at, t),
                 )  # fmt: skip
                 added += cur.rowcount if d.reason is None else 0
+                if d.reason is None and cur.rowcount and d.outcome is not None:
+                    o = d.outcome
+                    c.execute(
+                        "INSERT OR IGNORE INTO outcomes (episode_id, robot_id, task_id, policy_version, success, "
+                        "intervened, steps, intervention_steps, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (e.episode_id, e.robot_id, e.task_id, e.policy_version, int(o.success),
+                         int(o.intervened), int(o.steps), int(o.intervention_steps), t),
+                    )  # fmt: skip
             if rejected:
                 c.executemany(
                     "INSERT INTO rejected (delivery_id, reason, raw, at) VALUES (?, ?, ?, ?)",
@@ -176,6 +207,35 @@ class CoordinatorState:
                     "INSERT OR REPLACE INTO tasks (robot_id, task_id, assigned_at) VALUES (?, ?, ?)",
                     (robot_id, task_id, now()),
                 )
+
+    # ------------------------------------------------------------------ outcomes
+    def outcomes(
+        self, versions: list[int] | None = None, since: float | None = None, limit: int | None = None
+    ) -> list[tuple[int, str, str, int, int, int, int, float]]:
+        """Outcome rows ``(version, task, robot, success, intervened, steps, intervention_steps,
+        decided_at)``, newest first, optionally of some versions / decided at or after ``since``."""
+        q = (
+            "SELECT policy_version, task_id, robot_id, success, intervened, steps, intervention_steps, "
+            "decided_at FROM outcomes WHERE 1=1"
+        )
+        args: list = []
+        if versions is not None:
+            q += f" AND policy_version IN ({','.join('?' * len(versions))})"
+            args += list(versions)
+        if since is not None:
+            q += " AND decided_at >= ?"
+            args.append(since)
+        q += " ORDER BY decided_at DESC, rowid DESC"
+        if limit is not None:
+            q += " LIMIT ?"
+            args.append(int(limit))
+        with self._lock:
+            return self.conn.execute(q, args).fetchall()
+
+    def heartbeat_versions(self) -> dict[str, int]:
+        """Robot id -> policy version of its latest heartbeat."""
+        with self._lock:
+            return dict(self.conn.execute("SELECT robot_id, policy_version FROM robots").fetchall())
 
     # ------------------------------------------------------------------ status
     def status(self, robot_timeout_s: float, recent: int = 10) -> dict[str, Any]:
