@@ -11,6 +11,10 @@ Loop (until the step budget, SIGTERM or SIGINT):
 4. every ``publish_every`` steps: ``save_policy`` to a temp dir -> ``registry.publish_dir`` (parent
    version, learner step, data snapshot in the manifest) -> ``set_default`` (fleet rollout; robots
    switch at their next episode boundary); every ``checkpoint_every`` steps and at exit: full state.
+   In canary mode (config ``canary_mode``, docs/safety.md) the learner only publishes: the
+   coordinator's rollout manager canaries, promotes or rolls back each version (only a fleet without
+   any default gets its first version from the learner). Either way the learner keeps training from
+   its own latest weights.
 
 Start: from this learner's own checkpoint if any (crash/restart resume), else from an offline LWD
 stage directory (``checkpoints/latest.json`` state, key ``"algorithm"``: policy, reference, critic,
@@ -47,6 +51,7 @@ from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm
 from lwd.fleet.reader import SnapshotReader
 from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.registry_index import DEFAULT
 from lwd.fleet.robot_client import policy_files
 from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
@@ -130,6 +135,7 @@ class Learner:
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
         self.registry = PolicyRegistry(cfg["registry"])
+        self.canary_mode = bool(cfg.get("canary_mode", False))
         resumed = self._latest_checkpoint()
         if resumed is not None:
             self.algo.load_state_dict(resumed["algorithm"])
@@ -169,7 +175,8 @@ class Learner:
         self.checkpoints.save(self.step, state, {"stage": "online"})
 
     def publish(self) -> int:
-        """Publish the current policy as a new registry version and make it the fleet default."""
+        """Publish the current policy as a new registry version and make it the fleet default
+        (in canary mode only if the fleet has no default yet)."""
         parent = self.version or None
         extra = {"stage": "online", "learner_step": self.step, "data_snapshot": self.reader.last_snapshot,
                  "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
@@ -180,7 +187,8 @@ class Learner:
             v = self.registry.publish(policy_files(path), parent=parent, learner_step=self.step,
                                       data_snapshot=self.reader.last_snapshot, extra=extra)  # fmt: skip
         policy.train()
-        self.registry.set_default(v)
+        if not self.canary_mode or DEFAULT not in self.registry.assignments():
+            self.registry.set_default(v)
         self.version, self.published_step = v, self.step
         log.info("published policy version %d at learner step %d", v, self.step)
         return v
@@ -200,7 +208,9 @@ class Learner:
     def train_step(self) -> None:
         s = self.s
         nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
-        batch = self.mixer.sample(s.batch_size, self.rng, acting_policy(self.algo).config.chunk_len, s.gamma, nsteps)
+        batch = self.mixer.sample(
+            s.batch_size, self.rng, acting_policy(self.algo).config.chunk_len, s.gamma, nsteps
+        )
         metrics = self.algo.update(batch)
         self.step += 1
         for k, v in metrics.items():
@@ -285,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.learner --config learner.json``.
 
     Config keys: learner_dir, init (offline stage dir or policy dir), offline_dataset, dataplane,
-    registry, settings (LearnerSettings fields), max_learner_steps (optional), lease_s.
+    registry, settings (LearnerSettings fields), max_learner_steps (optional), lease_s, canary_mode
+    (optional, default false: every version becomes the fleet default).
     """
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--config", required=True)
