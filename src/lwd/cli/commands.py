@@ -9,6 +9,7 @@ from typing import Any
 
 from lwd.configs import presets
 from lwd.configs.dashboard import DASHBOARD, DashboardConfig
+from lwd.configs.fleet import FLEET, FleetConfig
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ def _status(cfg) -> None:
     print(json.dumps(st, indent=2, default=str) if cfg.json else format_status(st))
 
 
+def _fleet(cfg) -> None:
+    from lwd.cli.fleet_cmd import run_fleet
+
+    run_fleet(cfg)
+
+
 def _dashboard(cfg) -> None:
     from lwd.cli.dashboard_cmd import run_dashboard
 
@@ -105,6 +112,13 @@ COMMANDS: dict[str, Command] = {
             presets.StatusConfig,
             presets.STATUS,
             _status,
+        ),
+        Command(
+            "fleet",
+            "Operate the canary rollout: pin, unpin, promote, rollback, pause, resume, audit (logged).",
+            FleetConfig,
+            FLEET,
+            _fleet,
         ),
         Command(
             "dashboard",

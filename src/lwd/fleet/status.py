@@ -1,8 +1,9 @@
 """``lwd status``: fleet health read from a fleet root, without a running coordinator.
 
 ``status(root) -> dict`` reads ``<root>/coordinator.db`` (episodes, quarantine, snapshots, robots,
-tasks), the event log backlog and ``<root>/registry`` (latest policy version, assignments) when they
-exist; :func:`format_status` renders it as plain text.
+tasks), the event log backlog, ``<root>/registry`` (latest policy version, assignments) and
+``<root>/rollout/state.json`` (canary, incumbent, rejected versions, pause, alerts) when they exist;
+:func:`format_status` renders it as plain text.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def status(
 
         reg = PolicyRegistry(root / "registry")
         out["registry"] = {"latest_version": reg.latest_version(), "assignments": reg.assignments()}
+    if (root / "rollout" / "state.json").is_file():
+        from lwd.fleet.rollout_state import RolloutStore
+
+        out["rollout"] = RolloutStore(root).load()
     return out
 
 
@@ -66,4 +71,32 @@ def format_status(st: dict[str, Any]) -> str:
     reg = st.get("registry")
     if reg:
         lines.append(f"policy: latest v{reg['latest_version']}, assignments {reg['assignments']}")
+    if st.get("rollout"):
+        lines.append(format_rollout(st["rollout"]))
     return "\n".join(lines)
+
+
+def format_rollout(ro: dict[str, Any]) -> str:
+    """Text summary of ``rollout/state.json``: incumbent, canary, pause, active alerts, last decision."""
+    inc = f"v{ro['incumbent']}" if ro.get("incumbent") is not None else "none"
+    lines = [
+        f"rollout: incumbent {inc}{' PAUSED' if ro.get('paused') else ''}, rejected {ro.get('rejected', [])}"
+    ]
+    c = ro.get("canary")
+    if c:
+        pooled = c.get("pooled") or {}
+        can, base = pooled.get("canary", {}), pooled.get("incumbent", {})
+        lines.append(f"  canary v{c['version']} on {', '.join(c['robots'])}: {can.get('episodes', 0)} episodes, "
+                     f"success {_pct(can.get('success_rate'))} vs {_pct(base.get('success_rate'))}, "
+                     f"interventions {_pct(can.get('intervention_rate'))} vs {_pct(base.get('intervention_rate'))}")  # fmt: skip
+    for a in ro.get("alerts", []):
+        if a.get("active"):
+            lines.append(f"  ALERT ({a['kind']}): {a['reason']}")
+    last = ro.get("last_decision")
+    if last:
+        lines.append(f"  last decision v{last['version']}: {last['action']} ({last['reason']})")
+    return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
