@@ -173,3 +173,37 @@ def test_online_config_json_round_trip():
         50,
     )
     assert d.learner.n_step == 1 and d.shift == "field"
+
+
+def test_client_steps_its_members_in_lockstep_with_one_batched_call_per_version(
+    tmp_path, registry_with_v1, monkeypatch
+):
+    from lwd.fleet.robot_client import RobotClient
+    from lwd.policy.inference import InferencePolicy
+
+    batch_sizes = []
+    real = InferencePolicy.act_batch
+
+    def spy(self, observations, seeds=None):
+        batch_sizes.append(len(observations))
+        return real(self, observations, seeds)
+
+    monkeypatch.setattr(InferencePolicy, "act_batch", spy)
+    dp_root = tmp_path / "fleet"
+    ids = ["robot-000", "robot-001", "robot-002"]
+    cfg = {
+        "client_id": "client-0", "fleet_root": str(dp_root), "dataplane": str(dp_root),
+        "registry": str(registry_with_v1.root), "suite": "fake4", "robot_ids": ids, "robot_indices": [0, 1, 2],
+        "task_weights": {"reach-red": 1.0, "reach-blue": 1.0}, "intervene": True,
+        "outbox_root": str(tmp_path / "outbox"), "status_path": str(tmp_path / "status.json"),
+        "cache_dir": str(tmp_path / "cache"), "max_episodes": 2, "heartbeat_s": 0.0,
+    }  # fmt: skip
+    client = RobotClient(cfg)
+    try:
+        assert client.run() == 6
+    finally:
+        client.close(flush_timeout_s=10.0)
+    assert max(batch_sizes) == 3, "all three members waiting on v1 shared one forward pass"
+    assert sum(batch_sizes) > len(batch_sizes), "most calls were batched"
+    st = json.loads((tmp_path / "status.json").read_text())["robots"]
+    assert sorted(st) == ids and all(r["episodes"] == 2 and r["version"] == 1 for r in st.values())

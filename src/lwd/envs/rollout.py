@@ -1,5 +1,5 @@
 """The one episode loop: data collection, evaluation and the fleet robot client all call
-:func:`run_episode`.
+:func:`run_episode` (or drive its generator form, :func:`episode_steps`, to batch several robots).
 
 The policy proposes action chunks [h, a] that the robot executes open-loop. Before every step an
 intervener (a human, or its scripted stand-in) may take over; it then acts step by step until it
@@ -10,7 +10,7 @@ hands back, and its actions are recorded with ``intervention=True``. The episode
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -59,20 +59,44 @@ def run_episode(
     instruction: str,
     seed: int,
     intervener: Intervener | None = None,
+    **kwargs,
+) -> Episode:
+    """Run one episode of ``task`` and return it as a validated :class:`~lwd.types.Episode`.
+
+    ``act`` is called with the current observation whenever a new chunk is needed (callers reset
+    stateful act functions, e.g. ``StepwiseExpertPolicy.reset(seed)``, before the episode). Keyword
+    arguments (``robot_id``, ``policy_version``, ``source``, ``condition``, ``episode_id``) are those of
+    :func:`episode_steps`, which this drives.
+    """
+    steps = episode_steps(robot, task, instruction, seed, intervener, **kwargs)
+    try:
+        obs = next(steps)
+        while True:
+            obs = steps.send(act(obs))
+    except StopIteration as done:
+        return done.value
+
+
+def episode_steps(
+    robot: Robot,
+    task: TaskSpec,
+    instruction: str,
+    seed: int,
+    intervener: Intervener | None = None,
     *,
     robot_id: str = "sim-0",
     policy_version: int = 0,
     source: str = "online",
     condition: str | None = None,
     episode_id: str | None = None,
-) -> Episode:
-    """Run one episode of ``task`` and return it as a validated :class:`~lwd.types.Episode`.
+) -> Generator[Observation, np.ndarray, Episode]:
+    """The episode loop as a generator: it yields the observation whenever the policy must propose a
+    chunk, receives the chunk [h, a] (or one action [a]) through ``send`` and returns the Episode.
 
-    ``act`` is called with the current observation whenever a new chunk is needed (callers reset
-    stateful act functions, e.g. ``StepwiseExpertPolicy.reset(seed)``, before the episode).
-    ``condition`` defaults to the robot's shift name (``robot.shift.name``) or ``"lab"``.
-    A ``play`` episode that happens to succeed is relabelled ``rollout`` (play is failure data by
-    definition; a success is a successful rollout).
+    This lets one process step several robots in lockstep and batch their policy calls
+    (:func:`run_episode` drives a single one). ``condition`` defaults to the robot's shift name
+    (``robot.shift.name``) or ``"lab"``. A ``play`` episode that happens to succeed is relabelled
+    ``rollout`` (play is failure data by definition; a success is a successful rollout).
     """
     obs = robot.reset(task.task_id, instruction, seed)
     if intervener is not None:
@@ -92,7 +116,7 @@ def run_episode(
             if not done and intervener.should_hand_back(obs, t):
                 intervening = False
             continue
-        chunk = _as_chunk(act(obs), action_dim)[: task.max_steps - t]
+        chunk = _as_chunk((yield obs), action_dim)[: task.max_steps - t]
         if intervener is not None and intervener.should_take_over(obs, chunk[0], t):
             intervening = True
             continue

@@ -13,8 +13,10 @@ Per member, forever (until SIGTERM/SIGINT):
    intervention flags), hand it to the outbox (local fsync, then at-least-once upload + announce);
 4. heartbeat through the event log every ``heartbeat_s``; write a small status JSON for the launcher.
 
-Members of one process run sequentially (one episode at a time, round-robin); inference is one
-``act`` call per chunk, torch limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
+Members of one process step in lockstep (:meth:`RobotClient.run`): each member's episode is a
+generator (:func:`~lwd.envs.rollout.episode_steps`) paused where it needs an action chunk, and all
+waiting members of one policy version get their chunks from one batched ``act_batch`` call; each
+member still loads versions only at its own episode boundaries. Torch is limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
 (disjoint from evaluation seeds) and a per-robot counter kept in the status file.
 
 Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: see :func:`main`).
@@ -31,11 +33,14 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lwd.envs.intervention import InterventionConfig, ScriptedExpertIntervener
-from lwd.envs.rollout import run_episode
+from lwd.envs.rollout import episode_steps
 from lwd.envs.suites import get_suite, make_robot
 from lwd.fleet.claims import claim_task, claims_url_for, open_task_claims  # noqa: F401 (claim_task: old home)
 from lwd.fleet.dataplane import DataPlane, open_dataplane
@@ -43,7 +48,7 @@ from lwd.fleet.outbox import Outbox
 from lwd.fleet.registry import PolicyRegistry
 from lwd.policy.checkpoint import load_policy
 from lwd.policy.inference import InferencePolicy
-from lwd.types import Episode, TaskSpec
+from lwd.types import Episode, Observation, TaskSpec
 from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir
 from lwd.utils.io import atomic_write_json, read_json
 from lwd.utils.seeding import ONLINE_SEED_BASE
@@ -137,6 +142,9 @@ class FleetMember:
         self.recent: deque[bool] = deque(maxlen=20)
         self.loads: list[int] = []
         """Versions loaded, in order (each load happened at an episode boundary)."""
+        self._steps: Generator[Observation, np.ndarray, Episode] | None = None
+        self.pending: Observation | None = None
+        """The observation the current episode waits on for its next action chunk."""
 
     @property
     def version(self) -> int:
@@ -150,16 +158,16 @@ class FleetMember:
             self.loads.append(policy.version)
         return self.policy is not None
 
-    def run_one(self, versions: PolicyVersions) -> Episode | None:
-        """Run one episode under the version fixed at its start; hand it to the outbox."""
+    def start(self, versions: PolicyVersions) -> Observation | None:
+        """Begin an episode under the version fixed at its start; returns the first observation the
+        policy must act on (``None`` while no version is published)."""
         if not self.begin_episode(versions):
             return None
         policy = self.policy
         assert policy is not None
         seed = episode_seed(self.run_seed, self.index, self.episodes)
-        ep = run_episode(
+        self._steps = episode_steps(
             self.robot,
-            lambda obs: policy.act(obs).actions,
             self.task,
             self.task.instructions[self.episodes % len(self.task.instructions)],
             seed,
@@ -168,11 +176,39 @@ class FleetMember:
             policy_version=policy.version,
             source="online",
         )
+        self.pending = next(self._steps)
+        return self.pending
+
+    @property
+    def active(self) -> bool:
+        """Whether an episode is in progress (waiting for its next action chunk)."""
+        return self._steps is not None
+
+    def advance(self, chunk: np.ndarray) -> Episode | None:
+        """Execute ``chunk`` [h, a]; returns the finished episode (handed to the outbox) or ``None``."""
+        assert self._steps is not None, "advance() without an active episode"
+        try:
+            self.pending = self._steps.send(chunk)
+            return None
+        except StopIteration as done:
+            self._steps, self.pending = None, None
+            ep: Episode = done.value
         self.outbox.put(ep)
         self.episodes += 1
         self.steps += ep.length
         self.recent.append(bool(ep.success))
         return ep
+
+    def run_one(self, versions: PolicyVersions) -> Episode | None:
+        """Run one whole episode alone (unbatched)."""
+        if self.start(versions) is None:
+            return None
+        policy = self.policy
+        assert policy is not None
+        while True:
+            ep = self.advance(policy.act(self.pending).actions)
+            if ep is not None:
+                return ep
 
     def status(self) -> dict[str, Any]:
         return {
@@ -247,28 +283,56 @@ class RobotClient:
         )  # fmt: skip
 
     def run(self) -> int:
-        """Round-robin episodes over members until stopped (or ``max_episodes`` per member)."""
+        """Step all members in lockstep until stopped (or ``max_episodes`` per member).
+
+        Each round: idle members begin an episode (episode boundary: version check); every member
+        waiting for a chunk gets one from a single ``act_batch`` call per policy version; each then
+        executes its chunk (interventions included). After a stop request, running episodes finish
+        and no new one starts.
+        """
         total = 0
-        while not self.stop_event.is_set():
-            progressed = False
+        while True:
+            stopping = self.stop_event.is_set()
             for m in self.members:
-                if self.stop_event.is_set():
+                if (
+                    not m.active
+                    and not stopping
+                    and (self.max_episodes is None or m.episodes < self.max_episodes)
+                ):
+                    m.start(self.versions)
+            waiting = [m for m in self.members if m.active]
+            if not waiting:
+                if stopping or (
+                    self.max_episodes is not None
+                    and all(m.episodes >= self.max_episodes for m in self.members)
+                ):
                     break
-                if self.max_episodes is not None and m.episodes >= self.max_episodes:
-                    continue
-                ep = m.run_one(self.versions)
-                self.heartbeat()
-                if ep is not None:
-                    progressed = True
-                    total += 1
-                    self.write_status()
-            self.versions.prune({m.version for m in self.members})
-            if self.max_episodes is not None and all(m.episodes >= self.max_episodes for m in self.members):
-                break
-            if not progressed:  # nothing published yet: wait for the learner's first version
-                self.heartbeat()
+                self.heartbeat()  # nothing published yet: wait for the learner's first version
                 self.registry.watch(0, timeout_s=1.0)
+                continue
+            finished = 0
+            for chunk_of in self._act_batched(waiting):
+                m, actions = chunk_of
+                if m.advance(actions) is not None:
+                    finished += 1
+            total += finished
+            self.heartbeat()
+            if finished:
+                self.write_status()
+                self.versions.prune({m.version for m in self.members})
         return total
+
+    @staticmethod
+    def _act_batched(members: list[FleetMember]):
+        """(member, action chunk [h, a]) for every waiting member: one forward pass per policy version."""
+        groups: dict[int, list[FleetMember]] = {}
+        for m in members:
+            groups.setdefault(id(m.policy), []).append(m)
+        for group in groups.values():
+            policy = group[0].policy
+            assert policy is not None
+            chunks = policy.act_batch([m.pending for m in group])
+            yield from ((m, c.actions) for m, c in zip(group, chunks))
 
     def close(self, flush_timeout_s: float = 30.0) -> None:
         self.write_status()
