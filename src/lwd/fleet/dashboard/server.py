@@ -4,7 +4,8 @@ Routes::
 
     GET  /               the page (index.html, app.js, app.css shipped as package data)
     GET  /api/state      the aggregated fleet state (:class:`~lwd.fleet.dashboard.state.FleetState`)
-    POST /api/action     pin | promote | rollback, only with control enabled and the token
+    POST /api/action     pin | unpin | promote | rollback | pause | resume, only with control
+                         enabled and the token
 
 Security model (see docs/dashboard.md):
 
@@ -41,7 +42,8 @@ from lwd.utils.errors import ConfigError, LwdError
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-LWD-Token"
-ACTIONS = ("pin", "promote", "rollback")
+ACTIONS = ("pin", "unpin", "promote", "rollback", "pause", "resume")
+"""What ``POST /api/action`` accepts (the operator actions of :mod:`lwd.fleet.operator`)."""
 MAX_BODY = 4096
 ROBOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 STATIC = {
@@ -77,8 +79,9 @@ def check_bind_host(host: str, allow_remote: bool) -> None:
 def validate_action(body: Any) -> dict[str, Any]:
     """Check an action request body; returns the keyword arguments of ``operator_action``.
 
-    ``{"action": "pin"|"promote"|"rollback", "version": int >= 0 (pin and promote need one),
-    "robots": [robot ids] (pin needs at least one), "reason": str <= 500 chars}``; no other keys.
+    ``{"action": one of ACTIONS, "version": int >= 0 (pin needs one), "robots": [robot ids] (pin and
+    unpin need at least one), "reason": str <= 500 chars}``; no other keys. Whether the version and
+    robots exist is checked by ``operator_action`` (400 with its message).
     """
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
@@ -91,8 +94,8 @@ def validate_action(body: Any) -> dict[str, Any]:
     version = body.get("version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 0):
         raise ValueError("version must be a non-negative integer")
-    if version is None and action in ("pin", "promote"):
-        raise ValueError(f"{action} needs a version")
+    if version is None and action == "pin":
+        raise ValueError("pin needs a version")
     robots = body.get("robots")
     if robots is not None:
         if not isinstance(robots, list) or len(robots) > 1000:
@@ -101,8 +104,8 @@ def validate_action(body: Any) -> dict[str, Any]:
         if bad:
             raise ValueError(f"invalid robot id {str(bad[0])[:70]!r}")
         robots = list(dict.fromkeys(robots)) or None
-    if action == "pin" and not robots:
-        raise ValueError("pin needs at least one robot id")
+    if action in ("pin", "unpin") and not robots:
+        raise ValueError(f"{action} needs at least one robot id")
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:
         raise ValueError("reason must be a string of at most 500 characters")
@@ -117,16 +120,16 @@ class DashboardServer(ThreadingHTTPServer):
 
     def __init__(self, paths: FleetPaths, host: str = "127.0.0.1", port: int = 0, *,
                  token: str | None = None, allow_remote: bool = False, robot_timeout_s: float = 30.0,
-                 refresh_s: float = 1.0) -> None:  # fmt: skip
+                 refresh_s: float = 1.0, cache_s: float = 0.5) -> None:  # fmt: skip
+        """``cache_s``: ``/api/state`` is rebuilt at most this often, however many pages poll."""
         check_bind_host(host, allow_remote)
         if token is not None and len(token) < 16:
             raise ConfigError("the dashboard token must have at least 16 characters")
         self.paths = paths
         self.token = token
         self.allow_remote = allow_remote
-        self.state = FleetState(
-            paths, robot_timeout_s, control_enabled=token is not None, refresh_s=refresh_s
-        )
+        self.state = FleetState(paths, robot_timeout_s, min_interval_s=cache_s,
+                                control_enabled=token is not None, refresh_s=refresh_s)  # fmt: skip
         self.action_lock = threading.Lock()
         if ":" in host.strip("[]"):
             self.address_family = socket.AF_INET6

@@ -13,13 +13,16 @@ an empty section, never as a failed request):
 * ``<fleet_root>/rollout/state.json`` and ``audit.jsonl`` (canary rollout, written by the rollout
   controller and the operator commands).
 
-Per-task recent success over time is sampled by the dashboard itself (:class:`FleetState` keeps a
-bounded history since it started); everything else over time comes from the run's own logs.
+Success and intervention rates per version and per task over time come from the coordinator's
+``outcomes`` table (one row per committed episode, :mod:`lwd.fleet.dashboard.outcomes`). For a
+fleet database without it, per-version rates come from the learner's ``versions.json`` and per-task
+success over time from the robots' recent success, sampled by the dashboard since it started.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import tempfile
 import threading
 import time
@@ -27,6 +30,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from lwd.fleet.dashboard.outcomes import ROLLING, OutcomeLog
 from lwd.fleet.dashboard.sources import (
     FleetPaths,
     JsonlTail,
@@ -125,6 +129,15 @@ def task_success_sample(robots: list[dict]) -> dict[str, float]:
     return {t: sum(v) / len(v) for t, v in sorted(acc.items())}
 
 
+def history_series(history: list[dict[str, Any]]) -> dict[str, list]:
+    """Dashboard-sampled ``[{t, rates: {task: r}}]`` as ``{task: [[t, r], ...]}`` (thinned)."""
+    out: dict[str, list] = {}
+    for h in history:
+        for task, r in h["rates"].items():
+            out.setdefault(task, []).append([h["t"], r])
+    return {k: downsample(v, MAX_POINTS) for k, v in sorted(out.items())}
+
+
 class FleetState:
     """Builds ``/api/state`` documents for one fleet; thread-safe, cached for ``min_interval_s``.
 
@@ -146,6 +159,7 @@ class FleetState:
         ld = paths.learner_dir
         self._metrics = JsonlTail(ld / "metrics.jsonl") if ld is not None else None
         self._audit = JsonlTail(paths.rollout_dir / "audit.jsonl", maxlen=500)
+        self._outcomes = OutcomeLog(paths.fleet_root / "coordinator.db")
         self._coord: Any = None
         self._dp: Any = None
         self._registry: Any = None
@@ -168,7 +182,10 @@ class FleetState:
         robots = merge_robots(fleet.get("robots") or {}, clients, assignments)
         ld = self.paths.learner_dir
         lst = read_json_or(ld / "status.json" if ld else None, {}, errors)
-        vrows, tasks = per_version(read_json_or(ld / "versions.json" if ld else None, {}, errors))
+        try:
+            self._outcomes.read()
+        except sqlite3.Error as e:  # the database is being created right now
+            errors.append(f"outcomes: {e}")
         metrics = self._metrics.read() if self._metrics is not None else []
         series = metric_series(metrics)
         now = time.time()
@@ -176,6 +193,17 @@ class FleetState:
         if sample and (not self._history or self._history[-1]["rates"] != sample
                        or now - self._history[-1]["t"] > 10.0):  # fmt: skip
             self._history.append({"t": now, "rates": sample})
+        if self._outcomes.available and self._outcomes.episodes:
+            vrows, tasks = self._outcomes.per_version()
+            vsource = "coordinator outcomes (every committed episode)"
+            ts = self._outcomes.task_series(MAX_POINTS)
+            task_success, task_inter = ts["success"], ts["intervention"]
+            tsource = f"rolling over each task's last {ROLLING} committed episodes"
+        else:
+            vrows, tasks = per_version(read_json_or(ld / "versions.json" if ld else None, {}, errors))
+            vsource = "learner versions.json (episodes the learner ingested)"
+            task_success, task_inter = history_series(list(self._history)), {}
+            tsource = "robots' recent success, sampled by the dashboard since it started"
         snap = fleet.get("snapshot") or {}
         last_metric = metrics[-1] if metrics else {}
         learner_snapshot = _num(lst.get("snapshot"))
@@ -229,16 +257,18 @@ class FleetState:
                 "default_version": assignments.get("*"),
                 "pins": {k: v for k, v in assignments.items() if k != "*" and v is not None},
             },
-            "versions": {"rows": vrows, "tasks": tasks},
+            "versions": {"rows": vrows, "tasks": tasks, "source": vsource},
             "series": {
                 "metrics": series,
-                "task_success": downsample(list(self._history), MAX_POINTS),
+                "task_success": task_success,
+                "task_intervention": task_inter,
+                "task_source": tsource,
             },
             "rollout": {
                 "state": rollout_state if isinstance(rollout_state, dict) else None,
                 "audit": self._audit.read()[-AUDIT_ROWS:][::-1],
             },
-            "control": {"enabled": self.control_enabled, "actions": ["pin", "promote", "rollback"]},
+            "control": {"enabled": self.control_enabled},
             "errors": errors,
         }
 
@@ -281,4 +311,5 @@ class FleetState:
                 self._dp.close()
             if self._tmp is not None:
                 self._tmp.cleanup()
+            self._outcomes.close()
             self._coord = self._dp = self._registry = self._tmp = None

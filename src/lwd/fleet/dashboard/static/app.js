@@ -176,15 +176,21 @@ function render(st) {
   }], { xKind: "version", yMin: 0, yFmt: pct });
   renderVersions(v);
 
-  const ts = st.series.task_success;
-  const tasks = [...new Set(ts.flatMap((s) => Object.keys(s.rates)))].sort();
-  lineChart($("chart-task-success"), tasks.map((t) => ({
-    name: t, pts: ts.filter((s) => t in s.rates).map((s) => [s.t, s.rates[t]]),
-  })), { xKind: "time", yMin: 0, yMax: 1, yFmt: pct });
-  const m = st.series.metrics;
-  lineChart($("chart-intervention-time"), [{
-    name: "", pts: m.filter((p) => p.intervention_rate !== undefined).map((p) => [p.t, p.intervention_rate]),
-  }], { xKind: "time", yMin: 0, yFmt: pct });
+  const ser = st.series;
+  const perTask = (obj) => Object.keys(obj).sort().map((t) => ({ name: t, pts: obj[t] }));
+  lineChart($("chart-task-success"), perTask(ser.task_success), { xKind: "time", yMin: 0, yMax: 1, yFmt: pct });
+  $("task-source").textContent = ser.task_source;
+  $("version-source").textContent = v.source;
+  const m = ser.metrics;
+  if (Object.keys(ser.task_intervention).length) {
+    $("intervention-title").textContent = "Intervention rate per task over time";
+    lineChart($("chart-intervention-time"), perTask(ser.task_intervention), { xKind: "time", yMin: 0, yFmt: pct });
+  } else {
+    $("intervention-title").textContent = "Fleet intervention rate over time (learner log)";
+    lineChart($("chart-intervention-time"), [{
+      name: "", pts: m.filter((p) => p.intervention_rate !== undefined).map((p) => [p.t, p.intervention_rate]),
+    }], { xKind: "time", yMin: 0, yFmt: pct });
+  }
   lineChart($("chart-learner"), [{
     name: "", pts: m.filter((p) => p.step !== undefined).map((p) => [p.t, p.step]),
   }], { xKind: "time", yMin: 0, yFmt: (y) => y.toFixed(0) });
@@ -215,23 +221,32 @@ function renderRollout(ro) {
   const s = ro.state;
   const alerts = $("alerts");
   alerts.replaceChildren();
+  const ct = $("canary-tasks");
   if (!s) {
     setKv($("rollout-kv"), [["state", "no rollout state"]]);
+    ct.hidden = true;
     return;
   }
   const c = s.canary;
+  const last = s.last_decision;
   setKv($("rollout-kv"), [
     ["incumbent", version(s.incumbent)],
     ["canary", c ? `${version(c.version)} on ${(c.robots || []).length} robot(s)` : "none"],
-    ["canary robots", c && c.robots ? c.robots.join(", ") : dash],
+    ["canary robots", c && c.robots && c.robots.length ? c.robots.join(", ") : dash],
     ["canary since", c && typeof c.started_at === "number" ? clock(c.started_at) : dash],
     ["rejected", Array.isArray(s.rejected) && s.rejected.length ? s.rejected.map(version).join(", ") : "none"],
     ["promotion", s.paused ? "PAUSED" : "active"],
+    ["last decision", last ? `${last.action} ${version(last.version)}: ${last.reason || ""}` : dash],
     ["updated", typeof s.updated_at === "number" ? clock(s.updated_at) : dash],
   ]);
-  for (const a of (Array.isArray(s.alerts) ? s.alerts : []).slice(-5)) {
+  // per task: [episodes, successes, intervened episodes] for the canary and the incumbent
+  const per = c && c.per_task ? Object.entries(c.per_task) : [];
+  const arm = (x) => (Array.isArray(x) && x[0] ? `${x[1]}/${x[0]} (${pct(x[1] / x[0])})` : dash);
+  fillTable(ct.tBodies[0], per.sort().map(([task, a]) => ({ cells: [task, arm(a.canary), arm(a.incumbent)] })));
+  ct.hidden = per.length === 0;
+  for (const a of (Array.isArray(s.alerts) ? s.alerts : []).filter((x) => x.active !== false).slice(-5)) {
     const li = document.createElement("li");
-    li.textContent = typeof a === "string" ? a : (a.message || a.reason || JSON.stringify(a));
+    li.textContent = typeof a === "string" ? a : `${a.kind || "alert"}: ${a.reason || JSON.stringify(a)}`;
     alerts.append(li);
   }
 }
