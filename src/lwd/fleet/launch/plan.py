@@ -1,0 +1,110 @@
+"""What a fleet run consists of, independent of where it runs: data plane, registry, and the JSON
+config of every component (coordinator, learner, robot clients), written under
+``<online_dir>/configs`` (no pickle). Both launchers (:mod:`~lwd.fleet.launch.local` subprocesses,
+:mod:`~lwd.fleet.launch.ray` actors) start exactly these components from exactly these configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lwd.configs.online import OnlineConfig
+from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
+from lwd.fleet.robot_client import task_weights_for
+from lwd.utils.io import atomic_write_json
+
+MODULES = {
+    "coordinator": "lwd.fleet.coordinator",
+    "learner": "lwd.fleet.learner",
+    "robot": "lwd.fleet.robot_client",
+}
+"""Entry module (``python -m ...``) of each component kind."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of the fleet and its resolved configuration."""
+
+    name: str
+    """``coordinator``, ``learner`` or ``client-<i>``."""
+    kind: str
+    """``coordinator``, ``learner`` or ``robot`` (a robot-client process hosting several robots)."""
+    config: dict[str, Any]
+    """Its JSON configuration (written to :attr:`config_path`)."""
+    config_path: Path
+    log_path: Path
+
+    @property
+    def module(self) -> str:
+        return MODULES[self.kind]
+
+    def argv(self) -> list[str]:
+        """Command-line arguments of ``python -m <module>``."""
+        if self.kind != "coordinator":
+            return ["--config", str(self.config_path)]
+        c = self.config
+        return ["--root", c["root"], "--dataplane", c["dataplane_path"], "--tasks", ",".join(c["tasks"]),
+                "--lease-s", str(c["lease_s"])]  # fmt: skip
+
+
+def dataplane_config(spec: str, fleet_root: Path, lease_s: float) -> dict[str, Any]:
+    """The run's data plane as a config dict: embedded under ``fleet_root`` (``""``), a Redis event
+    log with the store under ``fleet_root`` (``redis://...``), or a data-plane JSON file / root."""
+    base = DataPlaneConfig.local(fleet_root, lease_s=lease_s).to_dict()
+    if spec.startswith(("redis://", "rediss://")):
+        base["events"] = spec
+    elif spec:
+        base = open_dataplane(spec).config.to_dict()
+    return base
+
+
+class FleetPlan:
+    """The components of one fleet run under ``online_dir`` (see module docstring)."""
+
+    def __init__(self, cfg: OnlineConfig, online_dir: Path, offline_dataset: Path, init: Path) -> None:
+        self.cfg = cfg
+        self.dir = Path(online_dir).resolve()  # absolute: components may run in other directories
+        self.fleet_root = self.dir / "fleet"
+        self.learner_dir = self.dir / "learner"
+        reg = cfg.registry
+        self.registry = (
+            reg if "://" in reg else str(Path(reg).resolve()) if reg else str(self.fleet_root / "registry")
+        )
+        self.dataplane = dataplane_config(cfg.dataplane, self.fleet_root.resolve(), cfg.lease_s)
+        self.components: list[Component] = []
+        self._write(Path(offline_dataset), Path(init))
+
+    def _add(self, name: str, kind: str, config: dict[str, Any]) -> None:
+        path = self.dir / "configs" / f"{name}.json"
+        atomic_write_json(path, config)
+        self.components.append(Component(name, kind, config, path, self.dir / "logs" / f"{name}.log"))
+
+    def _write(self, offline_dataset: Path, init: Path) -> None:
+        c, conf = self.cfg, self.dir / "configs"
+        self.fleet_root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(conf / "dataplane.json", self.dataplane)
+        atomic_write_json(conf / "online.json", c.to_dict())
+        weights = task_weights_for(c.suite, c.tasks, c.short_task_weight, c.long_task_weight)
+        self._add("coordinator", "coordinator", {
+            "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
+            "tasks": sorted(weights), "lease_s": c.lease_s,
+        })  # fmt: skip
+        self._add("learner", "learner", {
+            "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
+            "dataplane": self.dataplane, "registry": self.registry, "lease_s": c.lease_s,
+            "settings": c.to_dict()["learner"], "max_learner_steps": c.budget.max_learner_steps,
+        })  # fmt: skip
+        k = max(1, min(c.robot_processes, c.num_robots))
+        for i in range(k):
+            idx = list(range(i, c.num_robots, k))
+            self._add(f"client-{i}", "robot", {
+                "client_id": f"client-{i}", "fleet_root": str(self.fleet_root), "dataplane": self.dataplane,
+                "registry": self.registry, "suite": c.suite, "obs_mode": c.obs_mode, "shift": c.shift,
+                "robot_ids": [f"robot-{j:03d}" for j in idx], "robot_indices": idx, "task_weights": weights,
+                "intervene": c.intervene, "intervention": c.to_dict()["intervention"],
+                "outbox_root": str(self.dir / "outbox"), "status_path": str(self.dir / "robots" / f"client-{i}.json"),
+                "heartbeat_s": c.heartbeat_s, "lease_s": c.lease_s, "seed": c.seed, "threads": 1,
+                "cache_dir": str(self.dir / "cache" / f"client-{i}"),
+            })  # fmt: skip
