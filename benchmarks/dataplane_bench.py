@@ -198,10 +198,11 @@ def bench_episode_latency(
     reader = SnapshotReader(dp, prefetch=64, poll_s=0.05).start()
     # steady state: the coordinator process has started (imports, connections) and a warm-up
     # episode went all the way through before anything is timed
-    warm = episode("warm-up", 10**6)
+    warm, t_warm = episode("warm-up", 10**6), time.time()
     dp.publish(warm)
     first = reader.get(timeout=120)
     assert first is not None and first.episode_id == warm.episode_id, "warm-up episode never sampleable"
+    cold_s = time.time() - t_warm  # includes the coordinator process's start-up
     ended: dict[str, float] = {}
     read: dict[str, float] = {}
     total = robots * per_robot
@@ -234,6 +235,7 @@ def bench_episode_latency(
     lat = [read[e] - ended[e] for e in ended if e in read]
     out = {"episodes": total, "sampleable": len(lat), "p50_s": pct(lat, 50), "p99_s": pct(lat, 99),
            "max_s": max(lat) if lat else float("nan")}  # fmt: skip
+    out["cold_start_s"] = cold_s
     out["stages"] = stage_breakdown(root, cfg, ended, read)
     return out
 

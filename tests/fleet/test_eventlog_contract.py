@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lwd.fleet.dataplane import EventLog, parse_event
+from lwd.fleet.dataplane import EventLog, open_dataplane, parse_event
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent
 
 
@@ -77,11 +77,15 @@ def test_acked_never_redelivered(dataplane):
 def test_blocking_read_wakes_on_append(dataplane):
     log = dataplane.events
     log.read("g", "c", count=1)  # create the group
-    threading.Timer(0.2, lambda: log.append(_raw(7))).start()
+    producer = threading.Timer(0.2, lambda: log.append(_raw(7)))
+    producer.start()
     t0 = time.monotonic()
     got = log.read("g", "c", count=5, block_s=3.0)
     assert [json.loads(d.raw)["i"] for d in got] == [7]
     assert time.monotonic() - t0 < 2.5
+    # the record is readable before the producer's append returned (its fsync may still be running):
+    # join it before the fixture closes the connection, or its socket/fd is closed under it
+    producer.join()
 
 
 def test_concurrent_consumers_never_share_a_lease(dataplane):
@@ -159,3 +163,43 @@ def test_append_many_is_one_ordered_batch(dataplane):
     assert [json.loads(d.raw)["i"] for d in got] == [0, 1, 2, 3]
     assert [d.delivery_id for d in got[1:]] == ids
     assert log.append_many([]) == []
+
+
+def test_notice_wakes_a_waiter_on_another_connection(dataplane):
+    other = open_dataplane(dataplane.config)  # a second process would hold its own connection
+    try:
+        log, peer = dataplane.events, other.events
+        assert log.wait_notice("t", 0, timeout_s=0.0) == 0
+        notifier = threading.Timer(0.2, lambda: peer.notify("t", 3))
+        notifier.start()
+        t0 = time.monotonic()
+        assert log.wait_notice("t", 0, timeout_s=10.0) == 3
+        assert time.monotonic() - t0 < 8.0  # woken by the notice, not by the timeout
+        notifier.join()
+        peer.notify("t", 2)  # never goes backwards
+        assert log.wait_notice("t", 0, timeout_s=0.0) == 3
+        assert log.wait_notice("other-topic", 0, timeout_s=0.0) == 0
+    finally:
+        other.close()
+
+
+def test_close_waits_for_an_in_flight_append(dataplane):
+    """Closing the log while another thread's append is in flight must not close its socket / WAL fd
+    under it (this was the 'Bad file descriptor' thread warning)."""
+    log = dataplane.events
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for i in range(200):
+                log.append(_raw(i))
+        except Exception as e:  # after close: a clean 'closed' error is fine, EBADF is not
+            errors.append(e)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    time.sleep(0.05)
+    log.close()
+    t.join()
+    for e in errors:
+        assert not isinstance(e, OSError) and "file descriptor" not in str(e), repr(e)

@@ -189,6 +189,24 @@ def test_reader_follows_prefetches_dedups_and_aligns(dataplane, tmp_path):
     coord.close()
 
 
+def test_reader_wakes_on_snapshot_notice(dataplane, tmp_path):
+    """A follower with a 60 s fallback poll still sees a new snapshot at once: the coordinator's notice
+    (Redis pub/sub / SQLite data_version) wakes it."""
+    coord_dp = open_dataplane(dataplane.config)  # the coordinator's own connection
+    coord = Coordinator(coord_dp, str(tmp_path / "c.db"))
+    reader = SnapshotReader(dataplane, poll_s=60.0).start()
+    time.sleep(0.3)  # let the follower go to sleep on the notice
+    eps = [make_episode(seed=i) for i in range(3)]
+    for ep in eps:
+        coord_dp.publish(ep)
+    assert coord.step().snapshot == 1
+    got = [reader.get(timeout=20) for _ in eps]
+    assert None not in got and {e.episode_id for e in got} == {e.episode_id for e in eps}
+    reader.close()
+    coord.close()
+    coord_dp.close()
+
+
 def test_reader_never_yields_corrupt_payload(tmp_path):
     dp = open_dataplane(tmp_path / "fleet")
     coord = Coordinator(dp, str(tmp_path / "c.db"))

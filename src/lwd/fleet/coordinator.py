@@ -34,7 +34,7 @@ from lwd.fleet.allocator import balanced_counts, choose_task
 from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
-from lwd.fleet.snapshots import write_latest, write_manifest
+from lwd.fleet.snapshots import SNAPSHOT_TOPIC, write_latest, write_manifest
 from lwd.fleet.validation import Rejected, ValidationRules, validate_episode
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,10 @@ class Coordinator:
             write_manifest(self.dp.store, m)
         write_latest(self.dp.store, pending[-1]["number"])
         self.state.mark_published([m["number"] for m in pending])
+        try:  # wake readers following the event log (a hint: they read LATEST from the store)
+            self.dp.events.notify(SNAPSHOT_TOPIC, pending[-1]["number"])
+        except Exception as e:  # broker down: readers fall back to polling
+            log.info("snapshot notice failed: %s", e)
 
     def run(self, stop: threading.Event | None = None, max_steps: int | None = None,
             idle_exit_s: float | None = None, block_s: float = 0.2) -> int:  # fmt: skip

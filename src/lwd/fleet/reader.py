@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from lwd.data.episode_io import episode_from_bytes
 from lwd.fleet.dataplane import DataPlane
 from lwd.fleet.dataplane.store import EpisodeStore
-from lwd.fleet.snapshots import SnapshotEntry, entries_of, latest_number, read_manifest, snapshot_entries
+from lwd.fleet.snapshots import (
+    SNAPSHOT_TOPIC,
+    SnapshotEntry,
+    entries_of,
+    latest_number,
+    read_manifest,
+    snapshot_entries,
+)
 from lwd.types import Episode
 from lwd.utils.errors import DataError
 
@@ -45,11 +52,16 @@ class SnapshotReader:
     """Follows snapshots of one store; use :meth:`start` + :meth:`get` / iteration, or :meth:`read_snapshot`."""
 
     def __init__(self, store: EpisodeStore | DataPlane, prefetch: int = 16, poll_s: float = 0.2):
+        """Given a :class:`DataPlane`, the follower wakes on the coordinator's snapshot notice (Redis
+        pub/sub or SQLite ``data_version``) and re-reads ``LATEST`` at least every ``poll_s`` as a
+        fallback; given a bare store it polls ``LATEST`` every ``poll_s``."""
         self.store = store.store if isinstance(store, DataPlane) else store
+        self.events = store.events if isinstance(store, DataPlane) else None
         self.poll_s = poll_s
         self.seen: set[str] = set()
         self.errors: list[str] = []
         self.position = 0
+        self._noticed = 0
         """Highest snapshot number whose episodes have all been queued."""
         self.last_snapshot = 0
         """Snapshot number of the most recently returned episode."""
@@ -140,7 +152,27 @@ class SnapshotReader:
             if upto is not None and self.position >= upto:
                 self._put(_DONE)
                 return
+            self._sleep(backoff)
+
+    def _sleep(self, backoff: float) -> None:
+        """Wait for the next snapshot: the event-log notice if we have one (re-reading ``LATEST`` after at
+        most ``poll_s`` anyway), else a plain ``poll_s`` sleep."""
+        if self.events is None or backoff > self.poll_s:
             self._stop.wait(backoff)
+            return
+        deadline = time.monotonic() + self.poll_s
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            try:  # wait above the last notice seen: a notice ahead of a lagging store cannot busy-loop
+                seen = self.events.wait_notice(
+                    SNAPSHOT_TOPIC, max(self.position, self._noticed), min(left, 0.5)
+                )
+            except Exception as e:  # broker down: poll the store instead
+                log.info("reader: snapshot notice unavailable (%s)", e)
+                self._stop.wait(left)
+                return
+            if seen > max(self.position, self._noticed):
+                self._noticed = seen
+                return
 
     def get_item(self, timeout: float | None = None) -> ReadItem | None:
         """Next prefetched item, or ``None`` on timeout / when an ``upto`` bound is exhausted."""

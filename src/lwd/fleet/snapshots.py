@@ -21,6 +21,8 @@ from lwd.utils.errors import DataError
 
 FORMAT = "lwd.snapshot/1"
 LATEST_KEY = "snapshots/LATEST"
+SNAPSHOT_TOPIC = "snapshot"
+"""Event-log notice topic the coordinator raises to the newest published snapshot number."""
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,15 @@ class EventLog(Protocol):
         """Records not yet delivered to ``group`` plus pending ones (consumer lag)."""
         ...
 
+    def notify(self, topic: str, value: int) -> None:
+        """Raise ``topic``'s counter to ``value`` and wake :meth:`wait_notice` callers (a hint only:
+        e.g. the coordinator announces a new snapshot number; readers still read the store)."""
+        ...
+
+    def wait_notice(self, topic: str, after: int, timeout_s: float) -> int:
+        """Block until ``topic``'s counter exceeds ``after`` or ``timeout_s`` passes; return the counter."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -13,7 +13,10 @@ with backoff, consumers (the coordinator) simply read again later.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lwd.fleet.dataplane.events import Delivery
 
@@ -38,6 +41,23 @@ class RedisEventLog:
             url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=5
         )
         self._groups: set[str] = set()
+        self._ops = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    @contextmanager
+    def _op(self) -> Iterator[None]:
+        """Mark a command in flight so :meth:`close` does not close its socket under it."""
+        with self._ops:
+            if self._closed:
+                raise RuntimeError(f"event log {self.url} {self.stream} is closed")
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._ops:
+                self._in_flight -= 1
+                self._ops.notify_all()
 
     def _ensure_group(self, group: str) -> None:
         if group in self._groups:
@@ -52,16 +72,18 @@ class RedisEventLog:
     def append(self, raw: str) -> str:
         if not isinstance(raw, str):
             raise TypeError("event records are JSON text (str)")
-        return self.client.xadd(self.stream, {FIELD: raw.encode()}).decode()
+        with self._op():
+            return self.client.xadd(self.stream, {FIELD: raw.encode()}).decode()
 
     def append_many(self, raws: list[str]) -> list[str]:
         """Append several records in one round trip (MULTI/EXEC pipeline); return their ids."""
         if any(not isinstance(r, str) for r in raws):
             raise TypeError("event records are JSON text (str)")
-        pipe = self.client.pipeline(transaction=True)
-        for r in raws:
-            pipe.xadd(self.stream, {FIELD: r.encode()})
-        return [i.decode() for i in pipe.execute()]
+        with self._op():
+            pipe = self.client.pipeline(transaction=True)
+            for r in raws:
+                pipe.xadd(self.stream, {FIELD: r.encode()})
+            return [i.decode() for i in pipe.execute()]
 
     @staticmethod
     def _raw(fields: dict | None) -> str:
@@ -76,6 +98,10 @@ class RedisEventLog:
         return {r["message_id"]: int(r["times_delivered"]) for r in rows}
 
     def read(self, group: str, consumer: str, count: int = 64, block_s: float = 0.0) -> list[Delivery]:
+        with self._op():
+            return self._read(group, consumer, count, block_s)
+
+    def _read(self, group: str, consumer: str, count: int, block_s: float) -> list[Delivery]:
         try:
             self._ensure_group(group)
             out: list[Delivery] = []
@@ -102,19 +128,71 @@ class RedisEventLog:
     def ack(self, group: str, delivery_ids: list[str]) -> int:
         if not delivery_ids:
             return 0
-        return int(self.client.xack(self.stream, group, *delivery_ids))
+        with self._op():
+            return int(self.client.xack(self.stream, group, *delivery_ids))
 
     def pending(self, group: str) -> int:
-        self._ensure_group(group)
-        return int(self.client.xpending(self.stream, group)["pending"])
+        with self._op():
+            self._ensure_group(group)
+            return int(self.client.xpending(self.stream, group)["pending"])
 
     def backlog(self, group: str) -> int:
-        self._ensure_group(group)
-        for info in self.client.xinfo_groups(self.stream):
-            if info["name"].decode() == group:
-                lag = info.get("lag")
-                return int(lag or 0) + int(info["pending"])
+        with self._op():
+            self._ensure_group(group)
+            for info in self.client.xinfo_groups(self.stream):
+                if info["name"].decode() == group:
+                    lag = info.get("lag")
+                    return int(lag or 0) + int(info["pending"])
         return 0
 
-    def close(self) -> None:
+    # ------------------------------------------------------------------ notices (wake-up hints)
+    def _notice_key(self, topic: str) -> str:
+        return f"{self.stream}:notice:{topic}"
+
+    def notify(self, topic: str, value: int) -> None:
+        """Raise ``topic``'s value to ``value`` (never lowers it) and wake waiters via pub/sub."""
+        with self._op():
+            self.client.eval(_NOTIFY, 1, self._notice_key(topic), int(value))
+
+    def notice(self, topic: str) -> int:
+        with self._op():
+            raw = self.client.get(self._notice_key(topic))
+        return int(raw) if raw else 0
+
+    def wait_notice(self, topic: str, after: int, timeout_s: float) -> int:
+        """Wait until ``topic``'s value exceeds ``after`` (or timeout); return the value seen."""
+        key = self._notice_key(topic)
+        with self._op():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                return self._wait_notice(pubsub, key, after, timeout_s)
+            finally:
+                pubsub.close()
+
+    def _wait_notice(self, pubsub, key: str, after: int, timeout_s: float) -> int:
+        pubsub.subscribe(key)  # subscribe first, then check: no notice can fall in between
+        deadline = time.monotonic() + timeout_s
+        while True:
+            raw = self.client.get(key)
+            value = int(raw) if raw else 0
+            left = deadline - time.monotonic()
+            if value > after or left <= 0:
+                return value
+            pubsub.get_message(timeout=min(left, 1.0))
+
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Wait (up to ``timeout_s``) for commands of other threads in flight, then close. Idempotent."""
+        with self._ops:
+            self._closed = True
+            self._ops.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         self.client.close()
+
+
+_NOTIFY = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', KEYS[1], ARGV[1])
+end
+return 0
+"""

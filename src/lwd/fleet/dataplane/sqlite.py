@@ -13,6 +13,11 @@ file first), while concurrent producers' fsyncs overlap and are batched by the f
 instead of being serialised under the lock (as ``synchronous=FULL`` would do).
 
 Leases use this machine's wall clock at claim time; producers' ``created_at`` is never consulted.
+
+Waiting: a blocking :meth:`SqliteEventLog.read` and :meth:`SqliteEventLog.wait_notice` poll
+``PRAGMA data_version`` (a shared-memory read: it changes when *another* connection commits) every
+few milliseconds and only run a claim (which takes the write lock) when something changed, or every
+``claim_every_s`` so expired leases are still picked up.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ CREATE TABLE IF NOT EXISTS pending (
   PRIMARY KEY (grp, seq)
 );
 CREATE INDEX IF NOT EXISTS pending_lease ON pending (grp, lease_until);
+CREATE TABLE IF NOT EXISTS notices (
+  topic TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
 """
 
 
@@ -83,22 +92,31 @@ class Tx:
 class SqliteEventLog:
     """:class:`~lwd.fleet.dataplane.events.EventLog` on one SQLite file (``sqlite:///path/events.db``)."""
 
-    def __init__(self, path: str | os.PathLike, lease_s: float = 30.0, poll_s: float = 0.02):
+    def __init__(self, path: str | os.PathLike, lease_s: float = 30.0, poll_s: float = 0.005,
+                 claim_every_s: float = 0.1):  # fmt: skip
         self.path = Path(path)
         self.lease_s = float(lease_s)
         self.poll_s = poll_s
+        self.claim_every_s = claim_every_s
         self._lock = threading.Lock()
         self._conn = connect(self.path, synchronous="NORMAL")
         self._wal_fd = -1
+        self._fd_lock = threading.Lock()
+        self._closed = False
+        self._writes = 0  # commits through our own connection (data_version does not count them)
         with self._lock:
             self._conn.executescript(_SCHEMA)
 
     def _sync(self) -> None:
-        """fsync the WAL file (opened once, while our connection keeps it alive)."""
-        if self._wal_fd < 0:
-            self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            fsync_dir(self.path.parent)
-        os.fsync(self._wal_fd)
+        """fsync the WAL file (opened once, while our connection keeps it alive). ``_fd_lock`` keeps
+        :meth:`close` from closing the descriptor under an in-flight fsync of another thread."""
+        with self._fd_lock:
+            if self._closed:
+                raise RuntimeError(f"event log {self.path} is closed")
+            if self._wal_fd < 0:
+                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                fsync_dir(self.path.parent)
+            os.fsync(self._wal_fd)
 
     def append(self, raw: str) -> str:
         if not isinstance(raw, str):
@@ -106,6 +124,7 @@ class SqliteEventLog:
         with self._lock, Tx(self._conn) as c:
             cur = c.execute("INSERT INTO events (raw, appended_at) VALUES (?, ?)", (raw, now()))
             seq = cur.lastrowid
+            self._writes += 1
         self._sync()  # outside the lock: concurrent producers' fsyncs overlap
         return str(seq)
 
@@ -118,6 +137,7 @@ class SqliteEventLog:
         with self._lock, Tx(self._conn) as c:
             seqs = [c.execute("INSERT INTO events (raw, appended_at) VALUES (?, ?)", (r, now())).lastrowid
                     for r in raws]  # fmt: skip
+            self._writes += 1
         self._sync()
         return [str(q) for q in seqs]
 
@@ -152,15 +172,53 @@ class SqliteEventLog:
                     out.extend(Delivery(str(seq), raw, 1) for seq, raw in fresh)
         return out
 
+    def _data_version(self) -> tuple[int, int]:
+        with self._lock:
+            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
+
+    def _wait_change(self, version: tuple[int, int], until: float) -> tuple[int, int]:
+        """Sleep in ``poll_s`` steps until another connection commits or ``until``; return the version."""
+        while (t := time.monotonic()) < until:
+            time.sleep(min(self.poll_s, until - t))
+            v = self._data_version()
+            if v != version:
+                return v
+        return version
+
     def read(self, group: str, consumer: str, count: int = 64, block_s: float = 0.0) -> list[Delivery]:
         deadline = time.monotonic() + block_s
-        delay = self.poll_s
         while True:
+            version = self._data_version()
             got = self._claim(group, consumer, count)
             if got or time.monotonic() >= deadline:
                 return got
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.1)
+            self._wait_change(version, min(deadline, time.monotonic() + self.claim_every_s))
+
+    def notify(self, topic: str, value: int) -> None:
+        """Record ``value`` as the newest of ``topic`` (a wake-up hint for :meth:`wait_notice`; not fsynced:
+        waiters treat it as a hint and read the real state from its source)."""
+        with self._lock, Tx(self._conn) as c:
+            c.execute(
+                "INSERT INTO notices (topic, value) VALUES (?, ?) ON CONFLICT (topic) DO UPDATE SET "
+                "value = MAX(value, excluded.value)",
+                (topic, int(value)),
+            )
+            self._writes += 1
+
+    def notice(self, topic: str) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM notices WHERE topic = ?", (topic,)).fetchone()
+        return row[0] if row else 0
+
+    def wait_notice(self, topic: str, after: int, timeout_s: float) -> int:
+        """Wait until ``topic``'s value exceeds ``after`` (or timeout); return the value seen."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            version = self._data_version()
+            value = self.notice(topic)
+            if value > after or time.monotonic() >= deadline:
+                return value
+            self._wait_change(version, deadline)
 
     def ack(self, group: str, delivery_ids: list[str]) -> int:
         if not delivery_ids:
@@ -193,7 +251,8 @@ class SqliteEventLog:
             return c.execute("DELETE FROM events WHERE seq <= ?", (bound,)).rowcount
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._fd_lock:
+            self._closed = True
             if self._wal_fd >= 0:
                 os.close(self._wal_fd)
                 self._wal_fd = -1
