@@ -179,3 +179,27 @@ def test_shift_alert_pauses_promotion_until_an_operator_resumes(tmp_path):
     assert rec["actor"] == "operator:alice"
     assert not RolloutStore(tmp_path).load()["alerts"][-1]["active"]
     assert mgr.tick()[0]["action"] == "canary"
+
+
+def test_only_tasks_both_arms_ran_count_and_a_lone_canary_task_uses_the_incumbents_history(tmp_path):
+    lone = {
+        "a": {"canary": [12, 0, 12], "incumbent": [0, 0, 0]},
+        "b": {"canary": [0, 0, 0], "incumbent": [30, 20, 3]},
+    }
+    v = decide(lone, S, looks_done=0)
+    assert v.action == "watch" and v.stats["comparable_tasks"] == [] and v.stats["canary"]["episodes"] == 0
+
+    reg, db, tasks = fleet(tmp_path, {"a": 1, "b": 1, "c": 1, "d": 1})  # the debug preset's fleet
+    for k in range(8):
+        run_round(db, reg, tasks, lambda v, t, j, k=k: good(v, t, k))
+    mgr = RolloutManager(tmp_path, reg, db, S)
+    bad = reg.publish({"w": b"2"})
+    (rec,) = mgr.tick()
+    (robot,) = rec["robots"]
+    for k in range(8, 30):
+        run_round(db, reg, tasks, lambda v, t, j, k=k: (False, True) if v == bad else good(v, t, k))
+        if mgr.tick():
+            break
+    st = RolloutStore(tmp_path).load()
+    assert st["rejected"] == [bad] and reg.resolve_version(robot) == 1
+    assert st["last_decision"]["stats"]["comparable_tasks"] == [tasks[robot]]

@@ -23,6 +23,7 @@ outcome of every committed episode (success, take-overs) is stored for it in the
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import threading
 import time
@@ -253,15 +254,21 @@ class Coordinator:
 
 
 def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
-                     tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256) -> Coordinator:  # fmt: skip
+                     tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256,
+                     registry: str | None = None, rollout: dict[str, Any] | None = None) -> Coordinator:  # fmt: skip
     """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
-    ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL."""
+    ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL.
+    ``rollout`` (RolloutSettings fields, ``enabled`` true) attaches the canary rollout manager on the
+    policy registry ``registry`` (default ``<root>/registry``)."""
     overrides: dict[str, Any] = {"lease_s": lease_s}
     if events:
         overrides["events"] = events
     dp = open_dataplane(dataplane or root, **overrides)
     rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None)
-    return Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch)
+    coord = Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch)
+    if rollout is not None and rollout.get("enabled", True):
+        coord.rollout = _rollout_manager(root, registry, rollout, coord.state)
+    return coord
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,24 +282,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--idle-exit-s", type=float, default=None)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--registry", help="policy registry root (default <root>/registry)")
-    p.add_argument("--rollout", help="RolloutSettings JSON file: run the canary rollout (docs/safety.md)")
+    p.add_argument("--rollout", help="JSON file of RolloutSettings (or with them under key 'rollout'): run the "
+                   "canary rollout (docs/safety.md)")  # fmt: skip
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch)
+    rollout = None
     if a.rollout:
-        coord.rollout = _rollout_manager(a.root, a.registry, a.rollout, coord.state)
+        with open(a.rollout) as f:
+            rollout = json.load(f)
+        rollout = rollout.get("rollout", rollout)
+    coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch, a.registry,
+                             rollout)  # fmt: skip
     coord.run(idle_exit_s=a.idle_exit_s)
 
 
-def _rollout_manager(root: str, registry: str | None, settings_path: str, state: CoordinatorState) -> Any:
-    import json
-
+def _rollout_manager(
+    root: str, registry: str | None, rollout: dict[str, Any], state: CoordinatorState
+) -> Any:
     from lwd.configs.online import RolloutSettings
     from lwd.fleet.registry import PolicyRegistry
     from lwd.fleet.rollout import RolloutManager
 
-    with open(settings_path) as f:
-        settings = RolloutSettings(**json.load(f))
+    settings = RolloutSettings(**rollout)
     reg = PolicyRegistry(registry or f"{root}/registry")
     return RolloutManager(root, reg, state, settings)
 

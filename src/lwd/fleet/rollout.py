@@ -8,7 +8,10 @@ the lock of ``<fleet_root>/rollout/state.json`` (:mod:`lwd.fleet.rollout_state`)
 2. **shift detector** (:mod:`lwd.fleet.shift`): the incumbent's newest window of episodes against its
    previous window; a significant drop pauses promotion and raises an alert.
 3. **canary decision** (:mod:`lwd.fleet.rollout_decide`): counts of canary and incumbent episodes per
-   task since the canary started (same time window, so slow drifts affect both arms alike) ->
+   task since the canary started (same time window, so slow drifts affect both arms alike; a task on
+   which fewer than ``min_task_episodes`` incumbent episodes arrived since, e.g. because the canary
+   robot is the only robot on it, is compared with the incumbent's latest episodes on that task from
+   before the canary -- a historical control, listed in ``canary.historical_control``) ->
    promote (fleet default := canary, pins removed), rollback (canary robots unpinned = back to the
    incumbent, version rejected: never assigned again automatically) or keep watching.
 4. **new canary**: the newest published version that is newer than everything seen, not rejected and
@@ -166,6 +169,22 @@ class RolloutManager:
             c[0] += 1
             c[1] += int(s)
             c[2] += int(i)
+        short = {
+            t for t, r in per_task.items() if r["canary"][0] and r["incumbent"][0] < self.s.min_task_episodes
+        }
+        if (
+            short
+        ):  # a task no incumbent robot runs now: the incumbent's latest episodes on it before the canary
+            history = [
+                r for r in self.db.outcomes([incumbent]) if r[1] in short and r[7] < canary["started_at"]
+            ]
+            for task in sorted(short):
+                rows = [r for r in history if r[1] == task][: self.s.max_episodes]
+                c = per_task[task]["incumbent"]
+                c[0] += len(rows)
+                c[1] += sum(int(r[3]) for r in rows)
+                c[2] += sum(int(r[4]) for r in rows)
+        canary["historical_control"] = sorted(short)
         return per_task
 
     def _judge(self, st: dict[str, Any], audit: list) -> None:

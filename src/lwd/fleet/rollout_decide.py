@@ -15,6 +15,9 @@ Group-sequential design (family-wise error <= ``alpha`` per canary):
 * otherwise, if both arms have >= ``min_episodes`` and the Mantel-Haenszel success difference is
   >= ``-margin`` and the intervention difference <= ``+margin`` -> **promote** (unless paused);
 * otherwise at the last look (``max_episodes``) -> **rollback** as inconclusive; else **watch**.
+
+Episode counts for looks and minimums are *comparable* counts: only tasks on which both arms have
+episodes (a task only the canary runs says nothing about the difference).
 """
 
 from __future__ import annotations
@@ -71,12 +74,17 @@ def decide(
 ) -> Verdict:
     """The verdict for the current counts; ``looks_done`` = looks already spent on this canary."""
     plan = looks(s)
-    can, inc = pooled(per_task, "canary"), pooled(per_task, "incumbent")
+    comparable = {
+        t: r for t, r in per_task.items() if r.get("canary", [0])[0] > 0 and r.get("incumbent", [0])[0] > 0
+    }
+    can, inc = pooled(comparable, "canary"), pooled(comparable, "incumbent")
     stats: dict[str, Any] = {
         "canary": _rates(can),
         "incumbent": _rates(inc),
         "per_task": {t: {k: _rates(v) for k, v in r.items()} for t, r in sorted(per_task.items())},
+        "comparable_tasks": sorted(comparable),
     }
+    per_task = comparable
     if looks_done >= len(plan) or can[0] < plan[looks_done]:
         return Verdict(
             "watch", f"waiting for {_next(plan, looks_done)} canary episodes (have {can[0]})", stats

@@ -45,8 +45,13 @@ class Component:
         if self.kind != "coordinator":
             return ["--config", str(self.config_path)]
         c = self.config
+        rollout = (
+            ["--registry", c["registry"], "--rollout", str(self.config_path)]
+            if c["rollout"]["enabled"]
+            else []
+        )
         return ["--root", c["root"], "--dataplane", c["dataplane_path"], "--tasks", ",".join(c["tasks"]),
-                "--lease-s", str(c["lease_s"])]  # fmt: skip
+                "--lease-s", str(c["lease_s"]), *rollout]  # fmt: skip
 
 
 def dataplane_config(spec: str, fleet_root: Path, lease_s: float) -> dict[str, Any]:
@@ -89,12 +94,14 @@ class FleetPlan:
         weights = task_weights_for(c.suite, c.tasks, c.short_task_weight, c.long_task_weight)
         self._add("coordinator", "coordinator", {
             "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
-            "tasks": sorted(weights), "lease_s": c.lease_s,
+            "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
+            "rollout": c.to_dict()["rollout"],
         })  # fmt: skip
         self._add("learner", "learner", {
             "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
             "dataplane": self.dataplane, "registry": self.registry, "lease_s": c.lease_s,
             "settings": c.to_dict()["learner"], "max_learner_steps": c.budget.max_learner_steps,
+            "canary_mode": c.rollout.enabled,
         })  # fmt: skip
         k = max(1, min(c.robot_processes, c.num_robots))
         for i in range(k):

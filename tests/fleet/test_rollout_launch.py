@@ -1,0 +1,40 @@
+"""The launch plan wires canary mode: coordinator gets --rollout, learner gets canary_mode."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from lwd.configs.online import OnlineConfig, RolloutSettings
+from lwd.configs.presets import ONLINE
+from lwd.fleet.coordinator import open_coordinator
+from lwd.fleet.launch.plan import FleetPlan
+from lwd.fleet.rollout import RolloutManager
+
+
+def test_online_presets_run_canary_mode():
+    assert all(cfg.rollout.enabled for cfg in ONLINE.values())
+
+
+def test_plan_passes_rollout_settings_to_coordinator_and_learner(tmp_path):
+    cfg = OnlineConfig(suite="fake4", num_robots=4, robot_processes=1,
+                       rollout=RolloutSettings(canary_share=0.5, min_episodes=6))  # fmt: skip
+    plan = FleetPlan(cfg, tmp_path / "online", tmp_path / "data", tmp_path / "init")
+    comps = {c.name: c for c in plan.components}
+    argv = comps["coordinator"].argv()
+    path = argv[argv.index("--rollout") + 1]
+    assert argv[argv.index("--registry") + 1] == plan.registry
+    rollout = json.loads(open(path).read())["rollout"]
+    assert rollout["canary_share"] == 0.5 and rollout["min_episodes"] == 6
+    assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is True
+    coord = open_coordinator(str(plan.fleet_root), rollout=rollout, registry=plan.registry)
+    try:
+        assert isinstance(coord.rollout, RolloutManager) and coord.rollout.s.canary_share == 0.5
+    finally:
+        coord.close()
+
+    off = FleetPlan(dataclasses.replace(cfg, rollout=RolloutSettings(enabled=False)), tmp_path / "off",
+                    tmp_path / "data", tmp_path / "init")  # fmt: skip
+    comps = {c.name: c for c in off.components}
+    assert "--rollout" not in comps["coordinator"].argv()
+    assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is False
