@@ -28,6 +28,7 @@ lint: setup
 
 test: setup lint
 	@bash scripts/ensure_redis.sh >/dev/null
+	@bash scripts/ensure_chromium.sh >/dev/null
 	$(VENV)/bin/pytest -q
 
 test-slow: setup

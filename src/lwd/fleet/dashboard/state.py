@@ -26,7 +26,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,7 @@ class FleetState:
                 "robots": len(robots),
                 "running": sum(r["status"] == "running" for r in robots),
                 "stale": sum(r["status"] == "stale" for r in robots),
-                "stopped": sum(r["status"] == "stopped" for r in robots),
+                "by_status": dict(sorted(Counter(r["status"] for r in robots).items())),
                 "episodes": sum(r["episodes"] or 0 for r in robots),
                 "env_steps": sum(r["steps"] or 0 for r in robots),
                 "tasks": sorted({r["task"] for r in robots if r["task"]}),

@@ -57,11 +57,19 @@ function svgEl(tag, attrs, parent) {
   return e;
 }
 
-function ticks(lo, hi, n) {
-  if (hi === lo) return [lo];
-  const out = [];
-  for (let i = 0; i <= n; i++) out.push(lo + (hi - lo) * i / n);
-  return out;
+// "nice" axis: a step of 1, 2 or 5 x 10^k giving about n intervals; the range widened to whole steps
+function niceAxis(lo, hi, n) {
+  const raw = (hi - lo) / n;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || 10 * mag;
+  const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step;
+  const ticks = [];
+  for (let y = a; y <= b + step / 2; y += step) ticks.push(y);
+  return { lo: a, hi: b, ticks };
+}
+
+function timeLabel(x, span, now) {
+  return span >= 300 ? clock(x) : `${Math.round(x - now)} s`;
 }
 
 // series: [{name, pts: [[x, y], ...]}]; opt: {xKind: "time"|"version"|"number", yMin, yMax, yFmt}
@@ -91,19 +99,28 @@ function lineChart(svg, series, opt) {
   let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
   let y0 = opt.yMin !== undefined ? opt.yMin : Math.min(...all.map((p) => p[1]));
   let y1 = opt.yMax !== undefined ? opt.yMax : Math.max(...all.map((p) => p[1]));
-  if (x1 === x0) { x0 -= 1; x1 += 1; }
-  if (y1 === y0) { y1 = y0 + 1; }
+  if (opt.xKind === "time") x1 = Math.max(x1, opt.now || x1);
+  if (x1 === x0) { x0 -= opt.xKind === "version" ? 0.5 : 5; x1 += opt.xKind === "version" ? 0.5 : 0; }
+  if (y1 === y0) { y1 = y0 + (opt.yFmt === pct ? 0.1 : 1); }
+  const yAxis = niceAxis(y0, y1, 5);
+  y0 = yAxis.lo; y1 = yAxis.hi;
   const sx = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
   const sy = (y) => H - B - (y - y0) / (y1 - y0) * (H - T - B);
-  const yFmt = opt.yFmt || ((y) => (Math.abs(y) >= 100 ? y.toFixed(0) : y.toFixed(2)));
-  for (const y of ticks(y0, y1, 4)) {
+  const yFmt = opt.yFmt || ((y) => (Math.abs(y) >= 100 ? y.toFixed(0) : String(+y.toFixed(2))));
+  for (const y of yAxis.ticks) {
     svgEl("line", { x1: L, x2: W - R, y1: sy(y), y2: sy(y), class: "grid" }, svg);
     svgEl("text", { x: L - 4, y: sy(y) + 4, "text-anchor": "end" }, svg).textContent = yFmt(y);
   }
-  let xt = ticks(x0, x1, 4);
-  if (opt.xKind === "version") xt = [...new Set(xt.map(Math.round))];
+  let xt;
+  if (opt.xKind === "version") {
+    xt = niceAxis(x0, x1, Math.min(6, Math.max(1, x1 - x0))).ticks
+      .filter((x) => x >= x0 && x <= x1 && x === Math.round(x));
+  } else {
+    xt = [0, 1, 2, 3, 4].map((i) => x0 + (x1 - x0) * i / 4);
+  }
   xt.forEach((x, j) => {
-    const label = opt.xKind === "time" ? clock(x) : opt.xKind === "version" ? `v${x}` : String(Math.round(x));
+    const label = opt.xKind === "time" ? timeLabel(x, x1 - x0, opt.now || x1)
+      : opt.xKind === "version" ? `v${x}` : String(Math.round(x));
     const anchor = xt.length > 1 && j === 0 ? "start" : xt.length > 1 && j === xt.length - 1 ? "end" : "middle";
     svgEl("text", { x: sx(x), y: H - 6, "text-anchor": anchor }, svg).textContent = label;
   });
@@ -134,7 +151,7 @@ function render(st) {
 
   const f = st.fleet, l = st.learner, d = st.dataplane, reg = st.registry;
   setKv($("fleet-kv"), [
-    ["robots", `${f.robots} (${f.running} running, ${f.stale} stale, ${f.stopped} stopped)`],
+    ["robots", `${f.robots}` + (f.robots ? ` (${Object.entries(f.by_status).map(([k, n]) => `${n} ${k}`).join(", ")})` : "")],
     ["tasks", f.tasks.length ? f.tasks.join(", ") : dash],
     ["episodes", num(f.episodes)],
     ["env steps", num(f.env_steps)],
@@ -178,22 +195,22 @@ function render(st) {
 
   const ser = st.series;
   const perTask = (obj) => Object.keys(obj).sort().map((t) => ({ name: t, pts: obj[t] }));
-  lineChart($("chart-task-success"), perTask(ser.task_success), { xKind: "time", yMin: 0, yMax: 1, yFmt: pct });
+  lineChart($("chart-task-success"), perTask(ser.task_success), { xKind: "time", now: st.generated_at, yMin: 0, yMax: 1, yFmt: pct });
   $("task-source").textContent = ser.task_source;
   $("version-source").textContent = v.source;
   const m = ser.metrics;
   if (Object.keys(ser.task_intervention).length) {
     $("intervention-title").textContent = "Intervention rate per task over time";
-    lineChart($("chart-intervention-time"), perTask(ser.task_intervention), { xKind: "time", yMin: 0, yFmt: pct });
+    lineChart($("chart-intervention-time"), perTask(ser.task_intervention), { xKind: "time", now: st.generated_at, yMin: 0, yFmt: pct });
   } else {
     $("intervention-title").textContent = "Fleet intervention rate over time (learner log)";
     lineChart($("chart-intervention-time"), [{
       name: "", pts: m.filter((p) => p.intervention_rate !== undefined).map((p) => [p.t, p.intervention_rate]),
-    }], { xKind: "time", yMin: 0, yFmt: pct });
+    }], { xKind: "time", now: st.generated_at, yMin: 0, yFmt: pct });
   }
   lineChart($("chart-learner"), [{
     name: "", pts: m.filter((p) => p.step !== undefined).map((p) => [p.t, p.step]),
-  }], { xKind: "time", yMin: 0, yFmt: (y) => y.toFixed(0) });
+  }], { xKind: "time", now: st.generated_at, yMin: 0, yFmt: (y) => y.toFixed(0) });
 
   fillTable($("audit").tBodies[0], st.rollout.audit.map((a) => ({
     cells: [typeof a.ts === "number" ? clock(a.ts) : num(a.ts), num(a.actor), num(a.action), version(a.version),
