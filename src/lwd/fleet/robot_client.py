@@ -291,6 +291,7 @@ class RobotClient:
         and no new one starts.
         """
         total = 0
+        self.write_status()
         while True:
             stopping = self.stop_event.is_set()
             for m in self.members:
