@@ -95,8 +95,9 @@ ONLINE: dict[str, OnlineConfig] = {
         num_robots=16,
         robot_processes=2,
         learner=LearnerSettings(
-            batch_size=128, publish_every=25, checkpoint_every=25, min_online_transitions=2000
-        ),
+            batch_size=128, publish_every=25, checkpoint_every=25, min_online_transitions=2000,
+            lam=0.1, policy_lr=1e-4,
+        ),  # fmt: skip
         budget=Budget(max_learner_steps=400, max_wall_s=360.0),
     ),
     "debug": OnlineConfig(
