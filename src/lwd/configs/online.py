@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from lwd.envs.intervention import InterventionConfig
 
@@ -142,6 +142,12 @@ class OnlineConfig:
     plane JSON config file (``{"events": "redis://...", "store": "s3://..."}``) or root directory."""
     registry: str = ""
     """Policy registry storage root (``""`` = ``run_dir/online/fleet/registry``)."""
+    engine: Literal["local", "ray"] = "local"
+    """Where the components run: ``local`` subprocesses, or ``ray`` actors on a Ray cluster (needs a
+    Redis data plane; see ``docs/multi_machine.md``)."""
+    ray_address: str = ""
+    """Ray cluster to join with ``engine="ray"``: ``""`` starts a private single-node Ray for this run,
+    ``"auto"`` the cluster this machine joined with ``ray start``, else its address (``host:6379``)."""
     heartbeat_s: float = 5.0
     """Seconds between robot heartbeats."""
     lease_s: float = 30.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
@@ -37,3 +38,9 @@ class RunConfig:
     """Also evaluate the SFT policy in the lab, to show the deployment shift."""
     skip_online: bool = False
     """Stop after the offline stage (no fleet)."""
+    engine: Literal["local", "ray"] | None = None
+    """Where the online stage's components run (``local`` processes or ``ray`` actors); ``None`` keeps
+    ``online.engine``."""
+    ray_address: str | None = None
+    """Ray cluster for ``engine="ray"`` (``""``: a private local Ray, ``"auto"``, or ``host:port``);
+    ``None`` keeps ``online.ray_address``."""

@@ -1,7 +1,9 @@
-"""Online stage of ``lwd run``: learning while deploying on a local fleet.
+"""Online stage of ``lwd run``: learning while deploying on a fleet.
 
-``run_online(cfg, run_dir, offline_dataset, init)`` launches coordinator, learner and robot-client
-processes (:mod:`lwd.fleet.launch.local`), supervises them until the budget, and returns a summary.
+``run_online(cfg, run_dir, offline_dataset, init)`` launches coordinator, learner and robot clients
+-- local processes (:mod:`lwd.fleet.launch.local`, ``cfg.engine == "local"``) or Ray actors on a
+cluster (:mod:`lwd.fleet.launch.ray`, ``"ray"``) --, supervises them until the budget, and returns a
+summary.
 Layout under ``run_dir/online``::
 
     configs/        resolved JSON configs of every process
@@ -26,10 +28,11 @@ from typing import Any
 from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
 from lwd.fleet.launch.local import LocalFleet
+from lwd.fleet.launch.supervisor import FleetSupervisor
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import materialize_version
 from lwd.utils.errors import ConfigError
-from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.io import atomic_write_json
 
 
 def export_policy(registry: PolicyRegistry, version: int, target: Path) -> Path:
@@ -45,15 +48,26 @@ def export_policy(registry: PolicyRegistry, version: int, target: Path) -> Path:
     return target
 
 
-def summarize(fleet: LocalFleet, stop_reason: str) -> dict[str, Any]:
+def make_fleet(cfg: OnlineConfig, online_dir: Path, offline_dataset: Path, init: Path,
+               control_hz: float) -> FleetSupervisor:  # fmt: skip
+    """The launcher ``cfg.engine`` names, with the run's components planned under ``online_dir``."""
+    if cfg.engine == "local":
+        return LocalFleet(cfg, online_dir, offline_dataset, init, control_hz)
+    if cfg.engine != "ray":
+        raise ConfigError(f"unknown engine {cfg.engine!r}; expected 'local' or 'ray'")
+    try:
+        from lwd.fleet.launch.ray import RayFleet
+    except ImportError as e:
+        raise ConfigError(f"engine 'ray' needs the ray package (pip install 'lwd[scale]'): {e}") from e
+    return RayFleet(cfg, online_dir, offline_dataset, init, control_hz, address=cfg.ray_address)
+
+
+def summarize(fleet: FleetSupervisor, stop_reason: str) -> dict[str, Any]:
     registry = PolicyRegistry(fleet.registry)
     versions = registry.versions()
     robots = fleet.robot_status()
     lst = fleet.learner_status()
-    per_version = {}
-    vfile = fleet.learner_dir / "versions.json"
-    if vfile.is_file():
-        per_version = read_json(vfile)
+    per_version = fleet.per_version()
     final = None
     if versions:
         final = str(export_policy(registry, versions[-1], fleet.dir / "policy"))
@@ -97,7 +111,7 @@ def run_online(
         raise ConfigError("the online budget needs robot_hours, max_learner_steps or max_wall_s")
     online = Path(run_dir) / "online"
     fps = LwdDataset.open(offline_dataset, verify_checksums=False).fps
-    fleet = LocalFleet(
+    fleet = make_fleet(
         cfg, online, Path(offline_dataset).resolve(), Path(init_state_dir_or_policy).resolve(), fps
     )
     reason = fleet.run(display=display)

@@ -42,6 +42,10 @@ def resolve(cfg: RunConfig) -> RunConfig:
         loop=rep(cfg.offline.loop, seed=cfg.seed),
     )
     online = rep(cfg.online, suite=cfg.suite, seed=cfg.seed)
+    if cfg.engine is not None:
+        online = rep(online, engine=cfg.engine)
+    if cfg.ray_address is not None:
+        online = rep(online, ray_address=cfg.ray_address)
     ev = rep(cfg.eval, suite=cfg.suite)
     return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, online=online, eval=ev)
 
