@@ -24,6 +24,7 @@ import posixpath
 import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,16 @@ class PolicyRegistry:
             self.index = RedisRegistryIndex(index)
         else:
             raise ValueError(f"unknown registry index URL {index!r}")
-        self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="lwd-registry-cache-"))
+        self._cache_dir = Path(cache_dir) if cache_dir else None
+
+    @property
+    def cache_dir(self) -> Path:
+        """Download directory of remote versions; a private temp dir (removed with this object) is
+        made on first use, so local registries and read-only users leave nothing behind."""
+        if self._cache_dir is None:
+            self._cache_dir = Path(tempfile.mkdtemp(prefix="lwd-registry-cache-"))
+            weakref.finalize(self, shutil.rmtree, self._cache_dir, True)
+        return self._cache_dir
 
     # ------------------------------------------------------------------ publish
     def publish(
