@@ -21,6 +21,7 @@ from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.snapshots import entries_of
 from lwd.pipeline import online as online_stage
 from lwd.utils.errors import ConfigError
+from lwd.utils.io import read_json
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'lwd[scale]')")
 
@@ -43,44 +44,51 @@ def ray_cluster():
 def ray_config(redis_url: str, **kw):
     """The debug preset's online stage (fake4, 4 robots in 2 clients) on Ray + Redis."""
     base = ONLINE["debug"]
-    return dataclasses.replace(
-        base, engine="ray", dataplane=redis_url, heartbeat_s=1.0, stop_timeout_s=30.0,
+    fields = dict(
+        engine="ray", dataplane=redis_url, heartbeat_s=1.0, stop_timeout_s=30.0,
         budget=Budget(max_learner_steps=20, max_wall_s=150.0),
         rollout=dataclasses.replace(base.rollout, enabled=False),  # every version fleet-wide at once
-        **kw,
     )  # fmt: skip
+    return dataclasses.replace(base, **{**fields, **kw})
 
 
-class RobotKiller(threading.Thread):
-    """SIGKILLs robot-client actor ``client-0``'s process once it has finished an episode."""
+class Killer(threading.Thread):
+    """SIGKILLs the process of actor ``name`` as soon as ``ready(fleet, child)`` returns facts to keep."""
 
-    def __init__(self, fleets: list):
+    def __init__(self, fleets: list, name: str, ready):
         super().__init__(daemon=True)
-        self.fleets = fleets
+        self.fleets, self.name_, self.ready = fleets, name, ready
         self.pid: int | None = None
-        self.episodes_at_kill: dict[str, int] = {}
-        self.pending_at_kill: set[str] = set()
+        self.facts: dict = {}
 
     def run(self) -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             time.sleep(0.05)
             if not self.fleets:
                 continue
-            fleet = self.fleets[0]
-            child = fleet.child("client-0")
-            robots = child.last.get("robots", {})
-            if robots and sum(r.get("episodes", 0) for r in robots.values()) >= 1:
-                self.episodes_at_kill = {rid: r["episodes"] for rid, r in robots.items()}
-                self.pending_at_kill = outbox_pending(fleet.dir, set(robots))
-                self.pid = child.last["pid"]
+            child = self.fleets[0].child(self.name_)
+            try:
+                facts = self.ready(self.fleets[0], child) if "pid" in child.last else None
+            except Exception:  # e.g. a database busy right now: look again
+                continue
+            if facts:
+                self.facts, self.pid = facts, child.last["pid"]
                 os.kill(self.pid, signal.SIGKILL)
                 return
 
 
-def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
-    tmp_path, monkeypatch, ray_cluster, redis_url, fake4_dataset, fake4_sft_policy
-):
+def after_first_episode(fleet, child) -> dict | None:
+    """A robot client that finished an episode: its counters and outbox contents right now."""
+    robots = child.last.get("robots", {})
+    if robots and sum(r.get("episodes", 0) for r in robots.values()) >= 1:
+        return {"episodes": {rid: r["episodes"] for rid, r in robots.items()},
+                "pending": outbox_pending(fleet.dir, set(robots))}  # fmt: skip
+    return None
+
+
+def spy_fleets(monkeypatch) -> list:
+    """Collects the fleet ``run_online`` builds (so a test can reach its actors while it runs)."""
     fleets: list = []
     make_fleet = online_stage.make_fleet
 
@@ -89,7 +97,14 @@ def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
         return fleets[-1]
 
     monkeypatch.setattr(online_stage, "make_fleet", spy)
-    killer = RobotKiller(fleets)
+    return fleets
+
+
+def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
+    tmp_path, monkeypatch, ray_cluster, redis_url, fake4_dataset, fake4_sft_policy
+):
+    fleets = spy_fleets(monkeypatch)
+    killer = Killer(fleets, "client-0", after_first_episode)
     killer.start()
     run_dir = tmp_path / "run"
     online, fleet_root = run_dir / "online", run_dir / "online" / "fleet"
@@ -122,10 +137,10 @@ def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
     assert max(e.policy_version for m in manifests(fleet_root) for e in entries_of(m)) > reg.versions()[0]
 
     # no finished episode lost: pending at the kill -> committed; every reported episode arrived
-    assert killer.pending_at_kill <= set(membership)
+    assert killer.facts["pending"] <= set(membership)
     assert outbox_pending(online) == set()
     per_robot = Counter(e.robot_id for m in manifests(fleet_root) for e in entries_of(m))
-    for rid, n in killer.episodes_at_kill.items():
+    for rid, n in killer.facts["episodes"].items():
         assert per_robot[rid] >= n, f"{rid}: episodes finished before the kill are missing"
     robots = fleet.robot_status()
     assert len(robots) == 4
@@ -134,6 +149,62 @@ def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
     assert summary["episodes"] <= len(membership)
     assert (online / "policy" / "manifest.json").is_file()
     assert "resumes" not in (online / "logs" / "learner.log").read_text()  # the learner was never restarted
+
+
+@pytest.mark.slow
+def test_ray_engine_learner_and_coordinator_actors_survive_sigkill(
+    tmp_path, monkeypatch, ray_cluster, redis_url, fake4_dataset, fake4_sft_policy
+):
+    fleets = spy_fleets(monkeypatch)
+
+    def learner_checkpointed(fleet, child) -> dict | None:
+        ckpt = fleet.learner_dir / "checkpoints" / "latest.json"
+        if ckpt.is_file() and read_json(ckpt)["step"] >= 10:
+            return {"step": read_json(ckpt)["step"], "versions": PolicyRegistry(fleet.registry).versions()}
+        return None
+
+    def coordinator_committed(fleet, child) -> dict | None:
+        done = committed_ids(fleet.fleet_root) if (fleet.fleet_root / "coordinator.db").is_file() else set()
+        return {"committed": len(done)} if len(done) >= 20 else None
+
+    killers = [
+        Killer(fleets, "learner", learner_checkpointed),
+        Killer(fleets, "coordinator", coordinator_committed),
+    ]
+    for k in killers:
+        k.start()
+    run_dir = tmp_path / "run"
+    online, fleet_root = run_dir / "online", run_dir / "online" / "fleet"
+    cfg = ray_config(redis_url, budget=Budget(max_learner_steps=40, max_wall_s=300.0))
+    summary = online_stage.run_online(cfg, run_dir, fake4_dataset, fake4_sft_policy, display=False)
+    for k in killers:
+        k.join(timeout=1)
+        assert k.pid is not None, f"{k.name_} was never killed"
+    learner_kill = killers[0].facts
+
+    assert summary["learner_step"] == 40
+    assert summary["restarts"]["learner"] == 1 and summary["restarts"]["coordinator"] == 1
+    resumed = [int(x.rsplit(" ", 1)[-1]) for x in (online / "logs" / "learner.log").read_text().splitlines()
+               if "resumes from its checkpoint" in x]  # fmt: skip
+    assert resumed and resumed[0] >= learner_kill["step"]
+    reg = PolicyRegistry(fleet_root / "registry")
+    versions = reg.versions()
+    assert versions == sorted(set(versions))  # numbers never reused
+    new = [v for v in versions if v not in learner_kill["versions"]]
+    assert new and all(reg.info(v)["learner_step"] > learner_kill["step"] for v in new)
+    membership = snapshot_membership(fleet_root)
+    assert set(membership.values()) == {1} and set(membership) == committed_ids(fleet_root)
+    assert outbox_pending(online) == set()
+    per_robot = Counter(e.robot_id for m in manifests(fleet_root) for e in entries_of(m))
+    for rid, st in summary_robots(online).items():
+        assert per_robot[rid] >= st["episodes"], f"{rid}: reported episodes missing from snapshots"
+
+
+def summary_robots(online) -> dict:
+    out: dict = {}
+    for p in (online / "robots").glob("client-*.json"):
+        out.update(read_json(p)["robots"])
+    return out
 
 
 def test_ray_engine_refuses_a_data_plane_other_nodes_cannot_reach(tmp_path, ray_cluster):
@@ -149,3 +220,14 @@ def test_ray_engine_refuses_a_data_plane_other_nodes_cannot_reach(tmp_path, ray_
             tmp_path,
             10.0,
         )
+
+
+def test_lwd_run_engine_flags_reach_the_online_stage():
+    from lwd.configs.presets import RUN
+    from lwd.pipeline.run import resolve
+
+    assert resolve(RUN["debug"]).online.engine == "local"
+    cfg = resolve(dataclasses.replace(RUN["debug"], engine="ray", ray_address="auto"))
+    assert (cfg.online.engine, cfg.online.ray_address) == ("ray", "auto")
+    kept = dataclasses.replace(RUN["debug"], online=dataclasses.replace(ONLINE["debug"], engine="ray"))
+    assert resolve(kept).online.engine == "ray"  # --online.engine is kept when --engine is not given

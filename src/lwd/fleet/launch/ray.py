@@ -166,21 +166,21 @@ class RayFleet(FleetSupervisor):
 
     def __init__(self, cfg: OnlineConfig, online_dir, offline_dataset, init, control_hz: float,
                  address: str = "") -> None:  # fmt: skip
-        self.owns_ray = connect(address)
-        try:
-            self._check(cfg, online_dir)
-            super().__init__(cfg, online_dir, offline_dataset, init, control_hz)
-        except BaseException:
-            self.disconnect()
-            raise
-
-    def _check(self, cfg: OnlineConfig, online_dir) -> None:
         events = dataplane_config(cfg.dataplane, Path(online_dir) / "fleet", cfg.lease_s)["events"]
         if not events.startswith(("redis://", "rediss://")):
             raise ConfigError(
                 "engine 'ray' needs a data plane every node reaches: set online.dataplane to a "
                 "redis:// URL or a data-plane JSON config with Redis events"
             )
+        self.owns_ray = connect(address)
+        try:
+            self._check(cfg)
+            super().__init__(cfg, online_dir, offline_dataset, init, control_hz)
+        except BaseException:
+            self.disconnect()
+            raise
+
+    def _check(self, cfg: OnlineConfig) -> None:
         cpus = sum(n["Resources"].get("CPU", 0) for n in alive_nodes())
         k = max(1, min(cfg.robot_processes, cfg.num_robots))
         if cpus < k:
