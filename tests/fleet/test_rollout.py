@@ -203,3 +203,19 @@ def test_only_tasks_both_arms_ran_count_and_a_lone_canary_task_uses_the_incumben
     st = RolloutStore(tmp_path).load()
     assert st["rejected"] == [bad] and reg.resolve_version(robot) == 1
     assert st["last_decision"]["stats"]["comparable_tasks"] == [tasks[robot]]
+
+
+def test_robots_known_only_from_heartbeats_can_run_a_canary(tmp_path):
+    from lwd.fleet.coordinator_state import CoordinatorState
+    from lwd.fleet.dataplane.events import HeartbeatEvent
+    from lwd.fleet.registry import PolicyRegistry
+
+    reg = PolicyRegistry(tmp_path / "registry")
+    reg.set_default(reg.publish({"w": b"1"}))
+    db = CoordinatorState(tmp_path / "coordinator.db")  # task claims in Redis: no rows in `tasks`
+    beats = [HeartbeatEvent(f"r{i}", "ab"[i % 2], "running", 1, 1.0) for i in range(4)]
+    beats.append(HeartbeatEvent("r9", "a", "stopped", 1, 1.0))
+    db.commit([], [], beats)
+    reg.publish({"w": b"2"})
+    (rec,) = RolloutManager(tmp_path, reg, db, S).tick()
+    assert rec["action"] == "canary" and len(rec["robots"]) == 1 and rec["stats"]["fleet_robots"] == 4

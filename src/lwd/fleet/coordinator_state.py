@@ -232,10 +232,11 @@ class CoordinatorState:
         with self._lock:
             return self.conn.execute(q, args).fetchall()
 
-    def heartbeat_versions(self) -> dict[str, int]:
-        """Robot id -> policy version of its latest heartbeat."""
+    def heartbeat_tasks(self) -> dict[str, str]:
+        """Robot id -> task of its latest heartbeat, for robots whose last heartbeat is not ``stopped``."""
         with self._lock:
-            return dict(self.conn.execute("SELECT robot_id, policy_version FROM robots").fetchall())
+            q = "SELECT robot_id, task_id FROM robots WHERE status IS NOT 'stopped'"
+            return dict(self.conn.execute(q).fetchall())
 
     # ------------------------------------------------------------------ status
     def status(self, robot_timeout_s: float, recent: int = 10) -> dict[str, Any]:

@@ -243,7 +243,7 @@ class RolloutManager:
         v = self._candidate(st)
         if v is None:
             return
-        robot_tasks = self.db.task_assignments()
+        robot_tasks = {**self.db.heartbeat_tasks(), **self.db.task_assignments()}  # claims may live in Redis
         robots = pick_canary_robots(robot_tasks, set(st.get("pins", {})), self.s.canary_share, seed=v)
         if not robots:
             st["last_decision"] = {"ts": self.clock(), "version": v, "action": "watch",
