@@ -203,3 +203,27 @@ def test_task_allocation_balanced_weighted_and_durable(tmp_path):
     coord.release_robot("r0")
     assert coord.assign_task("r-new") == got[0]
     coord.close()
+
+
+def test_leader_lease_standby_waits_and_fencing_refuses_a_replaced_leader(tmp_path):
+    from lwd.fleet.coordinator_state import Decision
+    from lwd.fleet.dataplane import open_dataplane
+    from lwd.fleet.leader import NotLeader
+
+    dp = open_dataplane(tmp_path / "fleet")
+    a = Coordinator(dp, str(tmp_path / "c.db"), leader_lease_s=0.3)
+    b = Coordinator(dp, str(tmp_path / "c.db"), leader_lease_s=0.3)
+    assert a.lease.hold() and not b.lease.hold()
+    dp.publish(make_episode(seed=1))
+    assert b.step(block_s=0).delivered == 0  # the standby does not even lease events
+    assert a.step().snapshot == 1
+    time.sleep(0.5)  # a stalls past its lease; b takes over
+    assert b.lease.hold() and not a.lease.hold()
+    ev = dp.publish(make_episode(seed=2))
+    with pytest.raises(NotLeader):  # a's late commit is refused inside the transaction
+        a.state.commit([Decision(ev)], [], [], fence=a.lease.fence)
+    assert a.state.latest_snapshot(published_only=False) == 1
+    assert b.step().snapshot == 2  # the new leader commits it exactly once
+    b.close()  # a clean shutdown releases the lease at once
+    assert a.lease.hold()
+    a.close()

@@ -203,3 +203,22 @@ def test_close_waits_for_an_in_flight_append(dataplane):
     t.join()
     for e in errors:
         assert not isinstance(e, OSError) and "file descriptor" not in str(e), repr(e)
+
+
+def test_compact_trims_only_acknowledged_records(dataplane):
+    log = dataplane.events
+    assert log.compact() == 0  # no group yet: nothing may go
+    ids = [log.append(_raw(i)) for i in range(10)]
+    got = log.read("a", "c", count=6)
+    log.ack("a", [d.delivery_id for d in got[:2] + got[3:4]])  # 0, 1, 3 acked; 2, 4, 5 pending
+    log.read("b", "c", count=10)
+    log.ack("b", ids)  # group b is done with everything
+    assert log.compact() == 2  # only 0 and 1: record 2 is still pending in group a
+    assert log.compact() == 0
+    time.sleep(log.lease_s + 0.2)
+    again = log.read("a", "c2", count=10)  # pending records are still redelivered, then the new ones
+    assert [json.loads(d.raw)["i"] for d in again] == [2, 4, 5, 6, 7, 8, 9]
+    log.ack("a", [d.delivery_id for d in again])
+    assert log.compact() == 8 and log.backlog("a") == log.backlog("b") == 0
+    log.append(_raw(10))  # the log keeps working after a full trim
+    assert [json.loads(d.raw)["i"] for d in log.read("a", "c", count=10)] == [10]

@@ -22,7 +22,7 @@ from fault_child import episode_id
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.store import EpisodeStore
 from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.snapshots import latest_number, read_manifest
+from lwd.fleet.snapshots import latest_number, read_manifest, snapshot_entries
 from lwd.utils.io import sha256_file
 
 CHILD = str(Path(__file__).parent / "fault_child.py")
@@ -59,8 +59,10 @@ class Proc:
         self._t.join(timeout=5)
 
 
-def coordinator(root: Path, events: str | None = None, idle_exit_s: float | None = None) -> Proc:
-    args = ["-m", "lwd.fleet.coordinator", "--root", str(root), "--lease-s", "0.5", "--batch", "4"]
+def coordinator(root: Path, events: str | None = None, idle_exit_s: float | None = None,
+                leader_lease_s: float = 10.0) -> Proc:  # fmt: skip
+    args = ["-m", "lwd.fleet.coordinator", "--root", str(root), "--lease-s", "0.5", "--batch", "4",
+            "--leader-lease-s", str(leader_lease_s)]  # fmt: skip
     if events:
         args += ["--events", events]
     if idle_exit_s is not None:
@@ -105,7 +107,7 @@ def assert_no_corrupt_objects(store_dir: Path) -> int:
     n = 0
     for f in (store_dir / "episodes").rglob("*.parquet"):
         if not f.name.startswith("."):
-            assert sha256_file(f) == f.stem, f"corrupt object readable under a valid name: {f}"
+            assert sha256_file(f) == f.stem.split(".")[-1], f"corrupt object readable under a valid name: {f}"
             n += 1
     return n
 
@@ -199,3 +201,63 @@ def test_sigkill_reader_mid_prefetch_leaves_store_intact(tmp_path):
     again.wait_done()
     assert sorted(again.lines[:-1]) == sorted(e.episode_id for e in eps)
     coord.close()
+
+
+LEADER_LEASE_S = 5.0  # long enough that a leader stalled by a loaded machine keeps its lease
+
+
+def lease_holder_pid(root: Path) -> int | None:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{root / 'coordinator.db'}?mode=ro", uri=True, timeout=10)
+        row = con.execute("SELECT owner, expires_at FROM leader").fetchone()
+        con.close()
+    except sqlite3.OperationalError:  # database or table not created yet
+        return None
+    return int(row[0].split(":")[1]) if row and row[1] > time.time() else None
+
+
+def wait_until(cond, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (got := cond()):
+        assert time.monotonic() < deadline, f"timeout waiting for {what}"
+        time.sleep(0.05)
+    return got
+
+
+def test_standby_coordinator_takes_over_after_leader_sigkill(tmp_path):
+    """Two real coordinator processes on one coordinator.db: only the lease holder commits; SIGKILL it
+    and the standby takes over; every finished episode ends up in exactly one snapshot."""
+    root, outbox = tmp_path / "fleet", tmp_path / "outbox"
+    open_dataplane(root).close()
+    first = coordinator(root, leader_lease_s=LEADER_LEASE_S)
+    wait_until(lambda: lease_holder_pid(root) == first.p.pid, what="the first coordinator to lead")
+    second = coordinator(root, leader_lease_s=LEADER_LEASE_S)
+    watcher = LatestWatcher(EpisodeStore(str(root / "store")))
+    robot = Proc(CHILD, "robot", str(root), str(outbox), "40", "11")
+    robot.wait_lines(15)
+    holders = set()
+    for _ in range(10):  # while the leader lives, the standby only waits
+        holders.add(lease_holder_pid(root))
+        time.sleep(0.05)
+    assert holders == {first.p.pid}
+    assert latest_number(EpisodeStore(str(root / "store"))) >= 1  # the leader is committing
+    first.kill()
+    robot.wait_done()
+    wait_until(lambda: lease_holder_pid(root) == second.p.pid, what="the standby to take over")
+    finished = finished_ids(robot)
+    assert len(finished) == 40
+
+    def all_committed() -> bool:  # while the leader runs (manifests may be ahead of LATEST)
+        store = EpisodeStore(str(root / "store"))
+        return finished <= {e.episode_id for e in snapshot_entries(store, latest_number(store))}
+
+    wait_until(all_committed, what="every finished episode committed by the new leader")
+    second.kill()  # possibly mid-publish: a third coordinator takes over once its lease expires
+    final = coordinator(root, idle_exit_s=2.0, leader_lease_s=LEADER_LEASE_S)
+    final.p.wait(timeout=90)
+    seen = watcher.stop()
+    assert seen == sorted(seen), "snapshot number went backwards"
+    ids = check(root, finished, finished)
+    assert sorted(ids) == sorted(finished)

@@ -35,6 +35,7 @@ from lwd.fleet.allocator import balanced_counts, choose_task
 from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
+from lwd.fleet.leader import LeaderLease, NotLeader
 from lwd.fleet.snapshots import SNAPSHOT_TOPIC, write_latest, write_manifest
 from lwd.fleet.validation import Rejected, ValidationRules, validate_episode
 
@@ -75,9 +76,15 @@ class Coordinator:
         batch: int = 256,
         max_attempts: int = 5,
         robot_timeout_s: float = 30.0,
+        leader_lease_s: float = 10.0,
+        compact_every_s: float = 60.0,
     ):
         self.dp = dataplane
         self.state = CoordinatorState(state_path)
+        self.lease = LeaderLease(self.state, leader_lease_s)
+        """Only the holder commits and publishes snapshots (:mod:`lwd.fleet.leader`); others wait."""
+        self.compact_every_s = compact_every_s
+        self._compacted = time.monotonic()
         self.rules = rules or ValidationRules()
         self.known_version = known_version
         self.task_weights = dict(task_weights or {t: 1.0 for t in sorted(self.rules.known_tasks or ())})
@@ -90,7 +97,8 @@ class Coordinator:
         self.rollout: Any = None
         """A :class:`~lwd.fleet.rollout.RolloutManager` ticked by :meth:`run`, or ``None``."""
         self._task_lock = threading.Lock()
-        self._publish()  # finish publishing whatever a previous incarnation committed
+        if self.lease.hold():
+            self._publish()  # finish publishing whatever a previous incarnation committed
 
     def _hook(self, phase: str) -> None:
         if self.crash_hook is not None:
@@ -100,6 +108,9 @@ class Coordinator:
     def step(self, block_s: float = 0.2) -> StepResult:
         """Process one batch of events end to end (see module docstring)."""
         res = StepResult()
+        if not self.lease.hold():  # a standby: wait for the leader's lease to expire
+            time.sleep(block_s)
+            return res
         deliveries = self.dp.events.read(self.group, self.consumer, count=self.batch, block_s=block_s)
         res.delivered = len(deliveries)
         acks: list[str] = []
@@ -134,7 +145,11 @@ class Coordinator:
             decisions.append(Decision(ev, reason, outcome))
             acks.append(delivery_id)
         self._hook("validated")
-        res.snapshot = self.state.commit(decisions, rejected, heartbeats)
+        try:
+            res.snapshot = self.state.commit(decisions, rejected, heartbeats, fence=self.lease.fence)
+        except NotLeader as e:  # replaced while paused: nothing committed, events get redelivered
+            log.warning("%s", e)
+            return StepResult(delivered=res.delivered)
         self._hook("committed")
         self._publish()
         self._hook("published")
@@ -202,11 +217,22 @@ class Coordinator:
                 raise
             steps += 1
             self._tick_rollout()
+            self._maybe_compact()
             if res.delivered:
                 idle_since = time.monotonic()
             elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                 break
         return steps
+
+    def _maybe_compact(self) -> None:
+        """Every ``compact_every_s``: drop event-log records every group has acknowledged."""
+        if time.monotonic() - self._compacted < self.compact_every_s or not self.lease.hold():
+            return
+        self._compacted = time.monotonic()
+        try:
+            self.dp.events.compact()
+        except Exception as e:  # housekeeping only
+            log.info("event log compaction failed: %s", e)
 
     def _tick_rollout(self) -> None:
         if self.rollout is None:
@@ -250,12 +276,16 @@ class Coordinator:
         return out
 
     def close(self) -> None:
-        self.state.close()
+        try:
+            self.lease.release()
+        finally:
+            self.state.close()
 
 
 def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
                      tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256,
-                     registry: str | None = None, rollout: dict[str, Any] | None = None) -> Coordinator:  # fmt: skip
+                     registry: str | None = None, rollout: dict[str, Any] | None = None,
+                     leader_lease_s: float = 10.0) -> Coordinator:  # fmt: skip
     """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
     ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL.
     ``rollout`` (RolloutSettings fields, ``enabled`` true) attaches the canary rollout manager on the
@@ -265,7 +295,7 @@ def open_coordinator(root: str, dataplane: str | dict | None = None, events: str
         overrides["events"] = events
     dp = open_dataplane(dataplane or root, **overrides)
     rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None)
-    coord = Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch)
+    coord = Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch, leader_lease_s=leader_lease_s)
     if rollout is not None and rollout.get("enabled", True):
         coord.rollout = _rollout_manager(root, registry, rollout, coord.state)
     return coord
@@ -281,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease-s", type=float, default=30.0)
     p.add_argument("--idle-exit-s", type=float, default=None)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--leader-lease-s", type=float, default=10.0, help="leader lease: a standby coordinator on "
+                   "the same coordinator.db takes over this long after the leader died")  # fmt: skip
     p.add_argument("--registry", help="policy registry root (default <root>/registry)")
     p.add_argument("--rollout", help="JSON file of RolloutSettings (or with them under key 'rollout'): run the "
                    "canary rollout (docs/safety.md)")  # fmt: skip
@@ -292,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             rollout = json.load(f)
         rollout = rollout.get("rollout", rollout)
     coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch, a.registry,
-                             rollout)  # fmt: skip
+                             rollout, a.leader_lease_s)  # fmt: skip
     coord.run(idle_exit_s=a.idle_exit_s)
 
 

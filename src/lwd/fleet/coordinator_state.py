@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,14 +115,18 @@ class CoordinatorState:
         decisions: list[Decision],
         rejected: list[tuple[str, str, str]],
         heartbeats: list[HeartbeatEvent],
+        fence: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int | None:
         """Record a batch atomically; return the new snapshot number or ``None`` if nothing was added.
 
         Episode rows use ``INSERT OR IGNORE``: an id decided by a concurrent or earlier commit keeps
-        its first decision, so a snapshot never lists an id twice.
+        its first decision, so a snapshot never lists an id twice. ``fence`` runs first inside the
+        transaction and may raise to refuse it (the leader lease check).
         """
         t = now()
         with self._lock, Tx(self.conn) as c:
+            if fence is not None:
+                fence(c)
             number = (c.execute("SELECT COALESCE(MAX(number), 0) FROM snapshots").fetchone()[0]) + 1
             added = 0
             for d in decisions:

@@ -2,15 +2,20 @@
 
 State of an item (files in ``<dir>/pending``)::
 
-    <ns>-<episode_id>.parquet             pending   (written atomically by :meth:`Outbox.put`)
-    <ns>-<episode_id>.parquet.uploaded    uploaded  (JSON: uri, sha256, bytes; after the store PUT)
-    (both removed)                        announced (after the event log acknowledged the append)
+    <ns>-<episode_id>.parquet   pending    written atomically by :meth:`Outbox.put` (temp + fsync +
+                                           rename + directory fsync) before it returns
+    (same file)                 uploaded   the store holds it (local store: a hard link to this very
+                                           file, no second copy; remote: one PUT)
+    (removed)                   announced  after the event log acknowledged the append
 
 :meth:`Outbox.put` costs one local serialisation + fsync and never touches the network, so the
-robot's control loop never blocks on it. A background thread sends items oldest first, retrying with
-exponential backoff (full jitter) while the store or the event log is unreachable. A robot killed at
-any instant re-sends its pending items when it restarts; the upload is idempotent (the object name is
-the episode id + checksum) and a re-announced episode is deduplicated by the coordinator.
+robot's control loop never blocks on it. A background thread sends items oldest first in batches:
+upload each (idempotent: the object name is the episode id + checksum, so a re-upload after a crash
+writes the same name with the same bytes), fsync the store directories touched once per batch, then
+announce the whole batch with one durable append (group commit), then delete the local files without
+a directory fsync (a delete lost in a crash only re-announces an episode the coordinator then
+deduplicates). Retries use exponential backoff (full jitter) while the store or the event log is
+unreachable. A robot killed at any instant re-sends its pending items when it restarts.
 
 One process at a time owns an outbox directory (``flock`` on ``<dir>/.lock``; released by the
 kernel if the owner dies).
@@ -34,12 +39,12 @@ import pyarrow.parquet as pq
 from lwd.data.episode_io import META_KEY, episode_to_bytes
 from lwd.fleet.dataplane import DataPlane, StoredPayload
 from lwd.types import Episode
-from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir, read_json
+from lwd.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
-UPLOADED = ".uploaded"
+UPLOADED = ".uploaded"  # markers written by older versions; removed on start
 
 
 class OutboxLocked(RuntimeError):
@@ -119,56 +124,52 @@ class Outbox:
         return sorted(p for p in self.pending_dir.iterdir() if p.name.endswith(SUFFIX) and p.name[0] != ".")
 
     def _recover(self) -> None:
-        """Remove leftovers of a crash: temp files and 'uploaded' markers whose item is gone."""
+        """Remove leftovers of a crash: temp files, and 'uploaded' markers of older outbox versions."""
         for p in self.pending_dir.iterdir():
-            if p.name.startswith(".") and p.name.endswith(".tmp"):
-                p.unlink(missing_ok=True)
-            elif p.name.endswith(UPLOADED) and not p.with_name(p.name[: -len(UPLOADED)]).exists():
+            if (p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.endswith(UPLOADED):
                 p.unlink(missing_ok=True)
 
     def _hook(self, phase: str) -> None:
         if self.crash_hook is not None:
             self.crash_hook(phase)
 
-    def _upload(self, item: Path) -> tuple[StoredPayload, dict]:
-        """Upload one item unless its 'uploaded' marker says it already was; return address + metadata."""
-        marker = item.with_name(item.name + UPLOADED)
+    def _upload(self, item: Path) -> tuple[StoredPayload, dict, str | None]:
+        """Upload one item; return its address, its episode metadata and the store directory to fsync."""
         payload = item.read_bytes()
         meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
-        if marker.exists():
-            return StoredPayload(**read_json(marker)), meta
-        stored = self.dp.store.put_bytes(item.name[21 : -len(SUFFIX)], payload)
-        self._hook("uploaded")
-        atomic_write_json(marker, stored.__dict__)
-        return stored, meta
+        stored, directory = self.dp.store.put_file(item.name[21 : -len(SUFFIX)], item, payload)
+        return stored, meta, directory
 
     def send_pending(self, batch: int = 64) -> int:
-        """Synchronously send pending items, oldest first: upload a batch, announce it with one durable
-        append, then delete the local copies. Raises on the first failure (after announcing the items
-        of the batch already uploaded). Returns the number of items announced."""
+        """Synchronously send pending items, oldest first: upload a batch, make the uploads durable (one
+        fsync per store directory touched), announce the batch with one durable append, then delete the
+        local files. Raises on the first failure (after announcing the items of the batch already
+        uploaded). Returns the number of items announced."""
         sent = 0
         while items := self._items()[:batch]:
             ready: list[tuple[Path, StoredPayload, dict]] = []
+            dirs: set[str | None] = set()
             error: Exception | None = None
             for item in items:
                 try:
-                    stored, meta = self._upload(item)
+                    stored, meta, directory = self._upload(item)
                 except FileNotFoundError:
                     continue  # sent by a previous pass between listing and reading
                 except Exception as e:
                     error = e
                     break
                 ready.append((item, stored, meta))
+                dirs.add(directory)
             if ready:
+                self.dp.store.sync_dirs(dirs)  # the objects are durable before any event names them
+                self._hook("uploaded")
                 self.dp.announce_many(
                     [(st, m["robot_id"], m["task_id"], m["policy_version"], int(it.name[:20]) / 1e9)
                      for it, st, m in ready]
                 )  # fmt: skip
                 self._hook("announced")
                 for item, _, _ in ready:
-                    item.unlink()
-                    item.with_name(item.name + UPLOADED).unlink(missing_ok=True)
-                fsync_dir(self.pending_dir)
+                    item.unlink(missing_ok=True)
                 sent += len(ready)
                 self.sent += len(ready)
             if error is not None:

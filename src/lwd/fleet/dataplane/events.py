@@ -168,6 +168,11 @@ class EventLog(Protocol):
         """Records not yet delivered to ``group`` plus pending ones (consumer lag)."""
         ...
 
+    def compact(self) -> int:
+        """Delete records every consumer group has consumed and acknowledged (never a pending or an
+        undelivered one); return how many were removed."""
+        ...
+
     def notify(self, topic: str, value: int) -> None:
         """Raise ``topic``'s counter to ``value`` and wake :meth:`wait_notice` callers (a hint only:
         e.g. the coordinator announces a new snapshot number; readers still read the store)."""

@@ -145,6 +145,29 @@ class RedisEventLog:
                     return int(lag or 0) + int(info["pending"])
         return 0
 
+    def compact(self) -> int:
+        """Trim (``XTRIM MINID``) records every consumer group has consumed and acknowledged; return how
+        many were removed. A group's bound is its oldest pending (unacknowledged) record, or the record
+        after its last-delivered id if nothing is pending; the stream keeps everything from the lowest
+        bound on, so pending records stay claimable and undelivered ones readable. Without any group
+        nothing is trimmed. (A group created after a trim starts from the oldest retained record.)"""
+        with self._op():
+            try:
+                groups = self.client.xinfo_groups(self.stream)
+            except _redis.ResponseError:  # no stream yet
+                return 0
+            if not groups:
+                return 0
+            bounds = []
+            for g in groups:
+                if int(g["pending"]) > 0:
+                    bounds.append(_sid(self.client.xpending(self.stream, g["name"])["min"]))
+                else:
+                    ms, seq = _sid(g["last-delivered-id"])
+                    bounds.append((ms, seq + 1))
+            ms, seq = min(bounds)
+            return int(self.client.xtrim(self.stream, minid=f"{ms}-{seq}", approximate=False))
+
     # ------------------------------------------------------------------ notices (wake-up hints)
     def _notice_key(self, topic: str) -> str:
         return f"{self.stream}:notice:{topic}"
@@ -186,6 +209,11 @@ class RedisEventLog:
             self._closed = True
             self._ops.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
         self.client.close()
+
+
+def _sid(raw: bytes | str) -> tuple[int, int]:
+    ms, _, seq = (raw.decode() if isinstance(raw, bytes) else raw).partition("-")
+    return int(ms), int(seq or 0)
 
 
 _NOTIFY = """

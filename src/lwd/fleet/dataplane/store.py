@@ -2,19 +2,27 @@
 
 Object layout under the store root (any fsspec URL; a local directory by default)::
 
-    episodes/<id[:2]>/<episode_id>/<sha256>.parquet
+    episodes/<id[:2]>/<episode_id>.<sha256>.parquet
+
+(stores written before 2025-06 used ``episodes/<id[:2]>/<episode_id>/<sha256>.parquet``; objects are
+addressed by the URI carried in events and manifests, so both read the same way.)
 
 The checksum is part of the object name, so an object is never overwritten with different bytes and
 a reader can verify exactly what it fetched. Writes are atomic: locally temp file + fsync + rename
-(+ fsync of the directory); on object stores a single ``PUT`` (S3 makes an object visible only once
-complete). Re-uploading the same episode is idempotent (same name, same bytes).
+(+ fsync of the directory; a fan-out directory created for it is fsynced in its parent too); on
+object stores a single ``PUT`` (S3 makes an object visible only once complete). Re-uploading the
+same episode is idempotent (same name, same bytes). :meth:`EpisodeStore.put_file` uploads an
+already durable local file: on a local store it is *hard-linked* into place (no second copy of the
+bytes; the caller fsyncs the touched directories once per batch with :meth:`EpisodeStore.sync_dirs`).
 
 The store also holds small JSON documents (snapshot manifests) written the same way.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +32,7 @@ import fsspec
 from lwd.data.episode_io import episode_from_bytes, episode_to_bytes
 from lwd.types import Episode
 from lwd.utils.errors import DataError
-from lwd.utils.io import atomic_write_bytes, sha256_bytes
+from lwd.utils.io import atomic_write_bytes, fsync_dir, sha256_bytes
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class EpisodeStore:
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.local = "file" in protocols or "local" in protocols
+        self._dirs: set[str] = set()
         if self.local:
             self.fs.makedirs(self.root, exist_ok=True)
 
@@ -58,16 +67,34 @@ class EpisodeStore:
         """Store-relative key of a payload."""
         if not episode_id or "/" in episode_id or episode_id.startswith("."):
             raise ValueError(f"invalid episode id {episode_id!r}")
-        return f"episodes/{episode_id[:2]}/{episode_id}/{sha256}.parquet"
+        return f"episodes/{episode_id[:2]}/{episode_id}.{sha256}.parquet"
 
     def _path(self, key: str) -> str:
         return posixpath.join(self.root, key)
 
     # ---------------------------------------------------------------- raw objects
+    def _local_dir(self, path: str) -> str:
+        """Make sure the parent directory of a local ``path`` exists, durably (new directories are
+        fsynced in their parent); return it."""
+        parent = posixpath.dirname(path)
+        if parent not in self._dirs:
+            if not os.path.isdir(parent):
+                missing = []
+                d = parent
+                while not os.path.isdir(d):
+                    missing.append(d)
+                    d = posixpath.dirname(d)
+                os.makedirs(parent, exist_ok=True)
+                for d in reversed(missing):
+                    fsync_dir(posixpath.dirname(d))
+            self._dirs.add(parent)
+        return parent
+
     def put_object(self, key: str, data: bytes) -> None:
         """Atomically write ``data`` at ``key`` (local: temp + fsync + rename; remote: one PUT)."""
         path = self._path(key)
         if self.local:
+            self._local_dir(path)
             atomic_write_bytes(path, data)
         else:
             self.fs.pipe_file(path, data)
@@ -117,6 +144,37 @@ class EpisodeStore:
         self.put_object(key, payload)
         return StoredPayload(episode_id, key, digest, len(payload))
 
+    def put_file(
+        self, episode_id: str, path: str | os.PathLike, payload: bytes
+    ) -> tuple[StoredPayload, str | None]:
+        """Upload the payload held in the durable (fsynced) local file ``path`` (``payload`` = its bytes).
+
+        Local store: hard-link ``path`` into place (atomic; an existing name already holds these bytes);
+        returns the directory whose entry must be fsynced (:meth:`sync_dirs`) before the object may be
+        announced. Another filesystem or a remote store: an ordinary atomic upload (directory ``None``).
+        """
+        digest = sha256_bytes(payload)
+        key = self.key(episode_id, digest)
+        stored = StoredPayload(episode_id, key, digest, len(payload))
+        if self.local:
+            target = self._path(key)
+            parent = self._local_dir(target)
+            try:
+                os.link(path, target)
+                return stored, parent
+            except FileExistsError:
+                return stored, parent  # uploaded before (a re-send): same name, same bytes
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+        self.put_object(key, payload)
+        return stored, None
+
+    def sync_dirs(self, dirs: set[str | None]) -> None:
+        """fsync the directories :meth:`put_file` linked into (once each, however many objects)."""
+        for d in sorted(x for x in dirs if x):
+            fsync_dir(d)
+
     def put(self, ep: Episode) -> StoredPayload:
         return self.put_bytes(ep.episode_id, episode_to_bytes(ep))
 
@@ -144,6 +202,12 @@ class EpisodeStore:
 
     def versions(self, episode_id: str) -> list[str]:
         """Keys of every payload stored for ``episode_id`` (normally one)."""
-        return [
+        flat = [
+            k
+            for k in self.list_keys(f"episodes/{episode_id[:2]}")
+            if posixpath.basename(k).startswith(f"{episode_id}.") and k.endswith(".parquet")
+        ]
+        nested = [  # layout of older stores
             k for k in self.list_keys(f"episodes/{episode_id[:2]}/{episode_id}") if k.endswith(".parquet")
         ]
+        return sorted(flat + nested)
