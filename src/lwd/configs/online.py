@@ -141,7 +141,11 @@ class OnlineConfig:
     """Data plane: ``""`` = embedded SQLite + local store under ``run_dir/online/fleet``; else a data
     plane JSON config file (``{"events": "redis://...", "store": "s3://..."}``) or root directory."""
     registry: str = ""
-    """Policy registry storage root (``""`` = ``run_dir/online/fleet/registry``)."""
+    """Policy registry storage root (``""`` = ``run_dir/online/fleet/registry``), a directory or an fsspec
+    URL such as ``s3://bucket/lwd/registry``."""
+    registry_index: str = ""
+    """Index of the registry (``redis://host:6379/1``; ``""`` = ``registry.db`` inside a local root).
+    Required when ``registry`` is remote, so that machines share version numbers and assignments."""
     engine: Literal["local", "ray"] = "local"
     """Where the components run: ``local`` subprocesses, or ``ray`` actors on a Ray cluster (needs a
     Redis data plane; see ``docs/multi_machine.md``)."""

@@ -134,7 +134,7 @@ class Learner:
         self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg["init"]), self.s)
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
-        self.registry = PolicyRegistry(cfg["registry"])
+        self.registry = PolicyRegistry(cfg["registry"], index=cfg.get("registry_index") or None)
         self.canary_mode = bool(cfg.get("canary_mode", False))
         resumed = self._latest_checkpoint()
         if resumed is not None:

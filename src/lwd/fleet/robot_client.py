@@ -228,7 +228,7 @@ class RobotClient:
         self.cfg = cfg
         self.stop_event = threading.Event()
         self.dp: DataPlane = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
-        self.registry = PolicyRegistry(cfg["registry"])
+        self.registry = PolicyRegistry(cfg["registry"], index=cfg.get("registry_index") or None)
         self.status_path = Path(cfg["status_path"])
         previous = read_json(self.status_path).get("robots", {}) if self.status_path.is_file() else {}
         claims_url = cfg.get("claims") or claims_url_for(self.dp.config, cfg.get("fleet_root"))

@@ -63,7 +63,7 @@ def make_fleet(cfg: OnlineConfig, online_dir: Path, offline_dataset: Path, init:
 
 
 def summarize(fleet: FleetSupervisor, stop_reason: str) -> dict[str, Any]:
-    registry = PolicyRegistry(fleet.registry)
+    registry = PolicyRegistry(fleet.registry, index=fleet.cfg.registry_index or None)
     versions = registry.versions()
     robots = fleet.robot_status()
     lst = fleet.learner_status()

@@ -99,8 +99,9 @@ class FleetPlan:
         })  # fmt: skip
         self._add("learner", "learner", {
             "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
-            "dataplane": self.dataplane, "registry": self.registry, "lease_s": c.lease_s,
-            "settings": c.to_dict()["learner"], "max_learner_steps": c.budget.max_learner_steps,
+            "dataplane": self.dataplane, "registry": self.registry, "registry_index": c.registry_index,
+            "lease_s": c.lease_s, "settings": c.to_dict()["learner"],
+            "max_learner_steps": c.budget.max_learner_steps,
             "canary_mode": c.rollout.enabled,
         })  # fmt: skip
         k = max(1, min(c.robot_processes, c.num_robots))
@@ -108,7 +109,8 @@ class FleetPlan:
             idx = list(range(i, c.num_robots, k))
             self._add(f"client-{i}", "robot", {
                 "client_id": f"client-{i}", "fleet_root": str(self.fleet_root), "dataplane": self.dataplane,
-                "registry": self.registry, "suite": c.suite, "obs_mode": c.obs_mode, "shift": c.shift,
+                "registry": self.registry, "registry_index": c.registry_index, "suite": c.suite,
+                "obs_mode": c.obs_mode, "shift": c.shift,
                 "robot_ids": [f"robot-{j:03d}" for j in idx], "robot_indices": idx, "task_weights": weights,
                 "intervene": c.intervene, "intervention": c.to_dict()["intervention"],
                 "outbox_root": str(self.dir / "outbox"), "status_path": str(self.dir / "robots" / f"client-{i}.json"),
