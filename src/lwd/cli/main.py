@@ -8,7 +8,6 @@ Each command takes one typed frozen config (parsed by tyro); ``--preset`` picks 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import tyro
@@ -91,19 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console-script entry: run :func:`main`, flush, and leave without interpreter finalisation.
-
-    Every command writes its outputs durably (atomic, fsynced) and flushes its logs before returning,
-    so nothing is lost by skipping finalisation. We skip it because a C++ extension's thread
-    teardown at interpreter exit aborted a finished ``lwd collect`` once in CI ("terminate called
-    without an active exception", exit -6) after all its work was committed. Finding the culprit
-    library is tracked in the issue notes.
-    """
-    code = main()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Console-script entry point."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lwd.data.episode_io import read_parquet_bytes
 from lwd.data.layout import INFO_PATH, STATS_PATH, TASKS_PATH, check_info
 from lwd.utils.errors import DataError
 from lwd.utils.io import atomic_write_bytes, atomic_write_json, sha256_file
@@ -74,7 +75,7 @@ def read_parquet(root: Path, rel: str) -> pa.Table:
     """Read one committed parquet file; unreadable -> ``DataError`` naming it."""
     path = root / rel
     try:
-        return pq.read_table(io.BytesIO(path.read_bytes()))
+        return read_parquet_bytes(path.read_bytes())
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"dataset {root}: cannot read {rel} (truncated or not parquet: {e}); {_FIX}") from e
 

@@ -148,10 +148,23 @@ def episode_to_bytes(ep: Episode) -> bytes:
     return buf.getvalue()
 
 
+def read_parquet_bytes(data: bytes) -> pa.Table:
+    """Read a whole parquet file held in memory, synchronously on the calling thread.
+
+    ``pq.read_table`` goes through the dataset scanner, whose pre-buffering leaves read-ahead futures
+    on Arrow's I/O threads holding references to the Python bytes; one finishing while the
+    interpreter finalises must re-take the GIL, is force-unwound through noexcept C++ destructors and
+    aborts the process ("terminate called without an active exception", exit -6; seen with gdb in
+    ``arrow::py::PyBuffer::~PyBuffer`` under ``ReadRangeCache``). ``ParquetFile.read`` without
+    pre-buffering and threads has no background work to outlive the call.
+    """
+    return pq.ParquetFile(pa.BufferReader(data), pre_buffer=False).read(use_threads=False)
+
+
 def episode_from_bytes(data: bytes) -> Episode:
     """Parse a payload written by :func:`episode_to_bytes`. Raises ``ValueError`` if truncated or malformed."""
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = read_parquet_bytes(data)
     except (pa.ArrowInvalid, OSError) as e:
         raise ValueError(f"unreadable episode payload ({len(data)} bytes): {e}") from e
     return episode_from_table(table)
