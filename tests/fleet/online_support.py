@@ -6,7 +6,7 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
-from lwd.configs.online import Budget, LearnerSettings, OnlineConfig
+from lwd.configs.online import Budget, LearnerSettings, OnlineConfig, RolloutSettings
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.snapshots import entries_of, latest_number, read_manifest
 
@@ -26,6 +26,9 @@ def small_fleet_config(max_learner_steps: int = 30, **kw) -> OnlineConfig:
         stop_timeout_s=30.0,
         learner=learner,
         budget=Budget(max_learner_steps=max_learner_steps, max_wall_s=150.0),
+        # every version fleet-wide: these tests assert robots switch versions within a 30-step run;
+        # canary mode is tested in test_rollout_fleet.py / test_rollout_launch.py
+        rollout=RolloutSettings(enabled=False),
     )
     base.update(kw)
     return OnlineConfig(**base)
