@@ -285,11 +285,11 @@ class Coordinator:
 def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
                      tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256,
                      registry: str | None = None, rollout: dict[str, Any] | None = None,
-                     leader_lease_s: float = 10.0) -> Coordinator:  # fmt: skip
+                     leader_lease_s: float = 10.0, registry_index: str | None = None) -> Coordinator:  # fmt: skip
     """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
     ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL.
     ``rollout`` (RolloutSettings fields, ``enabled`` true) attaches the canary rollout manager on the
-    policy registry ``registry`` (default ``<root>/registry``)."""
+    policy registry ``registry`` (default ``<root>/registry``; ``registry_index`` for a remote one)."""
     overrides: dict[str, Any] = {"lease_s": lease_s}
     if events:
         overrides["events"] = events
@@ -297,7 +297,7 @@ def open_coordinator(root: str, dataplane: str | dict | None = None, events: str
     rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None)
     coord = Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch, leader_lease_s=leader_lease_s)
     if rollout is not None and rollout.get("enabled", True):
-        coord.rollout = _rollout_manager(root, registry, rollout, coord.state)
+        coord.rollout = _rollout_manager(root, registry, rollout, coord.state, registry_index)
     return coord
 
 
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--leader-lease-s", type=float, default=10.0, help="leader lease: a standby coordinator on "
                    "the same coordinator.db takes over this long after the leader died")  # fmt: skip
     p.add_argument("--registry", help="policy registry root (default <root>/registry)")
+    p.add_argument("--registry-index", help="registry index URL (redis://...) of a remote registry")
     p.add_argument("--rollout", help="JSON file of RolloutSettings (or with them under key 'rollout'): run the "
                    "canary rollout (docs/safety.md)")  # fmt: skip
     a = p.parse_args(argv)
@@ -324,19 +325,23 @@ def main(argv: list[str] | None = None) -> None:
             rollout = json.load(f)
         rollout = rollout.get("rollout", rollout)
     coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch, a.registry,
-                             rollout, a.leader_lease_s)  # fmt: skip
+                             rollout, a.leader_lease_s, a.registry_index)  # fmt: skip
     coord.run(idle_exit_s=a.idle_exit_s)
 
 
 def _rollout_manager(
-    root: str, registry: str | None, rollout: dict[str, Any], state: CoordinatorState
+    root: str,
+    registry: str | None,
+    rollout: dict[str, Any],
+    state: CoordinatorState,
+    registry_index: str | None = None,
 ) -> Any:
     from lwd.configs.online import RolloutSettings
     from lwd.fleet.registry import PolicyRegistry
     from lwd.fleet.rollout import RolloutManager
 
     settings = RolloutSettings(**rollout)
-    reg = PolicyRegistry(registry or f"{root}/registry")
+    reg = PolicyRegistry(registry or f"{root}/registry", index=registry_index or None)
     return RolloutManager(root, reg, state, settings)
 
 

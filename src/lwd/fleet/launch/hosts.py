@@ -79,7 +79,8 @@ class ComponentHost:
             return learner.run()
         from lwd.fleet.coordinator import open_coordinator
 
-        extra = {k: cfg[k] for k in ("registry", "rollout") if k in cfg}  # the canary rollout, if planned
+        # the canary rollout and its registry, if planned
+        extra = {k: cfg[k] for k in ("registry", "rollout", "registry_index") if k in cfg}
         coord = open_coordinator(
             cfg["root"], cfg["dataplane"], tasks=cfg["tasks"], lease_s=cfg["lease_s"], **extra
         )

@@ -47,6 +47,7 @@ class Component:
         c = self.config
         rollout = (
             ["--registry", c["registry"], "--rollout", str(self.config_path)]
+            + (["--registry-index", c["registry_index"]] if c.get("registry_index") else [])
             if c["rollout"]["enabled"]
             else []
         )
@@ -95,6 +96,7 @@ class FleetPlan:
         self._add("coordinator", "coordinator", {
             "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
             "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
+            "registry_index": c.registry_index,
             "rollout": c.to_dict()["rollout"],
         })  # fmt: skip
         self._add("learner", "learner", {
