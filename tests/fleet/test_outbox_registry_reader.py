@@ -3,6 +3,7 @@ SnapshotReader (prefetch, dedup, alignment)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -26,10 +27,13 @@ class FlakyEvents:
         self.lease_s = inner.lease_s
 
     def append(self, raw):
+        return self.append_many([raw])[0]
+
+    def append_many(self, raws):  # the outbox announces a batch with one append_many
         self.calls += 1
         if self.calls <= self.fail:
             raise ConnectionError("broker down")
-        return self.inner.append(raw)
+        return self.inner.append_many(raws)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -47,8 +51,6 @@ def test_outbox_put_is_local_and_drains_in_background(dataplane, tmp_path):
     assert box.failures >= 1 and "broker down" in box.last_error
     got = dataplane.events.read("g", "c", count=100)
     assert [e for e in (d.raw for d in got)]  # announced
-    import json
-
     assert [json.loads(d.raw)["episode_id"] for d in got] == [ep.episode_id for ep in eps]  # FIFO
     box.close()
 
@@ -120,6 +122,42 @@ def test_registry_partial_version_invisible(tmp_path):
     assert reg.publish({"w": b"x"}) == v + 1  # numbers never reused
 
 
+def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_path):
+    from lwd.utils.checkpoint import write_checkpoint_dir
+
+    ckpt = write_checkpoint_dir(
+        tmp_path / "ckpt", {"policy.safetensors": b"w"}, {"format": "x", "version": 0}
+    )
+    reg = PolicyRegistry(tmp_path / "registry")
+    v = reg.publish_dir(ckpt, learner_step=5)
+    path = reg.fetch(v)
+    for name in ("policy.safetensors", "manifest.json"):  # the checkpoint's own manifest survives
+        assert (path / name).read_bytes() == (ckpt / name).read_bytes()
+    assert json.loads((path / "registry.json").read_text())["learner_step"] == 5
+    # files built from the allocated number: a checkpoint can carry its own registry version
+    v2 = reg.publish(lambda n: {"manifest.json": json.dumps({"version": n}).encode()})
+    assert json.loads((reg.fetch(v2) / "manifest.json").read_text()) == {"version": v2}
+    with pytest.raises(ValueError, match="invalid"):
+        reg.publish({"registry.json": b"{}"})
+    # a version written before registry.json existed (registry metadata in manifest.json) still verifies
+    old = reg.index.allocate({})
+    meta = {
+        "parent": None,
+        "learner_step": 1,
+        "data_snapshot": 0,
+        "created_at": 0.0,
+        "extra": {},
+        "version": old,
+    }
+    write_checkpoint_dir(tmp_path / "registry" / version_dir(old), {"model.safetensors": b"old"}, meta)
+    reg.index.mark_published(old, meta)
+    assert (reg.fetch(old) / "model.safetensors").read_bytes() == b"old"
+    # a version dir whose registry.json is missing is refused even though a manifest.json verifies
+    (tmp_path / "registry" / version_dir(v) / "registry.json").unlink()
+    with pytest.raises(DataError, match="partial"):
+        reg.fetch(v)
+
+
 def test_registry_assignment_rollout_rollback(tmp_path):
     reg = PolicyRegistry(tmp_path / "registry")
     for i in range(3):
@@ -152,10 +190,15 @@ def test_registry_redis_index_and_s3_storage(moto_s3, redis_url, tmp_path):
     assert (path / "model.safetensors").read_bytes() == b"abc" * 100
     import threading
 
-    threading.Timer(0.3, lambda: reg.publish({"model.safetensors": b"v2"})).start()
+    publisher = threading.Timer(
+        0.3, lambda: reg.publish({"model.safetensors": b"v2", "manifest.json": b"{}"})
+    )
+    publisher.start()
     t0 = time.monotonic()
     assert reg.watch(since_version=1, timeout_s=10) == [2]  # pub/sub wake-up
     assert time.monotonic() - t0 < 5
+    publisher.join()
+    assert (reg.fetch(2) / "manifest.json").read_bytes() == b"{}"  # payload files carried untouched
     reg.rollout(2, ["r9"])
     assert reg.resolve_version("r9") == 2
 
@@ -220,3 +263,23 @@ def test_reader_never_yields_corrupt_payload(tmp_path):
     assert sorted(got) == sorted([eps[0].episode_id, eps[2].episode_id])
     assert len(reader.errors) == 1 and "checksum mismatch" in reader.errors[0]
     coord.close()
+
+
+def test_learner_published_checkpoint_is_loaded_straight_from_the_registry(tmp_path, fake4_sft_policy):
+    """The learner publishes a checkpoint that carries its registry number; robots load the verified
+    version directory itself (no rebuilt copy); foreign checkpoints are still rebuilt."""
+    from lwd.fleet.robot_client import PolicyVersions, policy_dir, policy_files
+    from lwd.policy.checkpoint import load_policy, save_policy
+
+    policy, stats, _ = load_policy(fake4_sft_policy)
+    reg = PolicyRegistry(tmp_path / "registry")
+    foreign = reg.publish(policy_files(fake4_sft_policy))  # its manifest says another version
+    v = reg.publish(
+        lambda n: policy_files(save_policy(tmp_path / f"p{n}", policy, stats, policy.config, n, None))
+    )
+    assert policy_dir(reg, v, tmp_path / "cache") == reg.fetch(v)
+    assert policy_dir(reg, foreign, tmp_path / "cache") == tmp_path / "cache" / f"v{foreign:08d}"
+    reg.set_default(v)
+    loaded = PolicyVersions(reg, tmp_path / "cache").resolve("robot-0")
+    assert loaded is not None and loaded.version == v
+    assert load_policy(reg.fetch(v))[2]["version"] == v

@@ -182,9 +182,13 @@ class Learner:
                  "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
         policy = acting_policy(self.algo).eval()
         with tempfile.TemporaryDirectory(dir=self.out, prefix=".publish-") as tmp:
-            path = save_policy(Path(tmp) / "policy", policy, self.stats, policy.config,
-                               version=self.registry.latest_version() + 1, parent_version=parent, extra=extra)  # fmt: skip
-            v = self.registry.publish(policy_files(path), parent=parent, learner_step=self.step,
+
+            def files(version: int) -> dict[str, bytes]:  # the checkpoint carries its own registry number
+                path = save_policy(Path(tmp) / "policy", policy, self.stats, policy.config, version=version,
+                                   parent_version=parent, extra=extra)  # fmt: skip
+                return policy_files(path)
+
+            v = self.registry.publish(files, parent=parent, learner_step=self.step,
                                       data_snapshot=self.reader.last_snapshot, extra=extra)  # fmt: skip
         policy.train()
         if not self.canary_mode or DEFAULT not in self.registry.assignments():

@@ -2,13 +2,18 @@
 
 Storage (any fsspec URL; a local directory by default)::
 
-    versions/v00000007/<file>...          opaque weight files (e.g. the FlowPolicy checkpoint files)
-    versions/v00000007/manifest.json      written last: sha256 + size of every file, version, parent,
+    versions/v00000007/<file>...          the published files, byte for byte (e.g. a whole policy
+                                          checkpoint directory, its own manifest.json included)
+    versions/v00000007/registry.json      written last: sha256 + size of every file, version, parent,
                                           learner step, data snapshot, created_at
 
-Publishing: (1) allocate the next version number atomically in the index, (2) write the checkpoint
-directory (locally with :func:`lwd.utils.checkpoint.write_checkpoint_dir`: temp dir + fsync + rename;
-remotely one PUT per file, manifest last), (3) mark the version published in the index. Readers only
+Versions published before ``registry.json`` existed hold the registry metadata in ``manifest.json``
+instead; :meth:`PolicyRegistry.fetch` verifies either layout.
+
+Publishing: (1) allocate the next version number atomically in the index, (2) write the version
+directory (locally: temp dir, every file fsynced, ``registry.json`` last, rename, parent fsync;
+remotely one PUT per file, ``registry.json`` last), (3) mark the version published in the index.
+``files`` may be a function of the allocated number (so a checkpoint can carry its own version). Readers only
 ever see published versions, and :meth:`PolicyRegistry.fetch` re-verifies every checksum, so a
 partial or corrupt version is refused, never loaded.
 
@@ -19,12 +24,14 @@ robot run": its pin, else the default, else the latest published version.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +40,10 @@ import fsspec
 from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
 from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import DataError
-from lwd.utils.io import sha256_bytes
+from lwd.utils.io import fsync_dir, sha256_bytes, sha256_file
+
+REGISTRY_META = "registry.json"
+"""The registry's own metadata file in a version directory (every other file is the publisher's)."""
 
 
 def version_dir(version: int) -> str:
@@ -82,14 +92,15 @@ class PolicyRegistry:
     # ------------------------------------------------------------------ publish
     def publish(
         self,
-        files: dict[str, bytes],
+        files: dict[str, bytes] | Callable[[int], dict[str, bytes]],
         parent: int | None = None,
         learner_step: int = 0,
         data_snapshot: int = 0,
         extra: dict[str, Any] | None = None,
     ) -> int:
-        """Atomically publish a new version holding ``files`` (opaque bytes); return its number."""
-        if not files:
+        """Atomically publish a new version holding ``files`` (opaque bytes, stored untouched) or
+        ``files(version)`` (called with the allocated number); return the version number."""
+        if not callable(files) and not files:
             raise ValueError("a policy version needs at least one file")
         meta = {
             "parent": parent,
@@ -100,32 +111,34 @@ class PolicyRegistry:
         }
         version = self.index.allocate(meta)
         meta["version"] = version
+        if callable(files):
+            files = files(version)  # raising here leaves a gap in the numbers, never a partial version
+        for name in files:
+            if not name or "/" in name or name.startswith(".") or name == REGISTRY_META:
+                raise ValueError(f"invalid policy version file name {name!r}")
         key = version_dir(version)
         if self.local:
-            write_checkpoint_dir(posixpath.join(self.root, key), files, meta)
+            _write_version_dir(Path(self.root) / key, files, meta)
         else:
             self._write_remote(key, files, meta)
         self.index.mark_published(version, meta)
         return version
 
     def publish_dir(self, path: str | os.PathLike, **kwargs: Any) -> int:
-        """Publish every regular file of a local directory (e.g. a checkpoint the learner wrote)."""
+        """Publish every regular file of a local directory untouched (e.g. a policy checkpoint the
+        learner wrote, its own ``manifest.json`` included)."""
         path = Path(path)
-        files = {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and p.name != MANIFEST}
+        files = {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file() and p.name[0] != "."}
         return self.publish(files, **kwargs)
 
     def _write_remote(self, key: str, files: dict[str, bytes], meta: dict[str, Any]) -> None:
-        import json
-
         entries = {}
         for name, data in files.items():
-            if "/" in name or name == MANIFEST:
-                raise ValueError(f"invalid checkpoint file name {name!r}")
             self.fs.pipe_file(posixpath.join(self.root, key, name), data)
             entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
         manifest = dict(meta, files=entries)
         self.fs.pipe_file(
-            posixpath.join(self.root, key, MANIFEST), json.dumps(manifest, sort_keys=True).encode()
+            posixpath.join(self.root, key, REGISTRY_META), json.dumps(manifest, sort_keys=True).encode()
         )
 
     # ------------------------------------------------------------------ query
@@ -206,36 +219,92 @@ class PolicyRegistry:
         key = version_dir(version)
         if self.local:
             path = Path(self.root) / key
-            verify_checkpoint_dir(path)
+            verify_version_dir(path)
             return path
         target = self.cache_dir / key
         if target.is_dir():
             try:
-                verify_checkpoint_dir(target)
+                verify_version_dir(target)
                 return target
             except DataError:
                 shutil.rmtree(target, ignore_errors=True)
         remote = posixpath.join(self.root, key)
         try:
-            files = {
-                posixpath.basename(p): self.fs.cat_file(p)
-                for p in self.fs.ls(remote, detail=False)
-                if posixpath.basename(p) != MANIFEST
-            }
-            manifest_bytes = self.fs.cat_file(posixpath.join(remote, MANIFEST))
-        except FileNotFoundError as e:
+            listing = {posixpath.basename(p): p for p in self.fs.ls(remote, detail=False)}
+            meta_name = (
+                REGISTRY_META if REGISTRY_META in listing else MANIFEST
+            )  # older versions: manifest.json
+            manifest_bytes = self.fs.cat_file(posixpath.join(remote, meta_name))
+            published = json.loads(manifest_bytes)["files"]
+            files = {n: self.fs.cat_file(posixpath.join(remote, n)) for n in published}
+        except (FileNotFoundError, KeyError, ValueError) as e:
             raise DataError(f"policy version {version} is incomplete in {self.url}: {e}") from e
-        import json
-
         manifest = json.loads(manifest_bytes)
         manifest.pop("files", None)
         try:
-            write_checkpoint_dir(target, files, manifest)
+            if meta_name == REGISTRY_META:
+                _write_version_dir(target, files, manifest)
+            else:
+                write_checkpoint_dir(target, files, manifest)
         except FileExistsError:
             pass  # a concurrent fetch won the rename
-        verify_against = json.loads(manifest_bytes)["files"]
-        got = verify_checkpoint_dir(target)["files"]
-        if got != verify_against:
+        got = verify_version_dir(target)["files"]
+        if got != published:
             shutil.rmtree(target, ignore_errors=True)
             raise DataError(f"policy version {version}: downloaded files do not match the published manifest")
         return target
+
+
+def _write_version_dir(target: Path, files: dict[str, bytes], meta: dict[str, Any]) -> Path:
+    """Atomically create ``target`` with ``files`` untouched plus ``registry.json`` (written last):
+    temp dir, every file fsynced, rename, parent fsync. Fails if ``target`` exists."""
+    if target.exists():
+        raise FileExistsError(f"policy version {target} already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        entries = {}
+        for name, data in files.items():
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+        with open(tmp / REGISTRY_META, "w", encoding="utf-8") as f:
+            json.dump(dict(meta, files=entries), f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(tmp)
+        os.rename(tmp, target)
+        fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def verify_version_dir(path: str | os.PathLike) -> dict[str, Any]:
+    """Check every file of a version directory against its ``registry.json`` (or, for versions
+    published before it existed, ``manifest.json``); return that manifest or raise ``DataError``."""
+    path = Path(path)
+    meta = path / REGISTRY_META
+    if not meta.is_file():
+        manifest = verify_checkpoint_dir(path)  # older layout (also refuses a dir with no manifest at all)
+        if "learner_step" not in manifest:  # a publisher's own manifest.json, not the registry's
+            raise DataError(f"policy version {path} has no {REGISTRY_META}: it is partial; re-publish it")
+        return manifest
+    try:
+        manifest = json.loads(meta.read_text(encoding="utf-8"))
+        entries = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"policy version {path}: unreadable {REGISTRY_META} ({e})") from e
+    for name, entry in entries.items():
+        fpath = path / name
+        if not fpath.is_file():
+            raise DataError(f"policy version {path}: file {name} listed in {REGISTRY_META} is missing")
+        digest = sha256_file(fpath)
+        if digest != entry["sha256"]:
+            raise DataError(
+                f"policy version {path}: {name} is corrupt (sha256 {digest[:12]}... != {entry['sha256'][:12]}...)"
+            )
+    return manifest

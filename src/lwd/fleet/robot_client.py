@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from lwd.envs.intervention import InterventionConfig, ScriptedExpertIntervener
 from lwd.envs.rollout import episode_steps
-from lwd.envs.suites import get_suite, make_robot
+from lwd.envs.suites import get_suite
+from lwd.fleet.adapters import make_member
 from lwd.fleet.claims import claim_task, claims_url_for, open_task_claims  # noqa: F401 (claim_task: old home)
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.outbox import Outbox
@@ -72,25 +72,35 @@ def episode_seed(run_seed: int, robot_index: int, episode_index: int) -> int:
 
 
 POLICY_META = "policy_manifest.json"
-"""The policy checkpoint's own manifest inside a registry version (the registry owns ``manifest.json``)."""
+"""Where versions published before the registry kept its metadata in ``registry.json`` hold the
+policy checkpoint's own manifest (newer versions carry the checkpoint untouched)."""
 
 
 def policy_files(policy_dir: str | os.PathLike) -> dict[str, bytes]:
-    """A policy checkpoint directory as registry files: its weights plus its manifest as ``POLICY_META``."""
-    d = Path(policy_dir)
-    files = {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file() and p.name != MANIFEST}
-    files[POLICY_META] = (d / MANIFEST).read_bytes()
-    return files
+    """A policy checkpoint directory as registry files, untouched (its own ``manifest.json`` included)."""
+    return {p.name: p.read_bytes() for p in sorted(Path(policy_dir).iterdir()) if p.is_file()}
+
+
+def policy_dir(registry: PolicyRegistry, version: int, cache_dir: str | os.PathLike) -> Path:
+    """A loadable policy checkpoint of registry ``version``: the verified version directory itself when
+    its checkpoint already carries the registry number (what the learner publishes), else one rebuilt
+    under ``cache_dir`` by :func:`materialize_version` (older versions, foreign checkpoints)."""
+    src = registry.fetch(version)  # refuses unpublished / corrupt versions
+    own = {} if (src / POLICY_META).is_file() else json.loads((src / MANIFEST).read_bytes())
+    if own.get("version") == version:
+        return src
+    return materialize_version(registry, version, Path(cache_dir) / f"v{version:08d}")
 
 
 def materialize_version(registry: PolicyRegistry, version: int, target: str | os.PathLike) -> Path:
-    """Registry ``version`` -> a normal policy checkpoint directory at ``target`` (verified by the
-    registry first; its manifest's ``version`` becomes the registry number). Idempotent."""
+    """Registry ``version`` -> a policy checkpoint directory at ``target`` (verified by the registry
+    first; its manifest's ``version`` becomes the registry number). Idempotent."""
     target = Path(target)
     if target.is_dir():
         return target
     src = registry.fetch(version)  # refuses unpublished / corrupt versions
-    meta = json.loads((src / POLICY_META).read_bytes())
+    legacy = src / POLICY_META
+    meta = json.loads((legacy if legacy.is_file() else src / MANIFEST).read_bytes())
     names = meta.pop("files")
     meta["version"] = int(version)
     try:
@@ -118,7 +128,7 @@ class PolicyVersions:
         if version <= 0:
             return None
         if version not in self._cache:
-            path = materialize_version(self.registry, version, self.cache_dir / f"v{version:08d}")
+            path = policy_dir(self.registry, version, self.cache_dir)
             policy, stats, _ = load_policy(path, self.expected_spec)  # verifies checksums again
             self._cache[version] = InferencePolicy(policy, stats, version, seed=self.seed + version)
         return self._cache[version]
@@ -234,13 +244,11 @@ class RobotClient:
         claims_url = cfg.get("claims") or claims_url_for(self.dp.config, cfg.get("fleet_root"))
         claims = open_task_claims(claims_url, stream=self.dp.config.stream)
         suite = get_suite(cfg["suite"])
-        icfg = InterventionConfig(**cfg.get("intervention", {}))
         self.members: list[FleetMember] = []
         try:
             for rid, idx in zip(cfg["robot_ids"], cfg["robot_indices"]):
-                robot = make_robot(cfg["suite"], cfg.get("obs_mode", "state"), cfg.get("shift", "field"))
+                robot, intervener = make_member(cfg, rid, idx)  # simulated, or a real robot's adapter
                 task = suite.task(claims.claim(rid, cfg["task_weights"]))
-                intervener = ScriptedExpertIntervener(robot, icfg) if cfg.get("intervene", True) else None
                 outbox = Outbox(Path(cfg["outbox_root"]) / rid, self.dp)
                 prev = previous.get(rid, {})
                 self.members.append(
@@ -346,7 +354,8 @@ class RobotClient:
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.robot_client --config client.json``.
 
-    Config keys: client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
+    Config keys: robot_factory / intervener_factory (+ _options; optional: a real robot's adapter,
+    see :mod:`lwd.fleet.adapters`), client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
     (optional task-claims URL, default from the data plane), dataplane, registry, suite, obs_mode, shift, robot_ids,
     robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
     lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
