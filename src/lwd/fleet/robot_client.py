@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Config keys: robot_factory / intervener_factory (+ _options; optional: a real robot's adapter,
     see :mod:`lwd.fleet.adapters`), client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
-    (optional task-claims URL, default from the data plane), dataplane, registry, suite, obs_mode, shift, robot_ids,
+    (optional task-claims URL, default from the data plane), dataplane, registry, registry_index, suite, obs_mode, shift, robot_ids,
     robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
     lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
     """
