@@ -70,3 +70,17 @@ def test_status_shows_rollout_state_and_alerts(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "rollout: incumbent v1 PAUSED" in proc.stdout and "ALERT (shift): success dropped" in proc.stdout
+
+
+def test_a_refused_rollback_changes_nothing(tmp_path, capsys):
+    root, reg = _fleet_root(tmp_path)
+    r = ["--root", str(root)]
+    assert main(["fleet", "pin", *r, "--version", "1", "--robots", "robot-001"]) == 0
+    before = reg.assignments()
+    # v1 is the fleet default and nothing older exists: refused before anything is touched
+    assert main(["fleet", "rollback", *r, "--version", "1"]) == 2
+    assert "no older version exists" in capsys.readouterr().err
+    assert reg.assignments() == before and reg.resolve_version("robot-000") == 1
+    state = json.loads((root / "rollout" / "state.json").read_text())
+    assert 1 not in state.get("rejected", []) and state["pins"] == {"robot-001": 1}
+    assert [a["action"] for a in RolloutStore(root).audit()] == ["pin"]

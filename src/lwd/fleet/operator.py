@@ -172,6 +172,16 @@ def _rollback(reg: PolicyRegistry, state: dict[str, Any], version: int | None) -
             version = int(reg.assignments().get(DEFAULT, state.get("incumbent")))
         else:
             raise LwdError("rollback needs --version (no canary is running and no fleet default is set)")
+    replacement = None
+    if reg.assignments().get(DEFAULT) == version:
+        # decide the fleet's next default before changing anything, so a refused rollback leaves
+        # the registry and the rollout state untouched
+        rejected = set(state.get("rejected", [])) | {version}
+        history = [v for v in reg.index.history(DEFAULT) if v is not None and v < version and v not in rejected]
+        older = [v for v in reg.versions() if v < version and v not in rejected]
+        if not (history or older):
+            raise LwdError(f"cannot roll back v{version}: it is the fleet default and no older version exists")
+        replacement = history[-1] if history else older[-1]
     moved: list[str] = []
     if canary and int(canary["version"]) == version:
         for r in canary["robots"]:
@@ -183,17 +193,9 @@ def _rollback(reg: PolicyRegistry, state: dict[str, Any], version: int | None) -
             reg.unpin(r)
             state["pins"].pop(r)
             moved.append(r)
-    if reg.assignments().get(DEFAULT) == version:
-        previous = reg.rollback()[DEFAULT]
-        if previous is None:
-            older = [v for v in reg.versions() if v < version and v not in state.get("rejected", [])]
-            if not older:
-                raise LwdError(
-                    f"cannot roll back v{version}: it is the fleet default and no older version exists"
-                )
-            previous = older[-1]
-            reg.set_default(previous)
-        state["incumbent"] = previous
+    if replacement is not None:
+        reg.set_default(replacement)
+        state["incumbent"] = replacement
     if version not in state.setdefault("rejected", []):
         state["rejected"].append(version)
     return version, moved
