@@ -79,7 +79,8 @@ def connect(address: str = "") -> bool:
     if address:
         ray.init(address=address, **kw)
     else:
-        ray.init(include_dashboard=False, **kw)
+        # a private single-node Ray talks over loopback only (no traffic to the machine's other IPs)
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kw)
     return True
 
 
