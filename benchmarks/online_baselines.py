@@ -61,9 +61,7 @@ def cmd_run(args) -> None:
             run_dir = sd / f"online_{algo}"
             init = sd / ("offline_iql" if algo == "iql-qam" else "offline_lwd")
             summary_file = run_dir / "online" / "summary.json"
-            if not summary_file.is_file() or read_json(summary_file).get("stop_reason") not in (
-                "robot-hours",
-            ):
+            if not summary_file.is_file():  # else finished; a re-run resumes an interrupted stage
                 t0 = time.monotonic()
                 summary = run_online(online_config(args, algo, seed), run_dir, args.root / "offline_data", init,
                                      display=False)  # fmt: skip
