@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+import lwd
 from lwd.data.episode_io import episode_to_bytes
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
 from lwd.fleet.outbox import Outbox
@@ -159,8 +160,9 @@ def bench_ingest(cfg_for, work: Path, clients: int, payloads: list[tuple[str, by
     def ready(d: Path) -> DataPlaneConfig:
         cfg = cfg_for(d)
         dp = open_dataplane(cfg)  # create schema / group and the store's fan-out dirs outside the clock
-        for f in fanout:
-            dp.store._local_dir(f"{dp.store.root}/episodes/{f}/x")
+        if hasattr(dp.store, "_local_dir"):  # (stores before the flat layout make them per episode)
+            for eid, _ in payloads:
+                dp.store._local_dir(dp.store._path(dp.store.key(eid, "0" * 64)))
         dp.close()
         return cfg
 
@@ -229,7 +231,7 @@ def bench_episode_latency(
     coord = subprocess.Popen(
         [sys.executable, "-m", "lwd.fleet.coordinator", "--root", str(root), "--events", cfg.events,
          "--lease-s", "5"],
-        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+        env=dict(os.environ, PYTHONPATH=str(Path(lwd.__file__).resolve().parents[1])),  # the lwd we run
     )  # fmt: skip
     dp = open_dataplane(cfg)
     reader = SnapshotReader(dp, prefetch=64, poll_s=0.05).start()

@@ -16,7 +16,7 @@ from lwd.utils.io import sha256_bytes
 def _roundtrip(store: EpisodeStore) -> None:
     ep = make_episode(seed=3)
     stored = store.put(ep)
-    assert stored.uri == f"episodes/{ep.episode_id[:2]}/{ep.episode_id}.{stored.sha256}.parquet"
+    assert stored.uri == f"episodes/{ep.episode_id[0]}/{ep.episode_id}.{stored.sha256}.parquet"
     back = store.get(stored.uri, stored.sha256)
     assert back.episode_id == ep.episode_id
     np.testing.assert_array_equal(back.states, ep.states)

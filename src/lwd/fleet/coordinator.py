@@ -59,6 +59,8 @@ class StepResult:
     retry: int = 0
     snapshot: int | None = None
     reasons: list[str] = field(default_factory=list)
+    standby: bool = False
+    """Another coordinator holds the leader lease: nothing was read."""
 
 
 class Coordinator:
@@ -110,6 +112,7 @@ class Coordinator:
         res = StepResult()
         if not self.lease.hold():  # a standby: wait for the leader's lease to expire
             time.sleep(block_s)
+            res.standby = True
             return res
         deliveries = self.dp.events.read(self.group, self.consumer, count=self.batch, block_s=block_s)
         res.delivered = len(deliveries)
@@ -218,7 +221,7 @@ class Coordinator:
             steps += 1
             self._tick_rollout()
             self._maybe_compact()
-            if res.delivered:
+            if res.delivered or res.standby:  # a standby is waiting, not idle
                 idle_since = time.monotonic()
             elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
                 break

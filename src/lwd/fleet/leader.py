@@ -4,7 +4,8 @@ A single row in the coordinator database (``leader``: owner, expires_at) is the 
 acquires it when the row is absent, expired or already its own, renews it while it works, and
 releases it on a clean shutdown. A second coordinator started on the same ``coordinator.db`` (a hot
 standby) waits, retrying every step; when the leader dies (SIGKILL: no release) the standby takes
-over once the lease expires (``lease_s``).
+over once the lease expires (``lease_s``), or at once if the owner was a process of this host that
+no longer exists (a restarted coordinator does not wait for its dead predecessor's lease).
 
 Fencing: :meth:`LeaderLease.fence` runs *inside* the commit transaction (and renews the lease
 there) and refuses it (:class:`NotLeader`) if another coordinator has taken the lease, so a leader
@@ -56,7 +57,7 @@ class LeaderLease:
             return True
         with self.state._lock, Tx(self.state.conn) as c:
             row = c.execute("SELECT owner, expires_at FROM leader WHERE id = 1").fetchone()
-            if row is not None and row[0] != self.owner and row[1] > t:
+            if row is not None and row[0] != self.owner and row[1] > t and not _dead(row[0]):
                 self._until = 0.0
                 return False
             c.execute(
@@ -92,3 +93,19 @@ class LeaderLease:
         self._until = 0.0
         with self.state._lock, Tx(self.state.conn) as c:
             c.execute("DELETE FROM leader WHERE id = 1 AND owner = ?", (self.owner,))
+
+
+def _dead(owner: str) -> bool:
+    """True if ``owner`` (``host:pid:nonce``) is a process of this host that no longer exists, so its
+    lease can be taken at once instead of after expiry (a reused pid just means waiting for expiry)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 EPISODE = "episode"
@@ -45,7 +45,7 @@ class EpisodeEvent:
     kind: str = EPISODE
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.__dict__, sort_keys=True)  # flat fields: no deep-copying asdict
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class HeartbeatEvent:
     kind: str = HEARTBEAT
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.__dict__, sort_keys=True)  # flat fields: no deep-copying asdict
 
 
 Event = EpisodeEvent | HeartbeatEvent
