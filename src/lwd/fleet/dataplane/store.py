@@ -7,8 +7,8 @@ Object layout under the store root (any fsspec URL; a local directory by default
 (older stores used ``episodes/<id[:2]>/<episode_id>/<sha256>.parquet``; objects are addressed by the
 URI carried in events and manifests, so both read the same way.) The fan-out is one character (16
 directories for hex ids) so that a batch of uploads touches few directories: each touched directory
-costs one fsync per batch (a batch of 64 links into one directory + one fsync took 1.3 ms on the
-benchmark VM, into 64 directories + 64 fsyncs 8.7 ms).
+costs one fsync per batch (``benchmarks/dataplane_micro.py``: 64 links into one directory + one
+fsync 1.8 ms, into 64 directories + 64 fsyncs 13.2 ms).
 
 The checksum is part of the object name, so an object is never overwritten with different bytes and
 a reader can verify exactly what it fetched. Writes are atomic: locally temp file + fsync + rename
