@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 from pathlib import Path
@@ -27,9 +26,8 @@ import torch
 from lwd.configs.eval import EvalConfig
 from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig, RLConfig
-from lwd.eval.metrics import EpisodeResult, summarize
 from lwd.eval.report import bar_chart, markdown_table
-from lwd.eval.runner import evaluate
+from lwd.eval.runner import evaluate, pooled_summaries
 from lwd.pipeline.report import plot_curves, read_metrics
 from lwd.pipeline.train_offline import build_algorithm, train_offline
 from lwd.utils.io import atomic_write_json, read_json
@@ -71,11 +69,7 @@ def cmd_run(args) -> None:
 
 
 def pooled(paths: list[Path]):
-    eps = []
-    for p in paths:
-        for line in (p / "episodes.jsonl").read_text().splitlines():
-            eps.append(EpisodeResult(**json.loads(line)))
-    return summarize(eps)
+    return pooled_summaries(paths)
 
 
 def value_along_episodes(root: Path, seed: int, steps: int, batch: int, out_png: Path) -> dict:

@@ -32,9 +32,8 @@ import torch
 from lwd.configs.eval import EvalConfig
 from lwd.configs.online import Budget
 from lwd.configs.presets import ONLINE
-from lwd.eval.metrics import EpisodeResult, summarize
 from lwd.eval.report import bar_chart, markdown_table
-from lwd.eval.runner import evaluate
+from lwd.eval.runner import evaluate, pooled_summaries
 from lwd.pipeline.online import run_online
 from lwd.utils.io import atomic_write_json, read_json
 
@@ -76,11 +75,7 @@ def cmd_run(args) -> None:
 
 
 def pooled(paths: list[Path]):
-    eps = []
-    for p in paths:
-        for line in (p / "episodes.jsonl").read_text().splitlines():
-            eps.append(EpisodeResult(**json.loads(line)))
-    return summarize(eps)
+    return pooled_summaries(paths)
 
 
 def learning_curve(run_dir: Path) -> list[dict]:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 from pathlib import Path
 
 from lwd.configs.eval import EvalConfig
 from lwd.configs.presets import COLLECT, SFT
-from lwd.eval.metrics import EpisodeResult, summarize
 from lwd.eval.report import markdown_table
-from lwd.eval.runner import evaluate
+from lwd.eval.runner import evaluate, pooled_summaries
 from lwd.pipeline.collect import collect
 from lwd.pipeline.pretrain import pretrain
 from lwd.utils.io import atomic_write_json
@@ -28,12 +26,7 @@ from lwd.utils.io import atomic_write_json
 
 def pooled(results: list[dict]) -> dict:
     """Pool per-episode results of several evaluations into per-task summaries."""
-    eps = []
-    for res in results:
-        for line in (Path(res["out"]) / "episodes.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            eps.append(EpisodeResult(**r))
-    return summarize(eps)
+    return pooled_summaries([res["out"] for res in results])
 
 
 def main() -> None:

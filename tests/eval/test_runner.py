@@ -82,3 +82,20 @@ def test_bad_inputs(fake4_sft_policy, tmp_path):
     with pytest.raises(DataError, match="corrupt"):
         evaluate(EvalConfig(checkpoint=corrupt, suite="fake4", out=tmp_path / "o"), progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_pooled_summaries_pool_the_episodes_of_several_evaluations(tmp_path):
+    import json as _json
+    from dataclasses import asdict
+
+    from lwd.eval.metrics import EpisodeResult
+    from lwd.eval.runner import pooled_summaries
+
+    runs = {"seed0": [("a", True), ("a", False), ("b", True)], "seed1": [("a", True), ("b", False)]}
+    for name, eps in runs.items():
+        (tmp_path / name).mkdir()
+        lines = [_json.dumps(asdict(EpisodeResult(t, i, ok, 10, 0.1))) for i, (t, ok) in enumerate(eps)]
+        (tmp_path / name / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    out = pooled_summaries([tmp_path / "seed0", tmp_path / "seed1"])
+    assert (out["a"].episodes, out["a"].successes) == (3, 2)
+    assert (out["b"].episodes, out["b"].successes) == (2, 1)

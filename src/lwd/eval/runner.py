@@ -206,3 +206,13 @@ def _count_lines(path: Path) -> int:
 
 def load_results(path: str | os.PathLike) -> dict:
     return read_json(Path(path) / "results.json")
+
+
+def pooled_summaries(eval_dirs: list[str | os.PathLike]) -> dict:
+    """Per-task summaries of the episodes of several evaluation directories pooled together
+    (e.g. one evaluation per training seed)."""
+    eps = []
+    for d in eval_dirs:
+        for line in (Path(d) / "episodes.jsonl").read_text().splitlines():
+            eps.append(EpisodeResult(**json.loads(line)))
+    return summarize(eps)
