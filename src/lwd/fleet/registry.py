@@ -40,7 +40,7 @@ import fsspec
 from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
 from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import DataError
-from lwd.utils.io import fsync_dir, sha256_bytes, sha256_file
+from lwd.utils.io import fsync_dir, sha256_bytes
 
 REGISTRY_META = "registry.json"
 """The registry's own metadata file in a version directory (every other file is the publisher's)."""
@@ -293,18 +293,4 @@ def verify_version_dir(path: str | os.PathLike) -> dict[str, Any]:
         if "learner_step" not in manifest:  # a publisher's own manifest.json, not the registry's
             raise DataError(f"policy version {path} has no {REGISTRY_META}: it is partial; re-publish it")
         return manifest
-    try:
-        manifest = json.loads(meta.read_text(encoding="utf-8"))
-        entries = manifest["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"policy version {path}: unreadable {REGISTRY_META} ({e})") from e
-    for name, entry in entries.items():
-        fpath = path / name
-        if not fpath.is_file():
-            raise DataError(f"policy version {path}: file {name} listed in {REGISTRY_META} is missing")
-        digest = sha256_file(fpath)
-        if digest != entry["sha256"]:
-            raise DataError(
-                f"policy version {path}: {name} is corrupt (sha256 {digest[:12]}... != {entry['sha256'][:12]}...)"
-            )
-    return manifest
+    return verify_checkpoint_dir(path, REGISTRY_META)

@@ -58,28 +58,29 @@ def write_checkpoint_dir(
     return target
 
 
-def verify_checkpoint_dir(path: str | os.PathLike) -> dict[str, Any]:
-    """Check every file against the manifest; return the manifest or raise ``DataError``."""
+def verify_checkpoint_dir(path: str | os.PathLike, manifest_name: str = MANIFEST) -> dict[str, Any]:
+    """Check every file against the manifest (``manifest_name`` in ``path``); return the manifest or
+    raise ``DataError``."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"checkpoint {path} does not exist; check the path or run the stage that creates it")
-    mpath = path / MANIFEST
+    mpath = path / manifest_name
     if not mpath.is_file():
         raise DataError(
-            f"checkpoint {path} has no {MANIFEST}: it is partial or not a checkpoint; delete or re-create it"
+            f"checkpoint {path} has no {manifest_name}: it is partial or not a checkpoint; delete or re-create it"
         )
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         entries = manifest["files"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DataError(f"checkpoint {path}: unreadable {MANIFEST} ({e})") from e
+        raise DataError(f"checkpoint {path}: unreadable {manifest_name} ({e})") from e
     for name, entry in entries.items():
         fpath = path / name
         if not fpath.is_file():
-            raise DataError(f"checkpoint {path}: file {name} listed in the manifest is missing")
+            raise DataError(f"checkpoint {path}: file {name} listed in {manifest_name} is missing")
         digest = sha256_file(fpath)
         if digest != entry["sha256"]:
             raise DataError(
-                f"checkpoint {path}: {name} is corrupt (sha256 {digest[:12]}... != manifest {entry['sha256'][:12]}...)"
+                f"checkpoint {path}: {name} is corrupt (sha256 {digest[:12]}... != {manifest_name} {entry['sha256'][:12]}...)"
             )
     return manifest
