@@ -37,6 +37,10 @@ def test_local_fleet_learns_while_deploying_and_resumes(tmp_path, fake4_dataset,
     assert outbox_pending(online) == set()
     assert summary["episodes"] == len(membership)  # every finished episode arrived
     assert summary["robot_hours"] > 0
+    lat = summary["latency"]  # end-to-end latencies measured by the running fleet
+    assert lat["episode_to_committed_s"]["n"] == min(len(membership), 500)
+    assert 0 < lat["episode_to_committed_s"]["p50"] <= lat["episode_to_committed_s"]["p99"] < 60
+    assert lat["publish_to_loaded_s"]["n"] >= 4 and lat["publish_to_loaded_s"]["p99"] >= 0
 
     # the episodes carry intervention flags and versions; the learner measured them per version
     dp = open_dataplane(fleet_root)

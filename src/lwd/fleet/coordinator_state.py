@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, now
 from lwd.fleet.dataplane.sqlite import Tx, connect
 from lwd.fleet.snapshots import SnapshotEntry, make_manifest
@@ -87,6 +89,15 @@ class Decision:
     """``None`` = accept (commit into the next snapshot); otherwise the quarantine reason."""
     outcome: Outcome | None = None
     """Outcome of an accepted episode (recorded in ``outcomes``)."""
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """``{"n", "p50", "p99"}`` of ``values`` (seconds; ``None`` when empty)."""
+    if not values:
+        return {"n": 0, "p50": None, "p99": None}
+    arr = np.asarray(values, dtype=float)
+    return {"n": len(values), "p50": round(float(np.percentile(arr, 50)), 3),
+            "p99": round(float(np.percentile(arr, 99)), 3)}  # fmt: skip
 
 
 class CoordinatorState:
@@ -261,7 +272,12 @@ class CoordinatorState:
             ).fetchone()
             robots = q("SELECT robot_id, task_id, status, policy_version, received_at FROM robots").fetchall()
             tasks = dict(q("SELECT robot_id, task_id FROM tasks").fetchall())
+            lat = [d for (d,) in q(
+                "SELECT decided_at - created_at FROM episodes WHERE status = 'committed' AND created_at IS NOT NULL "
+                "ORDER BY decided_at DESC LIMIT 500"
+            ).fetchall()]  # fmt: skip
         return {
+            "latency": {"episode_to_committed_s": percentiles(lat)},
             "snapshot": {
                 "latest": snap[0] if snap else 0,
                 "episodes": snap[1] if snap else 0,

@@ -152,6 +152,8 @@ class FleetMember:
         self.recent: deque[bool] = deque(maxlen=20)
         self.loads: list[int] = []
         """Versions loaded, in order (each load happened at an episode boundary)."""
+        self.load_latency_s: deque[float] = deque(maxlen=50)
+        """Seconds from each loaded version's publication to this member running it (recent loads)."""
         self._steps: Generator[Observation, np.ndarray, Episode] | None = None
         self.pending: Observation | None = None
         """The observation the current episode waits on for its next action chunk."""
@@ -166,6 +168,9 @@ class FleetMember:
         if policy is not None and policy is not self.policy:
             self.policy = policy
             self.loads.append(policy.version)
+            published_at = versions.registry.info(policy.version).get("created_at")
+            if published_at is not None:  # publish -> running here, including the episode-boundary wait
+                self.load_latency_s.append(round(time.time() - float(published_at), 3))
         return self.policy is not None
 
     def start(self, versions: PolicyVersions) -> Observation | None:
@@ -227,6 +232,7 @@ class FleetMember:
             "episodes": self.episodes,
             "steps": self.steps,
             "recent_success": (sum(self.recent) / len(self.recent)) if self.recent else None,
+            "load_latency_s": list(self.load_latency_s),
             "pending": len(self.outbox.pending_ids()),
         }
 

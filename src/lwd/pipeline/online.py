@@ -27,6 +27,7 @@ from typing import Any
 
 from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
+from lwd.fleet.coordinator_state import CoordinatorState, percentiles
 from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.launch.supervisor import FleetSupervisor
 from lwd.fleet.registry import PolicyRegistry
@@ -62,6 +63,22 @@ def make_fleet(cfg: OnlineConfig, online_dir: Path, offline_dataset: Path, init:
     return RayFleet(cfg, online_dir, offline_dataset, init, control_hz, address=cfg.ray_address)
 
 
+def fleet_latency(fleet_root: Path, robots: dict[str, dict]) -> dict[str, Any]:
+    """End-to-end latencies: episode end (announce) -> committed in a snapshot (coordinator database,
+    last 500 episodes) and policy publish -> running on a robot, the episode-boundary wait included
+    (robot status files, each member's last 50 loads)."""
+    loads = [x for r in robots.values() for x in r.get("load_latency_s", [])]
+    out = {"publish_to_loaded_s": percentiles(loads)}
+    db = Path(fleet_root) / "coordinator.db"
+    if db.is_file():
+        st = CoordinatorState(db)
+        try:
+            out.update(st.status(robot_timeout_s=30.0).get("latency", {}))
+        finally:
+            st.close()
+    return out
+
+
 def summarize(fleet: FleetSupervisor, stop_reason: str) -> dict[str, Any]:
     registry = PolicyRegistry(fleet.registry, index=fleet.cfg.registry_index or None)
     versions = registry.versions()
@@ -82,6 +99,7 @@ def summarize(fleet: FleetSupervisor, stop_reason: str) -> dict[str, Any]:
         "episodes": sum(r.get("episodes", 0) for r in robots.values()),
         "env_steps": sum(r.get("steps", 0) for r in robots.values()),
         "per_version": per_version,
+        "latency": fleet_latency(fleet.fleet_root, robots),
         "restarts": {c.name: c.restarts for c in fleet.children},
     }
 

@@ -104,6 +104,7 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
                 f"Stopped by `{s['stop_reason']}` after {s['learner_step']} learner steps, {s['episodes']} fleet "
                 f"episodes, {s['robot_hours']:.3f} robot-hours; published versions {s['versions']}.",
                 "",
+                *latency_lines(s.get("latency", {})),
                 "| policy version | fleet episodes | intervention rate | success (with interventions) |",
                 "|---|---|---|---|",
             ]
@@ -137,3 +138,12 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def latency_lines(lat: dict) -> list[str]:
+    """Markdown lines for the online summary's end-to-end latencies (P50 / P99, seconds)."""
+    names = {"episode_to_committed_s": "episode end -> committed in a replay snapshot",
+             "publish_to_loaded_s": "policy published -> running on a robot (episode-boundary wait included)"}  # fmt: skip
+    out = [f"- {label}: P50 {lat[k]['p50']} s, P99 {lat[k]['p99']} s ({lat[k]['n']} samples)"
+           for k, label in names.items() if lat.get(k, {}).get("n")]  # fmt: skip
+    return out + [""] if out else []
