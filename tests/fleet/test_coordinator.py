@@ -58,7 +58,13 @@ def test_duplicate_deliveries_are_acked_and_ignored(dataplane, tmp_path):
     r = coord.step()
     assert (r.committed, r.duplicates, r.snapshot) == (0, 1, None)
     assert dataplane.events.pending(coord.group) == 0
-    assert coord.fleet_status()["episodes"]["committed"] == 1
+    st = coord.fleet_status()
+    assert st["episodes"]["committed"] == 1
+    lat = st["latency"]["episode_to_committed_s"]  # announce -> commit, measured once per episode
+    assert lat["n"] == 1 and 0 <= lat["p50"] == lat["p99"] < 30
+    from lwd.fleet.status import format_status
+
+    assert f"episode end -> committed: P50 {lat['p50']} s" in format_status(dict(st, root="x"))
     coord.close()
 
 

@@ -55,6 +55,9 @@ def format_status(st: dict[str, Any]) -> str:
     snap = st.get("snapshot")
     if snap:
         lines.append(f"snapshot: #{snap['latest']} ({snap['episodes']} episodes, age {snap['age_s']}s)")
+    lat = (st.get("latency") or {}).get("episode_to_committed_s") or {}
+    if lat.get("n"):
+        lines.append(f"episode end -> committed: P50 {lat['p50']} s, P99 {lat['p99']} s (last {lat['n']})")
     eps = st.get("episodes")
     if eps:
         lines.append(f"episodes: {eps['committed']} committed, {eps['quarantined']} quarantined")
