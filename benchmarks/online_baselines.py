@@ -38,6 +38,8 @@ from lwd.pipeline.online import run_online
 from lwd.utils.io import atomic_write_json, read_json
 
 METHODS = ("lwd", "hg-dagger", "iql-qam", "recap")
+MIN_CURVE_EPISODES = 20
+"""Versions with fewer fleet episodes are left out of the learning curve (their robot time counts)."""
 
 
 def online_config(args, algo: str, seed: int):
@@ -79,7 +81,9 @@ def pooled(paths: list[Path]):
 
 
 def learning_curve(run_dir: Path) -> list[dict]:
-    """[(robot_hours at the end of the version, fleet success, intervention rate, episodes)] per version."""
+    """Per version (in version order): cumulative robot-hours of the versions up to it, its fleet success
+    (task mean, interventions included), intervention rate and episodes. With canary rollout several
+    versions run at once, so the x axis is robot time spent on versions up to this one, not wall time."""
     versions = read_json(run_dir / "online" / "learner" / "versions.json")
     hz = read_json(run_dir / "online" / "summary.json").get("control_hz", 80.0)
     hours, out = 0.0, []
@@ -87,6 +91,8 @@ def learning_curve(run_dir: Path) -> list[dict]:
         rec = versions[v]
         hours += rec.get("env_steps", 0) / hz / 3600.0
         rates = list(rec["success_rate"].values())
+        if rec["episodes"] < MIN_CURVE_EPISODES:  # too few episodes to plot (e.g. a short canary)
+            continue
         out.append({"version": int(v), "robot_hours": hours, "episodes": rec["episodes"],
                     "success": sum(rates) / max(len(rates), 1), "intervention_rate": rec["intervention_rate"]})  # fmt: skip
     return out
