@@ -40,7 +40,7 @@ import fsspec
 from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
 from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import DataError
-from lwd.utils.io import fsync_dir, sha256_bytes
+from lwd.utils.io import sha256_bytes
 
 REGISTRY_META = "registry.json"
 """The registry's own metadata file in a version directory (every other file is the publisher's)."""
@@ -260,27 +260,7 @@ def _write_version_dir(target: Path, files: dict[str, bytes], meta: dict[str, An
     temp dir, every file fsynced, rename, parent fsync. Fails if ``target`` exists."""
     if target.exists():
         raise FileExistsError(f"policy version {target} already exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        entries = {}
-        for name, data in files.items():
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
-        with open(tmp / REGISTRY_META, "w", encoding="utf-8") as f:
-            json.dump(dict(meta, files=entries), f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(tmp)
-        os.rename(tmp, target)
-        fsync_dir(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return write_checkpoint_dir(target, files, meta, manifest_name=REGISTRY_META)
 
 
 def verify_version_dir(path: str | os.PathLike) -> dict[str, Any]:

@@ -22,9 +22,10 @@ MANIFEST = "manifest.json"
 
 
 def write_checkpoint_dir(
-    target: str | os.PathLike, files: dict[str, bytes], manifest: dict[str, Any]
+    target: str | os.PathLike, files: dict[str, bytes], manifest: dict[str, Any], manifest_name: str = MANIFEST
 ) -> Path:
-    """Atomically create directory ``target`` holding ``files`` and a manifest.
+    """Atomically create directory ``target`` holding ``files`` and a manifest (``manifest_name``,
+    written last).
 
     ``manifest`` is extended with ``files: {name: {sha256, bytes}}``. Fails if ``target`` exists.
     """
@@ -36,7 +37,7 @@ def write_checkpoint_dir(
     try:
         entries = {}
         for name, data in files.items():
-            if "/" in name or name == MANIFEST:
+            if "/" in name or name == manifest_name:
                 raise ValueError(f"invalid checkpoint file name {name!r}")
             with open(tmp / name, "wb") as f:
                 f.write(data)
@@ -45,7 +46,7 @@ def write_checkpoint_dir(
             entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
         full = dict(manifest)
         full["files"] = entries
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+        with open(tmp / manifest_name, "w", encoding="utf-8") as f:
             json.dump(full, f, indent=2, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
