@@ -7,9 +7,14 @@ which hits every version at once). Such a drop makes the canary comparison unrel
 (both arms move) and is exactly what an operator must look at, so the rollout manager pauses
 promotion and raises an alert.
 
-Windows are consecutive, non-overlapping blocks of the incumbent's episodes in decision order; each
-complete block is compared once with the block before it by one-sided Cochran-Mantel-Haenszel tests
-stratified by task (success drop, intervention rise) at level ``shift_alpha`` each.
+Windows are consecutive, non-overlapping blocks of the incumbent's episodes in decision order. The
+reference is everything before the last two complete windows; a shift is declared at window ``j``
+only when *both* window ``j-1`` and window ``j`` are worse than that reference by one-sided
+Cochran-Mantel-Haenszel tests stratified by task (success drop, intervention rise) at level
+``shift_alpha`` each. Requiring the drop to persist for two windows keeps the false-alarm rate of a
+detector that looks at every window of a long-running incumbent low (testing each window against the
+previous one alone at 0.01 raised alarms in healthy debug fleets); a real shift persists and is
+reported one window later.
 """
 
 from __future__ import annotations
@@ -53,25 +58,24 @@ def compare_windows(recent: list[Row], previous: list[Row]) -> dict[str, Any]:
 
 
 def check_shift(rows: list[Row], window: int, checked: int, alpha: float) -> tuple[int, list[dict[str, Any]]]:
-    """Compare every complete window not yet checked with the one before it.
+    """Check every complete window not yet checked (see the module docstring for the rule).
 
-    ``rows``: the incumbent's episodes, oldest first. ``checked``: windows already compared (the
-    first window has nothing to compare with and counts as checked). Returns the new ``checked`` and
-    one finding per shifted window: ``{"window", "signal", ...stats}``.
+    ``rows``: the incumbent's episodes, oldest first. ``checked``: windows already checked (the first
+    two form the initial reference and count as checked). Returns the new ``checked`` and one finding
+    per shifted window: ``{"window", "signal", ...stats of window j vs the reference}``.
     """
     if window <= 0:
         return checked, []
     complete = len(rows) // window
     findings = []
-    for j in range(max(checked, 1), complete):
-        st = compare_windows(rows[j * window : (j + 1) * window], rows[(j - 1) * window : j * window])
+    for j in range(max(checked, 2), complete):
+        reference = rows[: (j - 1) * window]
+        before = compare_windows(rows[(j - 1) * window : j * window], reference)
+        st = compare_windows(rows[j * window : (j + 1) * window], reference)
         signals = [
             name
-            for name, p in (
-                ("success drop", st["p_success_drop"]),
-                ("intervention rise", st["p_intervention_rise"]),
-            )
-            if p < alpha
+            for name, key in (("success drop", "p_success_drop"), ("intervention rise", "p_intervention_rise"))
+            if st[key] < alpha and before[key] < alpha
         ]
         if signals:
             findings.append({"window": j, "signal": " and ".join(signals), **st})
