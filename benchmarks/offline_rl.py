@@ -68,10 +68,6 @@ def cmd_run(args) -> None:
                 )
 
 
-def pooled(paths: list[Path]):
-    return pooled_summaries(paths)
-
-
 def value_along_episodes(root: Path, seed: int, steps: int, batch: int, out_png: Path) -> dict:
     """Value distributions p(v | s_t) of the final LWD value net along a successful and a failed
     offline episode of the same long task (paper Fig. 6/9)."""
@@ -130,7 +126,7 @@ def cmd_report(args) -> None:
             if (args.root / f"seed{s}" / "eval" / sub / "results.json").is_file()
         ]
         if paths:
-            cols[f"{name} ({len(paths)} seeds)"] = pooled(paths)
+            cols[f"{name} ({len(paths)} seeds)"] = pooled_summaries(paths)
             per_seed[name] = {
                 p.parent.parent.name: read_json(p / "results.json")["average_success"] for p in paths
             }

@@ -76,10 +76,6 @@ def cmd_run(args) -> None:
             print(seed, algo, read_json(out / "results.json")["average_success"], flush=True)
 
 
-def pooled(paths: list[Path]):
-    return pooled_summaries(paths)
-
-
 def learning_curve(run_dir: Path) -> list[dict]:
     """Per version (in version order): cumulative robot-hours of the versions up to it, its fleet success
     (task mean, interventions included), intervention rate and episodes. With canary rollout several
@@ -129,7 +125,7 @@ def cmd_report(args) -> None:
         paths = [args.root / f"seed{s}" / "eval" / sub for s in seeds]
         paths = [p for p in paths if (p / "results.json").is_file()]
         if paths:
-            cols[f"{name} ({len(paths)} seeds)"] = pooled(paths)
+            cols[f"{name} ({len(paths)} seeds)"] = pooled_summaries(paths)
             per_seed[name] = {
                 p.parent.parent.name: read_json(p / "results.json")["average_success"] for p in paths
             }

@@ -24,11 +24,6 @@ from lwd.pipeline.pretrain import pretrain
 from lwd.utils.io import atomic_write_json
 
 
-def pooled(results: list[dict]) -> dict:
-    """Pool per-episode results of several evaluations into per-task summaries."""
-    return pooled_summaries([res["out"] for res in results])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, default=Path("runs/benchmark"))
@@ -76,7 +71,7 @@ def main() -> None:
             )
             res["out"] = str(out)
             runs[cond].append(res)
-    table_cols = {f"SFT ({cond})": pooled(runs[cond]) for cond in ("lab", "field")}
+    table_cols = {f"SFT ({cond})": pooled_summaries([r["out"] for r in runs[cond]]) for cond in ("lab", "field")}
     note = (
         f"{len(args.seeds)} training seeds x {args.episodes} held-out episodes per task per condition "
         f"({len(args.seeds) * args.episodes} per cell)."
