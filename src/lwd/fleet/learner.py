@@ -8,7 +8,7 @@ Loop (until the step budget, SIGTERM or SIGINT):
    than ``utd x online transitions`` steps (bounded update-to-data ratio) -- otherwise wait;
 3. one update on a :class:`~lwd.data.ReplayMixer` batch (offline:online = 1 - f : f), n = 1,
    DIVL tau_base 0.9 (online settings, algorithms.md sections 1 and 3.4);
-4. every ``publish_every`` steps: ``save_policy`` to a temp dir -> ``registry.publish_dir`` (parent
+4. every ``publish_every`` steps: ``save_policy`` to a temp dir -> ``registry.publish`` (parent
    version, learner step, data snapshot in the manifest) -> ``set_default`` (fleet rollout; robots
    switch at their next episode boundary); every ``checkpoint_every`` steps and at exit: full state.
    In canary mode (config ``canary_mode``, docs/safety.md) the learner only publishes: the
@@ -132,6 +132,7 @@ class Learner:
         self.stop_event = threading.Event()
         seed_everything(self.s.seed)
         self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg["init"]), self.s)
+        self.chunk_len = acting_policy(self.algo).config.chunk_len  # once: RECAP's acting policy is a fold
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
         self.registry = PolicyRegistry(cfg["registry"], index=cfg.get("registry_index") or None)
@@ -213,7 +214,7 @@ class Learner:
         s = self.s
         nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
         batch = self.mixer.sample(
-            s.batch_size, self.rng, acting_policy(self.algo).config.chunk_len, s.gamma, nsteps
+            s.batch_size, self.rng, self.chunk_len, s.gamma, nsteps
         )
         metrics = self.algo.update(batch)
         self.step += 1
