@@ -10,6 +10,7 @@ import pytest
 
 from lwd.configs.online import Budget, LearnerSettings, OnlineConfig
 from lwd.envs.intervention import InterventionConfig
+from lwd.fleet.claims import claim_task
 from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.learner import VersionStats, may_update
@@ -18,7 +19,6 @@ from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import (
     FleetMember,
     PolicyVersions,
-    claim_task,
     episode_seed,
     materialize_version,
     policy_files,

@@ -42,7 +42,7 @@ import numpy as np
 from lwd.envs.rollout import episode_steps
 from lwd.envs.suites import get_suite
 from lwd.fleet.adapters import make_member
-from lwd.fleet.claims import claim_task, claims_url_for, open_task_claims  # noqa: F401 (claim_task: old home)
+from lwd.fleet.claims import claims_url_for, open_task_claims
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.outbox import Outbox
 from lwd.fleet.registry import PolicyRegistry
