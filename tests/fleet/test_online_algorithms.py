@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from lwd.algorithms.bc import module_device
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm
-from lwd.algorithms.lwd import LWDAlgorithm
+from lwd.algorithms.lwd import LWDAlgorithm, to_tensors
 from lwd.algorithms.recap import RECAPAlgorithm
 from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
 from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig
 from lwd.data import LwdDataset, ReplayBuffer
-from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm
+from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.pipeline.train_offline import train_offline
 from lwd.policy.checkpoint import load_policy
 from lwd.utils.errors import ConfigError
@@ -97,3 +98,37 @@ def test_recap_builds_from_a_plain_policy_checkpoint(fake4_sft_policy):
 def test_unknown_algorithm_is_a_config_error(fake4_sft_policy):
     with pytest.raises(ConfigError, match="unknown learner algorithm 'dagger'.*hg-dagger"):
         build_online_algorithm(fake4_sft_policy, LearnerSettings(algorithm="dagger"))
+
+
+@pytest.mark.parametrize("algorithm", ONLINE_ALGORITHMS)
+def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorithm, offline_stage, batch):
+    """The meta device stands in for a GPU (this machine has none): after ``place_algorithm`` nothing
+    of the algorithm is left on the CPU, and its batches are built on its device."""
+    algo, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm=algorithm))
+    algo.update(batch)  # optimiser moments exist now (on the CPU)
+    place_algorithm(algo, "meta")
+    owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
+    modules = [v for o in owners for v in vars(o).values() if isinstance(v, torch.nn.Module)]
+    assert modules and all(t.device.type == "meta" for m in modules for t in [*m.parameters(), *m.buffers()])
+    tensors = [v for o in owners for v in vars(o).values() if isinstance(v, torch.Tensor)]  # DIVL's atoms
+    assert all(t.device.type == "meta" for t in tensors)
+    assert (algorithm in ("lwd", "recap")) == bool(tensors)
+    # CPU -> meta gives new parameter objects: optimisers and parameter lists follow the modules
+    current = {id(p) for m in modules for p in m.parameters()}
+    lists = [v for o in owners for v in vars(o).values() if isinstance(v, list) and v]
+    assert all(id(p) in current for v in lists for p in v if isinstance(p, torch.nn.Parameter))
+    for opt in _optimisers(algo):
+        assert opt.state and all(id(p) in current for g in opt.param_groups for p in g["params"])
+        for p, st in opt.state.items():
+            assert id(p) in current
+            assert all(v.device.type == "meta" for k, v in st.items() if k != "step")
+    t = to_tensors(batch, algo.text_encoder, algo.norm_stats, module_device(acting_policy(algo)))
+    leaves = [t.actions, t.mask, t.reward, t.discount]
+    for obs in (t.obs, t.next_obs):
+        leaves += [obs["state"], obs["instruction_emb"], *obs["images"].values()]
+    assert all(x.device.type == "meta" for x in leaves)
+
+
+def _optimisers(algo) -> list:
+    owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
+    return [v for o in owners for v in vars(o).values() if isinstance(v, torch.optim.Optimizer)]

@@ -20,19 +20,32 @@ from lwd.transforms import NormStats
 
 
 def policy_obs(
-    batch: TransitionBatch, text_encoder: TextEncoder, norm_stats: NormStats | None, next_obs: bool = False
+    batch: TransitionBatch,
+    text_encoder: TextEncoder,
+    norm_stats: NormStats | None,
+    next_obs: bool = False,
+    device: torch.device | str = "cpu",
 ) -> dict[str, object]:
-    """The policy observation dict of ``batch`` (``s_t``, or ``s_{t+nH}`` if ``next_obs``)."""
+    """The policy observation dict of ``batch`` (``s_t``, or ``s_{t+nH}`` if ``next_obs``) on ``device``."""
     emb = embed_instructions(text_encoder, batch.instructions, batch.instruction_id)  # [b, e]
     if next_obs:
-        return obs_from_arrays(batch.next_state, batch.next_images, emb, norm_stats)
-    return obs_from_arrays(batch.state, batch.images, emb, norm_stats)
+        return obs_from_arrays(batch.next_state, batch.next_images, emb, norm_stats, device)
+    return obs_from_arrays(batch.state, batch.images, emb, norm_stats, device)
 
 
-def batch_actions(batch: TransitionBatch, norm_stats: NormStats | None) -> tuple[Tensor, Tensor]:
-    """``(actions [b, h, a] in the policy's space, mask [b, h] bool)`` as tensors."""
-    actions = torch.from_numpy(batch.actions.astype("float32", copy=False))
-    return actions_to_policy(actions, norm_stats), torch.from_numpy(batch.action_mask.astype(bool))
+def batch_actions(
+    batch: TransitionBatch, norm_stats: NormStats | None, device: torch.device | str = "cpu"
+) -> tuple[Tensor, Tensor]:
+    """``(actions [b, h, a] in the policy's space, mask [b, h] bool)`` as tensors on ``device``."""
+    actions = torch.from_numpy(batch.actions.astype("float32", copy=False)).to(device)
+    mask = torch.from_numpy(batch.action_mask.astype(bool)).to(device)
+    return actions_to_policy(actions, norm_stats), mask
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of ``module``'s parameters (where its batches must go); CPU if it has none."""
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def flow_matching_loss(
@@ -52,10 +65,11 @@ def flow_matching_loss(
     (padded steps past an episode's end do not count). Returns ``(loss, metrics)``.
     """
     b = actions.shape[0]
+    # drawn on the CPU (the generator's device, same numbers on every device), then moved
     if noise is None:
-        noise = torch.randn(actions.shape, generator=generator, dtype=actions.dtype)
+        noise = torch.randn(actions.shape, generator=generator, dtype=actions.dtype).to(actions.device)
     if w is None:
-        w = torch.rand(b, generator=generator, dtype=actions.dtype)
+        w = torch.rand(b, generator=generator, dtype=actions.dtype).to(actions.device)
     cond = policy.encode(obs)  # [b, c]
     x_w = interpolate(noise, actions, w)
     target = velocity_target(noise, actions)
@@ -99,8 +113,9 @@ def sft_step(
 ) -> dict[str, float]:
     """Run one BC gradient step on ``batch``; returns the loss metrics plus ``policy/grad_norm``."""
     policy.train()
-    obs = policy_obs(batch, text_encoder, norm_stats)
-    actions, mask = batch_actions(batch, norm_stats)
+    device = module_device(policy)
+    obs = policy_obs(batch, text_encoder, norm_stats, device=device)
+    actions, mask = batch_actions(batch, norm_stats, device)
     loss, metrics = flow_matching_loss(policy, obs, actions, mask, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lwd.algorithms.bc import batch_actions, flow_matching_loss, policy_obs
+from lwd.algorithms.bc import batch_actions, flow_matching_loss, module_device, policy_obs
 from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy
@@ -100,9 +100,10 @@ class HGDAggerAlgorithm:
         self.step = 0
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
-        keep = torch.from_numpy(hg_dagger_selection(batch, self.cfg))
-        obs = policy_obs(batch, self.text_encoder, self.norm_stats)
-        actions, mask = batch_actions(batch, self.norm_stats)
+        device = module_device(self.policy)
+        keep = torch.from_numpy(hg_dagger_selection(batch, self.cfg)).to(device)
+        obs = policy_obs(batch, self.text_encoder, self.norm_stats, device=device)
+        actions, mask = batch_actions(batch, self.norm_stats, device)
         self.policy.train()
         loss, metrics = selected_bc_loss(self.policy, obs, actions, mask, keep, self.generator)
         self.step += 1

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from lwd.algorithms.bc import batch_actions, policy_obs
+from lwd.algorithms.bc import batch_actions, module_device, policy_obs
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
 from lwd.algorithms.iql import IQLConfig, IQLLearner
 from lwd.algorithms.qam import QAMConfig, qam_loss
@@ -104,17 +104,17 @@ class BatchTensors:
 
 
 def to_tensors(
-    batch: TransitionBatch, text_encoder: TextEncoder, norm_stats: NormStats | None
+    batch: TransitionBatch, text_encoder: TextEncoder, norm_stats: NormStats | None, device="cpu"
 ) -> BatchTensors:
-    """TransitionBatch -> tensors, reusing the policy's batching (``lwd.algorithms.bc``)."""
-    actions, mask = batch_actions(batch, norm_stats)
+    """TransitionBatch -> tensors on ``device``, reusing the policy's batching (``lwd.algorithms.bc``)."""
+    actions, mask = batch_actions(batch, norm_stats, device)
     return BatchTensors(
-        obs=policy_obs(batch, text_encoder, norm_stats),
-        next_obs=policy_obs(batch, text_encoder, norm_stats, next_obs=True),
+        obs=policy_obs(batch, text_encoder, norm_stats, device=device),
+        next_obs=policy_obs(batch, text_encoder, norm_stats, next_obs=True, device=device),
         actions=actions,
         mask=mask,
-        reward=torch.from_numpy(batch.reward.astype("float32", copy=False)),
-        discount=torch.from_numpy(batch.discount.astype("float32", copy=False)),
+        reward=torch.from_numpy(batch.reward.astype("float32", copy=False)).to(device),
+        discount=torch.from_numpy(batch.discount.astype("float32", copy=False)).to(device),
     )
 
 
@@ -152,7 +152,7 @@ class LWDAlgorithm:
 
     # -- one batch -------------------------------------------------------------------------------
     def update(self, batch: TransitionBatch) -> dict[str, float]:
-        t = to_tensors(batch, self.text_encoder, self.norm_stats)
+        t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.policy))
         metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
         if self.step >= self.cfg.policy_delay_steps:
             metrics.update(self.policy_step(t.obs))
@@ -194,7 +194,7 @@ class LWDAlgorithm:
         b = cond.shape[0]
         x0 = torch.randn(
             b, self.policy.config.chunk_len, self.policy.config.action_dim, generator=self.generator
-        )
+        ).to(cond.device)
         return qam_loss(f_theta, f_ref, q_fn, x0, self.cfg.qam, generator=self.generator)
 
     # -- publishing and checkpoints --------------------------------------------------------------

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.bc import flow_matching_loss
+from lwd.algorithms.bc import flow_matching_loss, module_device
 from lwd.algorithms.divl import ValueCriticLearner, cosine_schedule, min_target_q
 from lwd.algorithms.lwd import to_tensors
 from lwd.data.batch import TransitionBatch
@@ -134,10 +134,10 @@ class RECAPAlgorithm:
         return improvement_indicator(adv, self.cfg.eps), adv
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
-        t = to_tensors(batch, self.text_encoder, self.norm_stats)
+        t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.wrapper))
         metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
         ind, adv = self.indicator(t.obs, t.actions, t.mask)
-        drop = torch.rand(ind.shape[0], generator=self.generator) < self.cfg.drop_prob
+        drop = (torch.rand(ind.shape[0], generator=self.generator) < self.cfg.drop_prob).to(ind.device)
         obs = dict(t.obs, **{INDICATOR_KEY: torch.where(drop, UNKNOWN, ind)})
         self.wrapper.train()
         loss, m = flow_matching_loss(self.wrapper, obs, t.actions, t.mask, generator=self.generator)

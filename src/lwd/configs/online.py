@@ -58,6 +58,10 @@ class LearnerSettings:
     """Learner steps between metric records (metrics.jsonl + TensorBoard)."""
     threads: int = 1
     """torch threads of the learner process (0 = all cores)."""
+    device: str = "auto"
+    """Torch device of the learner's networks and batches: ``auto`` (CUDA if this process sees a GPU,
+    else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; an unavailable device is a ConfigError. Checkpoints
+    and published versions hold CPU tensors whatever the device (``lwd.utils.device``)."""
     seed: int = 0
     """Seed of sampling and noise of the learner."""
 

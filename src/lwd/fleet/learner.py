@@ -16,6 +16,10 @@ Loop (until the step budget, SIGTERM or SIGINT):
    any default gets its first version from the learner). Either way the learner keeps training from
    its own latest weights.
 
+Device (``settings.device``, :func:`~lwd.utils.device.resolve_device`): networks, optimiser states
+and batches live there; checkpoints and published versions are CPU tensors, so a learner resumes on
+any device.
+
 Start: from this learner's own checkpoint if any (crash/restart resume), else from an offline LWD
 stage directory (``checkpoints/latest.json`` state, key ``"algorithm"``: policy, reference, critic,
 value, optimisers) or from a policy checkpoint (fresh critic/value). If the registry is empty the
@@ -48,13 +52,14 @@ import torch
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm
+from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.fleet.reader import SnapshotReader
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.registry_index import DEFAULT
 from lwd.fleet.robot_client import policy_files
 from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
+from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
@@ -130,8 +135,10 @@ class Learner:
         self.out.mkdir(parents=True, exist_ok=True)
         self.max_steps = cfg.get("max_learner_steps")
         self.stop_event = threading.Event()
+        self.device = resolve_device(self.s.device)  # ConfigError for a device this process lacks
         seed_everything(self.s.seed)
         self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg["init"]), self.s)
+        place_algorithm(self.algo, self.device)  # before a resume: its state then loads onto the device
         self.chunk_len = acting_policy(self.algo).config.chunk_len  # once: RECAP's acting policy is a fold
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
@@ -257,8 +264,9 @@ class Learner:
     def write_status(self, state: str) -> None:
         atomic_write_json(self.out / "status.json", {
             "state": state, "time": time.time(), "step": self.step, "version": self.version,
-            "versions_published": len(self.registry.versions()), "online_episodes": self.vstats.episodes,
-            "online_transitions": len(self.online), "snapshot": self.reader.last_snapshot,
+            "device": str(self.device), "versions_published": len(self.registry.versions()),
+            "online_episodes": self.vstats.episodes, "online_transitions": len(self.online),
+            "snapshot": self.reader.last_snapshot,
             "robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
         })  # fmt: skip
 

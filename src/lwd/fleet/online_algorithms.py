@@ -13,12 +13,20 @@ Starting point (``init``): an offline stage directory (``checkpoints/latest.json
 reference policy (QAM's pi_ref) from the stage's reference when it has one. Value and critic are
 restored from the stage when they are of the same kind (a DIVL stage feeds ``lwd`` and ``recap``, an
 IQL stage feeds ``iql-qam``), else they start fresh. Nothing here does I/O beyond reading ``init``.
+
+Device: :func:`place_algorithm` moves an algorithm's networks (and plain tensor attributes such as
+DIVL's atoms) to the learner's device; each algorithm's ``update`` then puts its batch tensors on
+its policy's device. Random draws stay on CPU generators (the same numbers on every device, and
+the generator state in a checkpoint is a CPU tensor).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from pathlib import Path
+
+import torch
 
 from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
@@ -108,3 +116,49 @@ def acting_policy(algo: Algorithm) -> FlowPolicy:
     if isinstance(algo, RECAPAlgorithm):
         return fold_indicator(algo.wrapper)
     return algo.policy  # type: ignore[attr-defined]
+
+
+def _owners(algo: Algorithm) -> list[object]:
+    learner = getattr(algo, "learner", None)
+    return [algo] if learner is None else [algo, learner]
+
+
+def place_algorithm(algo: Algorithm, device: torch.device | str) -> Algorithm:
+    """Move ``algo`` to ``device`` in place and return it: every ``nn.Module`` and tensor attribute of
+    the algorithm and of its value/critic learner (``algo.learner``, if any), and their optimisers.
+
+    ``Module.to`` may replace parameter objects (it does for some device pairs), so the optimisers'
+    parameter groups and states and every attribute that is a list of parameters (e.g. what is
+    clipped) are pointed at the modules' new parameters; optimiser moments move to ``device``
+    (Adam's ``step`` counter stays on the CPU, as torch keeps it). A checkpoint loaded afterwards
+    lands on the device too. Checkpoints stay device-independent: they are written as CPU tensors
+    (``lwd.utils.state_io``), and so are published policies (``lwd.policy.checkpoint.save_policy``).
+    """
+    device = torch.device(device)
+    new: dict[int, tuple[torch.nn.Parameter, torch.nn.Parameter]] = {}  # id(old) -> (old, new); keeps old alive
+    for obj in _owners(algo):
+        for name, value in list(vars(obj).items()):
+            if isinstance(value, torch.nn.Module):
+                before = list(value.parameters())
+                value.to(device)
+                new.update({id(p): (p, q) for p, q in zip(before, value.parameters(), strict=True)})
+            elif isinstance(value, torch.Tensor):
+                setattr(obj, name, value.to(device))
+
+    def swap(p):
+        return new[id(p)][1] if id(p) in new else p
+
+    for obj in _owners(algo):
+        for name, value in list(vars(obj).items()):
+            if isinstance(value, torch.optim.Optimizer):
+                for group in value.param_groups:
+                    group["params"] = [swap(p) for p in group["params"]]
+                moved = {
+                    swap(p): {k: v.to(device) if isinstance(v, torch.Tensor) and k != "step" else v
+                              for k, v in st.items()}
+                    for p, st in value.state.items()
+                }  # fmt: skip
+                value.state = defaultdict(dict, moved)
+            elif isinstance(value, list) and value and all(isinstance(p, torch.nn.Parameter) for p in value):
+                setattr(obj, name, [swap(p) for p in value])
+    return algo

@@ -32,6 +32,7 @@ from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.launch.supervisor import FleetSupervisor
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import materialize_version
+from lwd.utils.device import check_device_spec, resolve_device
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json
 
@@ -124,6 +125,9 @@ def run_online(
         raise ConfigError(
             f"unknown learner algorithm {cfg.learner.algorithm!r}; valid: {', '.join(ONLINE_ALGORITHMS)}"
         )
+    check_device_spec(cfg.learner.device)
+    if cfg.engine == "local":
+        resolve_device(cfg.learner.device)  # the learner process runs on this machine: fail here, not there
     b = cfg.budget
     if b.robot_hours is None and b.max_learner_steps is None and b.max_wall_s is None:
         raise ConfigError("the online budget needs robot_hours, max_learner_steps or max_wall_s")
