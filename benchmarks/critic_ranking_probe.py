@@ -26,12 +26,61 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.policy.checkpoint import load_policy
 from lwd.policy.language import get_text_encoder
 from lwd.utils.io import atomic_write_json
 from lwd.utils.run_state import StepCheckpoints
+
+
+def load_stage(stage: Path, policy_dir: Path, divl: DIVLConfig | None = None):
+    """(algorithm with the stage's latest learner state, text encoder, norm stats)."""
+    policy, stats, _ = load_policy(policy_dir)
+    enc = get_text_encoder(policy.config.text_encoder)
+    algo = build_lwd_algorithm(policy, enc, stats, LWDConfig(divl=divl or DIVLConfig()))
+    found = StepCheckpoints(stage / "checkpoints").latest()
+    if found is None:
+        raise SystemExit(f"{stage}: no checkpoint")
+    algo.load_state_dict(found[1]["algorithm"])
+    return algo, enc, stats
+
+
+def field_tensors(field_data: Path, states: int, algo, enc, stats):
+    """``states`` transitions of the field demonstrations as tensors (expert chunks as actions)."""
+    buf = ReplayBuffer(balance="task")
+    buf.add_episodes(LwdDataset.open(field_data, verify_checksums=False).iter_episodes(), online=False)
+    cfg = algo.policy.config
+    return to_tensors(buf.sample(states, np.random.default_rng(0), cfg.chunk_len, 0.995), enc, stats)
+
+
+def ranking(algo, t) -> dict[str, float]:
+    """The probe's metrics for tensors ``t`` (rows with a full chunk only)."""
+    cfg = algo.policy.config
+    sel = t.mask.bool().flatten(1).all(dim=1)
+    ref, critic = algo.reference.eval(), algo.learner.target_critic
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        noise = torch.randn(t.actions.shape[0], cfg.chunk_len, cfg.action_dim, generator=gen)
+        a_ref = ref.sample(ref.encode(t.obs), noise=noise).clamp(-1, 1)
+        q_exp = critic(t.obs, t.actions).mean(dim=0)
+    a_in = a_ref.clone().requires_grad_(True)
+    q_ref = critic(t.obs, a_in).mean(dim=0)
+    (grad,) = torch.autograd.grad(q_ref.sum(), a_in)
+    q_ref = q_ref.detach()
+    d = (t.actions - a_ref).flatten(1)
+    cos = torch.nn.functional.cosine_similarity(grad.flatten(1), d, dim=1)
+    return {
+        "p_expert_better": float((q_exp > q_ref)[sel].float().mean()),
+        "q_gap": float((q_exp - q_ref)[sel].mean()),
+        "q_expert_mean": float(q_exp[sel].mean()),
+        "q_ref_mean": float(q_ref[sel].mean()),
+        "grad_cosine": float(cos[sel].mean()),
+        "grad_norm_median": float(grad.flatten(1).norm(dim=1)[sel].median()),
+        "action_gap_median": float(d.norm(dim=1)[sel].median()),
+        "states": int(sel.sum()),
+    }
 
 
 def main() -> None:
@@ -44,40 +93,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    policy, stats, _ = load_policy(args.policy)
-    enc = get_text_encoder(policy.config.text_encoder)
-    algo = build_lwd_algorithm(policy, enc, stats, LWDConfig())
-    found = StepCheckpoints(args.stage / "checkpoints").latest()
-    if found is None:
-        raise SystemExit(f"{args.stage}: no checkpoint")
-    algo.load_state_dict(found[1]["algorithm"])
-    buf = ReplayBuffer(balance="task")
-    buf.add_episodes(LwdDataset.open(args.field_data, verify_checksums=False).iter_episodes(), online=False)
-    h, a = policy.config.chunk_len, policy.config.action_dim
-    batch = buf.sample(args.states, np.random.default_rng(0), h, 0.995)
-    t = to_tensors(batch, enc, stats)
-    full = t.mask.bool().flatten(1).all(dim=1) if t.mask.dim() > 1 else t.mask.bool()
-    ref, critic = algo.reference.eval(), algo.learner.target_critic
-    with torch.no_grad():
-        a_ref = ref.sample(ref.encode(t.obs), noise=torch.randn(t.actions.shape[0], h, a)).clamp(-1, 1)
-        q_exp = critic(t.obs, t.actions).mean(dim=0)
-    a_in = a_ref.clone().requires_grad_(True)
-    q_ref = critic(t.obs, a_in).mean(dim=0)
-    (grad,) = torch.autograd.grad(q_ref.sum(), a_in)
-    q_ref = q_ref.detach()
-    d = (t.actions - a_ref).flatten(1)
-    cos = torch.nn.functional.cosine_similarity(grad.flatten(1), d, dim=1)
-    sel = full
-    res = {
-        "p_expert_better": float((q_exp > q_ref)[sel].float().mean()),
-        "q_gap": float((q_exp - q_ref)[sel].mean()),
-        "q_expert_mean": float(q_exp[sel].mean()),
-        "q_ref_mean": float(q_ref[sel].mean()),
-        "grad_cosine": float(cos[sel].mean()),
-        "grad_norm_median": float(grad.flatten(1).norm(dim=1)[sel].median()),
-        "action_gap_median": float(d.norm(dim=1)[sel].median()),
-        "states": int(sel.sum()),
-    }
+    algo, enc, stats = load_stage(args.stage, args.policy)
+    res = ranking(algo, field_tensors(args.field_data, args.states, algo, enc, stats))
     atomic_write_json(args.out, {"stage": str(args.stage), "field_data": str(args.field_data),
                                  "cpu_count": os.cpu_count(), "result": res})
     print(json.dumps(res, indent=1))

@@ -98,6 +98,32 @@ def test_lwd_update_protocol_and_reference_frozen():
     assert other.step == algo.step == 3
 
 
+def _changed(before: dict, after: dict) -> bool:
+    return any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_policy_every_runs_qam_on_every_kth_step_only_after_the_delay():
+    """policy_every=3, policy_delay_steps=2: QAM on steps 2, 5; value and critic on every step."""
+    algo = _lwd(policy_every=3, policy_delay_steps=2)
+    assert [algo.policy_due(s) for s in range(7)] == [False, False, True, False, False, True, False]
+    for i in range(6):
+        pol = algo.policy_weights()
+        critic = {k: v.clone() for k, v in algo.learner.critic.state_dict().items()}
+        m = algo.update(_batch(seed=i))
+        assert _changed(critic, algo.learner.critic.state_dict()), f"critic not updated at step {i}"
+        assert _changed(pol, algo.policy_weights()) == (i in (2, 5)), f"step {i}"
+        assert ("policy/adjoint_loss" in m) == (i in (2, 5))
+
+
+def test_policy_every_rejects_bad_values():
+    import pytest
+
+    with pytest.raises(ValueError, match="policy_every"):
+        LWDConfig(policy_every=0)
+    with pytest.raises(ValueError, match="policy_delay_steps"):
+        LWDConfig(policy_delay_steps=-1)
+
+
 def test_iql_qam_variant_runs():
     algo = build_lwd_algorithm(
         _policy(),

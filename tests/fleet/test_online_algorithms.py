@@ -100,6 +100,13 @@ def test_unknown_algorithm_is_a_config_error(fake4_sft_policy):
         build_online_algorithm(fake4_sft_policy, LearnerSettings(algorithm="dagger"))
 
 
+def test_policy_every_reaches_the_learner_and_is_validated(offline_stage):
+    algo, _, _ = build_online_algorithm(offline_stage, LearnerSettings(policy_every=4))
+    assert algo.cfg.policy_every == 4 and [algo.policy_due(s) for s in range(5)] == [True, False, False, False, True]
+    with pytest.raises(ConfigError, match="policy_every"):
+        build_online_algorithm(offline_stage, LearnerSettings(policy_every=0))
+
+
 @pytest.mark.parametrize("algorithm", ONLINE_ALGORITHMS)
 def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorithm, offline_stage, batch):
     """The meta device stands in for a GPU (this machine has none): after ``place_algorithm`` nothing

@@ -40,6 +40,9 @@ class LearnerSettings:
     """AdamW learning rate of the policy's action expert, constant online (paper: 2e-5)."""
     critic_lr: float = 5e-4
     """Adam learning rate of value and critic, constant online (paper: 5e-4)."""
+    policy_every: int = 1
+    """QAM-based algorithms (``lwd``, ``iql-qam``): the policy (QAM) step runs on every k-th learner
+    step, value and critic on every step (chosen: 1). Budgets and ``publish_every`` count learner steps."""
     gamma: float = 0.995
     """Per-control-step discount (same as offline)."""
     n_step: int = 1

@@ -106,5 +106,7 @@ class RLConfig:
     """Adam learning rate of value and critic (paper: 5e-4)."""
     policy_delay_steps: int = 0
     """Critic/value-only warm-up steps before QAM starts (chosen)."""
+    policy_every: int = 1
+    """QAM step on every k-th learner step; value/critic on every step (chosen: 1)."""
     expectile: float = 0.7
     """Expectile of the IQL ablation."""

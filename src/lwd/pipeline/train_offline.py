@@ -40,6 +40,7 @@ def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
         policy_lr=cfg.policy_lr,
         total_steps=cfg.loop.steps,
         policy_delay_steps=cfg.policy_delay_steps,
+        policy_every=cfg.policy_every,
     )
 
 
@@ -55,6 +56,11 @@ def build_algorithm(cfg: RLConfig, *, tau_base: float | None = None) -> tuple[LW
         raise ConfigError(f"unknown --algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     if not 0.0 < cfg.gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {cfg.gamma}")
+    if cfg.policy_every < 1 or cfg.policy_delay_steps < 0:
+        raise ConfigError(
+            f"--policy-every must be >= 1 and --policy-delay-steps >= 0, got {cfg.policy_every}, "
+            f"{cfg.policy_delay_steps}"
+        )
     policy, stats, manifest = load_policy(cfg.init)
     enc = get_text_encoder(policy.config.text_encoder)
     algo = build_lwd_algorithm(

@@ -1,0 +1,77 @@
+"""Does the critic learn to use the action with many more updates on the fleet's data?
+
+Starts from a learner stage (offline LWD or the online learner of a finished ``lwd run``), loads that
+run's offline buffer and every online episode of its data plane's latest snapshot (autonomous rollouts and
+interventions in the field), and runs value + critic updates only (no QAM, so ~10x cheaper per step), with
+the online learner's settings (offline:online 1:1, tau_base 0.9, n = 1, batch 128). After each count in
+``--steps`` it reports :func:`critic_ranking_probe.ranking` on field expert demonstrations: does the
+critic prefer the expert's field action to pi_ref's, and does its gradient point that way?
+
+    .venv/bin/python benchmarks/critic_steps_probe.py --run runs/quickstart --stage runs/quickstart/offline_lwd \
+        --field-data runs/probes/field_demos40/data --steps 0 1000 3000
+
+Writes ``runs/bench/critic_steps.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from critic_ranking_probe import field_tensors, load_stage, ranking
+from tqdm import tqdm
+
+from lwd.algorithms.divl import DIVLConfig
+from lwd.algorithms.lwd import to_tensors
+from lwd.configs.online import LearnerSettings
+from lwd.data import LwdDataset, ReplayBuffer
+from lwd.data.mixer import ReplayMixer
+from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.reader import SnapshotReader
+from lwd.utils.io import atomic_write_json, read_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a finished lwd run (offline_data/, online/)")
+    ap.add_argument("--stage", type=Path, required=True, help="learner stage to start from")
+    ap.add_argument("--field-data", type=Path, required=True)
+    ap.add_argument("--steps", type=int, nargs="+", default=[0, 1000, 3000])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--states", type=int, default=512)
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/critic_steps.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    s = LearnerSettings()
+    algo, enc, stats = load_stage(args.stage, args.run / "sft" / "policy", DIVLConfig(tau_base=s.tau_base))
+    offline = ReplayBuffer(balance="task")
+    offline.add_episodes(LwdDataset.open(args.run / "offline_data").iter_episodes(), online=False)
+    dp = open_dataplane(read_json(args.run / "online" / "configs" / "dataplane.json"))
+    reader = SnapshotReader(dp)
+    online = ReplayBuffer(balance="task")
+    online.add_episodes(reader.read_snapshot(reader.latest()), online=True)
+    mixer = ReplayMixer(offline, online, s.online_fraction, 0)
+    field = field_tensors(args.field_data, args.states, algo, enc, stats)
+    rng = np.random.default_rng(0)
+    rows, done, t0 = [], 0, time.perf_counter()
+    h = algo.policy.config.chunk_len
+    for target in sorted(args.steps):
+        for _ in tqdm(range(target - done), desc=f"critic steps -> {target}", leave=False):
+            t = to_tensors(mixer.sample(args.batch, rng, h, s.gamma), enc, stats)
+            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        done = target
+        row = {"critic_steps": target, "wall_s": round(time.perf_counter() - t0, 1), **ranking(algo, field)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online_episodes": len(online.episode_ids) if hasattr(online, "episode_ids") else None,
+                                 "online_transitions": len(online), "batch": args.batch, "cpu_count": os.cpu_count(), "rows": rows})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
