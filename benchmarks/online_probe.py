@@ -1,0 +1,68 @@
+"""One online LWD variant at quickstart scale, next to the run's SFT on the same held-out field seeds.
+
+Re-runs the online stage of a finished ``lwd run --preset quickstart`` (its offline data and offline LWD
+stage) with learner overrides, in ``runs/probes/online_<tag>``, then evaluates the final policy and the
+run's SFT policy on ``--episodes`` held-out field episodes per task (``lwd eval`` seeds):
+
+    .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag pe8_lam0.01 --policy-every 8 --lam 0.01
+
+Re-running with the same tag resumes / reuses finished parts. Writes ``runs/bench/online_probe_<tag>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from lwd.configs.eval import EvalConfig
+from lwd.configs.online import Budget
+from lwd.configs.presets import ONLINE
+from lwd.eval.runner import evaluate
+from lwd.pipeline.online import run_online
+from lwd.utils.io import atomic_write_json, read_json
+
+
+def _eval(checkpoint: Path, out: Path, episodes: int, name: str) -> dict:
+    if not (out / "results.json").is_file():
+        evaluate(EvalConfig(checkpoint=checkpoint, shift="field", episodes_per_task=episodes, seeds=(0,),
+                            workers=2, out=out, name=name), progress=False)  # fmt: skip
+    return read_json(out / "results.json")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, default=Path("runs/quickstart"))
+    ap.add_argument("--tag", required=True)
+    ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--policy-every", type=int, default=1)
+    ap.add_argument("--policy-lr", type=float, default=1e-4)
+    ap.add_argument("--max-wall-s", type=float, default=360.0)
+    ap.add_argument("--max-learner-steps", type=int, default=None)
+    ap.add_argument("--episodes", type=int, default=10)
+    args = ap.parse_args()
+    base = ONLINE["quickstart"]
+    learner = dataclasses.replace(base.learner, lam=args.lam, policy_every=args.policy_every, policy_lr=args.policy_lr)
+    cfg = dataclasses.replace(base, learner=learner,
+                              budget=Budget(max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s))  # fmt: skip
+    run_dir = Path("runs/probes") / f"online_{args.tag}"
+    summary_file = run_dir / "online" / "summary.json"
+    summary = read_json(summary_file) if summary_file.is_file() else run_online(
+        cfg, run_dir, args.run / "offline_data", args.run / "offline_lwd", display=False)
+    online = _eval(run_dir / "online" / "policy", run_dir / "eval_field", args.episodes, f"online-{args.tag}")
+    sft = _eval(args.run / "sft" / "policy", Path("runs/probes") / f"{args.run.name}_sft_field{args.episodes}",
+                args.episodes, "sft")
+    res = {"tag": args.tag, "run": str(args.run), "lam": args.lam, "policy_every": args.policy_every,
+           "policy_lr": args.policy_lr, "learner_steps": summary.get("learner_step"),
+           "robot_hours": summary.get("robot_hours"), "stop_reason": summary.get("stop_reason"),
+           "episodes_per_task": args.episodes, "online_field": online["average_success"],
+           "sft_field": sft["average_success"], "cpu_count": os.cpu_count(),
+           "per_task": {t: (online["tasks"][t]["success_rate"], sft["tasks"][t]["success_rate"]) for t in online["tasks"]}}  # fmt: skip
+    atomic_write_json(Path("runs/bench") / f"online_probe_{args.tag}.json", res)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
