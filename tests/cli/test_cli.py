@@ -35,6 +35,16 @@ def test_unknown_command_and_preset(capsys):
     assert err.startswith("error: unknown preset 'nope'") and err.count("\n") == 1
 
 
+def test_run_stop_errors_are_one_line_and_run_no_stage(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), "--stop"]) == 2
+    assert capsys.readouterr().err == "error: --stop stops a detached Ray fleet: add --engine ray\n"
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), "--engine", "ray", "--stop"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no fleet was started under") and err.count("\n") == 1
+    assert not (run_dir / "stages").exists()  # no stage ran
+
+
 def test_console_script_collect_debug(tmp_path):
     out = tmp_path / "data"
     cmd = [

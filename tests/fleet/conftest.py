@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,24 @@ def redis_url(redis_server):
         redis_server.start()
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local single-node Ray cluster for one test module (2 CPUs, loopback, no dashboard, no usage
+    stats), started and stopped here."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'lwd[scale]')")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=80 * 1024 * 1024,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

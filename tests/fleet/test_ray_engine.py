@@ -1,7 +1,8 @@
 """The online stage on Ray: a local Ray cluster (started and stopped here, loopback only, no
 dashboard, no usage stats, nothing downloaded) runs the debug preset's fake4 fleet as actors on the
 Redis Streams data plane; one robot-client actor is SIGKILLed mid-run, Ray restarts it, and no
-finished episode is lost or duplicated."""
+finished episode is lost or duplicated. Also: the robots' placement group (strategy, bundles) and
+the learner's GPU request, which depends on the cluster and the learner's device."""
 
 from __future__ import annotations
 
@@ -13,43 +14,21 @@ import time
 from collections import Counter
 
 import pytest
-from online_support import committed_ids, manifests, outbox_pending, snapshot_membership
-
-from lwd.configs.online import Budget
-from lwd.configs.presets import ONLINE
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.snapshots import entries_of
-from lwd.pipeline import online as online_stage
-from lwd.utils.errors import ConfigError
-from lwd.utils.io import read_json
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'lwd[scale]')")
 
+from online_support import committed_ids, manifests, outbox_pending, snapshot_membership  # noqa: E402
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: E402
+from ray_support import ray_config, spy_fleets  # noqa: E402
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        object_store_memory=80 * 1024 * 1024,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    yield
-    ray.shutdown()
-
-
-def ray_config(redis_url: str, **kw):
-    """The debug preset's online stage (fake4, 4 robots in 2 clients) on Ray + Redis."""
-    base = ONLINE["debug"]
-    fields = dict(
-        engine="ray", dataplane=redis_url, heartbeat_s=1.0, stop_timeout_s=30.0,
-        budget=Budget(max_learner_steps=20, max_wall_s=150.0),
-        rollout=dataclasses.replace(base.rollout, enabled=False),  # every version fleet-wide at once
-    )  # fmt: skip
-    return dataclasses.replace(base, **{**fields, **kw})
+from lwd.configs.online import Budget, LearnerSettings  # noqa: E402
+from lwd.configs.presets import ONLINE  # noqa: E402
+from lwd.fleet.launch import ray_placement  # noqa: E402
+from lwd.fleet.registry import PolicyRegistry  # noqa: E402
+from lwd.fleet.snapshots import entries_of  # noqa: E402
+from lwd.pipeline import online as online_stage  # noqa: E402
+from lwd.utils.errors import ConfigError  # noqa: E402
+from lwd.utils.io import read_json  # noqa: E402
 
 
 class Killer(threading.Thread):
@@ -87,19 +66,6 @@ def after_first_episode(fleet, child) -> dict | None:
     return None
 
 
-def spy_fleets(monkeypatch) -> list:
-    """Collects the fleet ``run_online`` builds (so a test can reach its actors while it runs)."""
-    fleets: list = []
-    make_fleet = online_stage.make_fleet
-
-    def spy(*args, **kw):
-        fleets.append(make_fleet(*args, **kw))
-        return fleets[-1]
-
-    monkeypatch.setattr(online_stage, "make_fleet", spy)
-    return fleets
-
-
 def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
     tmp_path, monkeypatch, ray_cluster, redis_url, fake4_dataset, fake4_sft_policy
 ):
@@ -113,6 +79,14 @@ def test_ray_engine_runs_the_online_stage_and_survives_a_robot_kill(
     )
     killer.join(timeout=1)
     fleet = fleets[0]
+
+    # robot clients ran in the bundles of the robots' placement group (removed at the end); nothing got a GPU
+    pg_ids = {fleet.child(f"client-{i}").last["placement_group"] for i in range(2)}
+    assert len(pg_ids) == 1 and None not in pg_ids
+    assert ray.util.placement_group_table()[pg_ids.pop()]["state"] == "REMOVED"
+    assert fleet.child("learner").last["placement_group"] is None
+    assert all(c.last["gpu_ids"] == [] for c in fleet.children)
+    assert fleet.learner_status()["device"] == "cpu"  # "auto" without a GPU reservation
 
     # the stage ran to its budget through Ray, and left the cluster as it found it (no actors)
     assert summary["stop_reason"] in ("learner-steps", "learner finished")
@@ -231,3 +205,74 @@ def test_lwd_run_engine_flags_reach_the_online_stage():
     assert (cfg.online.engine, cfg.online.ray_address) == ("ray", "auto")
     kept = dataclasses.replace(RUN["debug"], online=dataclasses.replace(ONLINE["debug"], engine="ray"))
     assert resolve(kept).online.engine == "ray"  # --online.engine is kept when --engine is not given
+
+
+def test_robot_clients_get_one_bundle_each_of_a_spread_placement_group(tmp_path, ray_cluster, redis_url):
+    from lwd.fleet.launch.ray import RayFleet
+
+    fleet = RayFleet(ray_config(redis_url), tmp_path / "online", tmp_path, tmp_path, 10.0)
+    pg = fleet.robot_pg
+    try:
+        info = ray_placement.placement_group_info(pg)
+        assert info["strategy"] == "SPREAD" and info["state"] == "CREATED"
+        assert info["bundles"] == {0: {"CPU": 1.0}, 1: {"CPU": 1.0}}  # one per robot-client actor
+        for i in range(2):
+            opts = fleet.child(f"client-{i}").options
+            strategy = opts["scheduling_strategy"]
+            assert isinstance(strategy, PlacementGroupSchedulingStrategy) and opts["num_cpus"] == 1
+            assert strategy.placement_group.id == fleet.robot_pg.id
+            assert strategy.placement_group_bundle_index == i
+            assert opts["runtime_env"]["env_vars"]["CUDA_VISIBLE_DEVICES"] == ""
+        assert "num_gpus" not in fleet.child("learner").options  # this cluster has no GPU
+        assert "name" not in fleet.child("learner").options  # not detached by default
+    finally:
+        fleet.stop()  # nothing was started: removes the placement group
+    assert ray_placement.placement_group_info(pg)["state"] == "REMOVED"
+
+
+def test_strict_spread_over_more_clients_than_nodes_is_refused(tmp_path, ray_cluster, redis_url, monkeypatch):
+    from lwd.fleet.launch.ray import RayFleet
+
+    monkeypatch.setattr(ray_placement, "PG_READY_TIMEOUT_S", 2.0)
+    before = set(ray.util.placement_group_table())
+    with pytest.raises(ConfigError, match="could not place 2 robot-client bundles .* STRICT_SPREAD"):
+        RayFleet(ray_config(redis_url, ray_robot_strategy="STRICT_SPREAD"), tmp_path / "online", tmp_path,
+                 tmp_path, 10.0)  # fmt: skip  (one node, two bundles that each want their own node)
+    table = ray.util.placement_group_table()
+    assert all(table[i]["state"] == "REMOVED" for i in set(table) - before)
+
+
+def _node(node_id: str, cpus: float, gpus: float = 0) -> dict:
+    return {"NodeID": node_id, "Alive": True, "Resources": {"CPU": cpus, **({"GPU": gpus} if gpus else {})}}
+
+
+def test_learner_requests_a_gpu_only_when_the_cluster_has_one_and_its_device_may_use_it():
+    here, gpu = "aa" * 28, "bb" * 28
+    cpu_only = [_node(here, 4)]
+    with_gpu = [_node(here, 4), _node(gpu, 1, gpus=1)]
+
+    def plan(nodes, device):
+        opts = ray_placement.learner_options(nodes, here, device)
+        return opts.get("num_gpus", 0), opts["scheduling_strategy"].node_id, opts["scheduling_strategy"].soft
+
+    assert plan(cpu_only, "auto") == (0, here, False)
+    assert plan(cpu_only, "cpu") == (0, here, False)
+    assert plan(with_gpu, "auto") == (1, gpu, False)
+    assert plan(with_gpu, "cuda") == (1, gpu, False)
+    assert plan(with_gpu, "cpu") == (0, here, False)  # a CPU learner does not hold a GPU
+    with pytest.raises(ConfigError, match="no node of the Ray cluster has a GPU"):
+        plan(cpu_only, "cuda")
+    with pytest.raises(ConfigError, match="sees only the one GPU reserved for it"):
+        plan(with_gpu, "cuda:1")
+
+
+def test_a_cuda_learner_on_a_cluster_without_gpus_is_refused_before_anything_starts(
+    tmp_path, ray_cluster, redis_url
+):
+    from lwd.fleet.launch.ray import RayFleet
+
+    before = set(ray.util.placement_group_table())
+    cfg = ray_config(redis_url, learner=LearnerSettings(device="cuda"))
+    with pytest.raises(ConfigError, match="no node of the Ray cluster has a GPU"):
+        RayFleet(cfg, tmp_path / "online", tmp_path, tmp_path, 10.0)
+    assert set(ray.util.placement_group_table()) == before  # refused before the placement group

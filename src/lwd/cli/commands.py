@@ -42,8 +42,11 @@ def _eval(cfg) -> None:
 
 
 def _run(cfg) -> None:
-    from lwd.pipeline.run import run
+    from lwd.pipeline.run import run, stop
 
+    if cfg.stop:
+        print(json.dumps(stop(cfg), indent=2))
+        return
     print(f"report: {run(cfg)}")
 
 

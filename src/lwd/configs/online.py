@@ -159,6 +159,18 @@ class OnlineConfig:
     ray_address: str = ""
     """Ray cluster to join with ``engine="ray"``: ``""`` starts a private single-node Ray for this run,
     ``"auto"`` the cluster this machine joined with ``ray start``, else its address (``host:6379``)."""
+    ray_robot_strategy: Literal["SPREAD", "STRICT_SPREAD", "PACK"] = "SPREAD"
+    """Ray placement-group strategy of the robot clients (one ``{"CPU": 1}`` bundle per robot-client
+    actor): ``SPREAD`` spreads them over nodes as evenly as it can (best effort, also fits one node),
+    ``STRICT_SPREAD`` needs a distinct node per robot-client actor, ``PACK`` fills as few nodes as it can."""
+    ray_detached: bool = False
+    """With ``engine="ray"``: start the actors (and the robots' placement group) detached and named in
+    ``ray_namespace``, so the fleet keeps running when the driver (``lwd run``) disconnects; running
+    ``lwd run`` again reattaches to them, ``lwd run --stop`` stops them. Needs a running cluster
+    (``ray_address``)."""
+    ray_namespace: str = ""
+    """Ray namespace of the detached actors (``""``: ``lwd-`` + a hash of the run's online directory,
+    so every run directory has its own)."""
     heartbeat_s: float = 5.0
     """Seconds between robot heartbeats."""
     lease_s: float = 30.0

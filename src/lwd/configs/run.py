@@ -44,3 +44,10 @@ class RunConfig:
     ray_address: str | None = None
     """Ray cluster for ``engine="ray"`` (``""``: a private local Ray, ``"auto"``, or ``host:port``);
     ``None`` keeps ``online.ray_address``."""
+    ray_detached: bool = False
+    """With ``engine="ray"``: start the fleet's actors detached (``online.ray_detached``): they keep
+    running when this ``lwd run`` disconnects; running ``lwd run`` again reattaches to them."""
+    stop: bool = False
+    """Stop the detached Ray fleet of ``run_dir`` (robots, drain, learner, coordinator, as at the end of
+    a run) and exit without running any stage; needs ``--engine ray``. ``--ray-address`` names the
+    cluster (else the one the fleet was started with)."""

@@ -20,6 +20,7 @@ Running again resumes (learner checkpoint, registry, coordinator state, outboxes
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -34,7 +35,7 @@ from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import materialize_version
 from lwd.utils.device import check_device_spec, resolve_device
 from lwd.utils.errors import ConfigError
-from lwd.utils.io import atomic_write_json
+from lwd.utils.io import atomic_write_json, read_json
 
 
 def export_policy(registry: PolicyRegistry, version: int, target: Path) -> Path:
@@ -140,3 +141,39 @@ def run_online(
     summary = summarize(fleet, reason)
     atomic_write_json(online / "summary.json", summary)
     return summary
+
+
+def stop_online(run_dir: str | os.PathLike, ray_address: str | None = None) -> dict[str, Any]:
+    """Stop the detached Ray fleet that ``run_dir`` started (``lwd run --engine ray --stop``).
+
+    Reads the online config the fleet was started with (``online/configs/online.json``), attaches
+    to the named actors of its namespace that are still alive (starts none), stops them in the usual
+    order (robots flush, drain, learner publishes + checkpoints, coordinator) and removes them and
+    the robots' placement group. ``ray_address``: the cluster (``None``: the one in that config).
+    """
+    online = Path(run_dir) / "online"
+    conf = online / "configs"
+    if not (conf / "online.json").is_file() or not (conf / "learner.json").is_file():
+        raise ConfigError(f"no fleet was started under {online} (no configs/online.json there)")
+    cfg = OnlineConfig.from_dict(read_json(conf / "online.json"))
+    if ray_address is not None:
+        cfg = dataclasses.replace(cfg, ray_address=ray_address)
+    learner = read_json(conf / "learner.json")
+    fps = LwdDataset.open(learner["offline_dataset"], verify_checksums=False).fps
+    try:
+        from lwd.fleet.launch.ray import RayFleet
+    except ImportError as e:
+        raise ConfigError(f"--stop needs the ray package (pip install 'lwd[scale]'): {e}") from e
+
+    fleet = RayFleet(cfg, online, Path(learner["offline_dataset"]), Path(learner["init"]), fps,
+                     address=cfg.ray_address, attach_only=True)  # fmt: skip
+    try:
+        fleet.start()
+    finally:
+        fleet.stop()
+    return {
+        "namespace": fleet.namespace,
+        "stopped": [c.name for c in fleet.children if c.attached],
+        "not_running": [c.name for c in fleet.children if not c.attached],
+        "results": {c.name: c.last.get("result") for c in fleet.children if c.attached},
+    }

@@ -19,10 +19,11 @@ from typing import Any
 from lwd.configs.run import RunConfig
 from lwd.eval.runner import evaluate
 from lwd.pipeline.collect import collect
-from lwd.pipeline.online import run_online
+from lwd.pipeline.online import run_online, stop_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.pipeline.report import write_report
 from lwd.pipeline.train_offline import train_offline
+from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
         online = rep(online, engine=cfg.engine)
     if cfg.ray_address is not None:
         online = rep(online, ray_address=cfg.ray_address)
+    if cfg.ray_detached:
+        online = rep(online, ray_detached=True)
     ev = rep(cfg.eval, suite=cfg.suite)
     return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, online=online, eval=ev)
 
@@ -106,6 +109,14 @@ def run(cfg: RunConfig) -> Path:
             stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
     conditions = tuple(dict.fromkeys((("lab",) if cfg.eval_sft_in_lab else ()) + tuple(cfg.eval_conditions)))
     return write_report(cfg.run_dir, list(policies), conditions)
+
+
+def stop(cfg: RunConfig) -> dict[str, Any]:
+    """``lwd run --engine ray --stop``: stop the detached Ray fleet of ``cfg.run_dir``; runs no stage."""
+    cfg = resolve(cfg)
+    if cfg.online.engine != "ray":
+        raise ConfigError("--stop stops a detached Ray fleet: add --engine ray")
+    return stop_online(cfg.run_dir, cfg.ray_address)
 
 
 def _summary(res: dict) -> dict:

@@ -7,20 +7,20 @@ still talk only through the data plane and the policy registry, so the data plan
 reachable from every node: a Redis event log (``redis://``) and an episode store every node can
 open (a shared directory, or ``s3://...`` via a data-plane JSON config).
 
-Placement:
-
-* coordinator: on the driver's node (its ``coordinator.db`` lives on that node's disk);
-* learner: on a GPU node with ``num_gpus=1`` when the cluster has a GPU, else on the driver's
-  node; pinned, because its checkpoints live on that node's disk;
-* robot clients: one CPU each, spread round-robin over the nodes that have CPUs (node affinity,
-  *soft*: a restarted client comes back on the same node while it lives, where its outbox and
-  episode counters are; elsewhere if that node is gone).
+Placement (:mod:`~lwd.fleet.launch.ray_placement`): coordinator on the driver's node; learner on a
+GPU node with ``num_gpus=1`` when its device may use CUDA and the cluster has a GPU, else on the
+driver's node; robot clients one per bundle of a placement group (``SPREAD`` by default).
 
 Every actor is restarted by Ray when its process dies (``max_restarts``; calls are idempotent and
 retried across restarts). Budget, drain and stop order are the shared
 :class:`~lwd.fleet.launch.supervisor.FleetSupervisor` ones; the driver learns progress by polling
 each actor (JSON text on the wire, no pickled objects of ours). Ray never downloads anything here
 (no runtime-env packages; usage stats off).
+
+Detached (``online.ray_detached``): the actors and the robots' placement group are created named,
+in the run's namespace, with ``lifetime="detached"``; they keep running when the driver goes away.
+A later ``RayFleet`` for the same run directory attaches to the actors that are still alive instead
+of starting new ones; ``attach_only=True`` (``lwd run --stop``) only attaches, to stop them.
 """
 
 from __future__ import annotations
@@ -33,11 +33,22 @@ from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.util.placement_group import remove_placement_group
 
 from lwd.configs.online import OnlineConfig
 from lwd.fleet.launch.hosts import ComponentHost
 from lwd.fleet.launch.plan import Component, dataplane_config
+from lwd.fleet.launch.ray_placement import (
+    NO_GPU_ENV,
+    alive_nodes,
+    check_bundles,
+    coordinator_options,
+    find_placement_group,
+    learner_options,
+    namespace_for,
+    robot_options,
+    robot_placement_group,
+)
 from lwd.fleet.launch.supervisor import FleetSupervisor
 from lwd.utils.errors import ConfigError
 
@@ -54,14 +65,13 @@ class ComponentActor:
 
     def __init__(self, kind: str, config_json: str, log_path: str) -> None:
         ctx = ray.get_runtime_context()
-        self.node_id = ctx.get_node_id()
+        self.where = {"node_id": ctx.get_node_id(), "placement_group": ctx.get_placement_group_id(),
+                      "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}  # fmt: skip
         self.reconstructed = bool(ctx.was_current_actor_reconstructed)
         self.host = ComponentHost(kind, json.loads(config_json), log_path, on_crash=lambda: os._exit(1))
 
     def poll(self) -> str:
-        return json.dumps(
-            {**self.host.status(), "node_id": self.node_id, "reconstructed": self.reconstructed}
-        )
+        return json.dumps({**self.host.status(), **self.where, "reconstructed": self.reconstructed})
 
     def stop(self, timeout_s: float) -> str:
         self.host.stop(timeout_s)
@@ -84,26 +94,36 @@ def connect(address: str = "") -> bool:
     return True
 
 
-def alive_nodes() -> list[dict[str, Any]]:
-    return sorted((n for n in ray.nodes() if n.get("Alive")), key=lambda n: n["NodeID"])
-
-
 class RayChild:
     """Driver-side handle of one component actor (:class:`~lwd.fleet.launch.supervisor.Handle`)."""
 
-    def __init__(self, component: Component, options: dict[str, Any], stop_s: float = 60.0) -> None:
+    def __init__(self, component: Component, options: dict[str, Any], stop_s: float = 60.0,
+                 namespace: str | None = None, attach_only: bool = False) -> None:  # fmt: skip
         self.name, self.component, self.options, self.stop_s = component.name, component, options, stop_s
+        self.namespace, self.attach_only = namespace, attach_only
+        """Detached: the namespace of the named actor; ``attach_only``: never start a new one."""
         self.actor = None
+        self.attached = False
+        """The actor was already running (detached, started by an earlier driver)."""
         self.restarts = 0
         self.finished = False
         self.dead = False
         self.last: dict[str, Any] = {}
-        """The newest poll answer (status, pid, node)."""
+        """The newest poll answer (status, pid, node, placement group)."""
         self._poll = None
         self._stop = None
 
     def start(self) -> None:
         c = self.component
+        if self.namespace is not None:
+            try:
+                self.actor = ray.get_actor(c.name, namespace=self.namespace)
+                self.attached = True
+                return
+            except ValueError:  # no such live actor
+                if self.attach_only:
+                    self.dead = self.finished = True
+                    return
         self.actor = ComponentActor.options(**self.options).remote(
             c.kind, json.dumps(c.config), str(c.log_path)
         )
@@ -166,48 +186,72 @@ class RayFleet(FleetSupervisor):
     """Supervises one fleet run whose components are Ray actors (see module docstring)."""
 
     def __init__(self, cfg: OnlineConfig, online_dir, offline_dataset, init, control_hz: float,
-                 address: str = "") -> None:  # fmt: skip
+                 address: str = "", attach_only: bool = False) -> None:  # fmt: skip
         events = dataplane_config(cfg.dataplane, Path(online_dir) / "fleet", cfg.lease_s)["events"]
         if not events.startswith(("redis://", "rediss://")):
             raise ConfigError(
                 "engine 'ray' needs a data plane every node reaches: set online.dataplane to a "
                 "redis:// URL or a data-plane JSON config with Redis events"
             )
+        self.attach_only = attach_only
+        self.detached = cfg.ray_detached or attach_only
+        self.namespace = namespace_for(cfg.ray_namespace, online_dir) if self.detached else None
+        if self.detached and not address and not ray.is_initialized():
+            raise ConfigError(
+                "a detached Ray fleet needs a running Ray cluster: pass --ray-address auto (this machine "
+                "ran `ray start`) or host:port; a private Ray started by lwd run would end with it"
+            )
+        self.robot_pg = None
+        self._own_pg = False
         self.owns_ray = connect(address)
         try:
-            self._check(cfg)
+            self._here = ray.get_runtime_context().get_node_id()
+            self._learner_opts = {} if attach_only else self._check(cfg)
+            self.robot_pg = self._robot_group(cfg)
             super().__init__(cfg, online_dir, offline_dataset, init, control_hz)
         except BaseException:
+            if self._own_pg and self.robot_pg is not None:
+                remove_placement_group(self.robot_pg)
             self.disconnect()
             raise
 
-    def _check(self, cfg: OnlineConfig) -> None:
-        cpus = sum(n["Resources"].get("CPU", 0) for n in alive_nodes())
+    def _check(self, cfg: OnlineConfig) -> dict[str, Any]:
+        """Refuse a cluster that cannot host the plan; returns the learner's actor options."""
+        nodes = alive_nodes()
+        cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
         k = max(1, min(cfg.robot_processes, cfg.num_robots))
         if cpus < k:
             raise ConfigError(f"the Ray cluster has {cpus:g} CPUs; {k} robot-client actors need one each")
+        return learner_options(nodes, self._here, cfg.learner.device)
+
+    def _robot_group(self, cfg: OnlineConfig):
+        """The robots' placement group: a detached fleet's existing one, else a new one."""
+        k = max(1, min(cfg.robot_processes, cfg.num_robots))
+        name = f"{self.namespace}-robots" if self.detached else ""
+        pg = find_placement_group(name) if name else None
+        if pg is not None:
+            check_bundles(pg, k, name)
+            return pg
+        if self.attach_only:
+            return None
+        self._own_pg = True
+        return robot_placement_group(k, cfg.ray_robot_strategy, name, detached=self.detached)
 
     def make_child(self, component: Component) -> RayChild:
-        nodes = alive_nodes()
-        here = ray.get_runtime_context().get_node_id()
-        opts: dict[str, Any] = {
-            "max_restarts": self.cfg.max_restarts,
-            "runtime_env": {"env_vars": dict(ACTOR_ENV)},
-        }
+        env = dict(ACTOR_ENV)
         if component.kind == "coordinator":
-            opts.update(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+            opts = coordinator_options(self._here)
         elif component.kind == "learner":
-            gpu = [n["NodeID"] for n in nodes if n["Resources"].get("GPU", 0) >= 1]
-            node = gpu[0] if gpu else here
-            opts.update(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-            if gpu:
-                opts["num_gpus"] = 1
+            opts = dict(self._learner_opts)
         else:
-            cpu_nodes = [n["NodeID"] for n in nodes if n["Resources"].get("CPU", 0) >= 1]
             i = int(component.name.rsplit("-", 1)[1])
-            node = cpu_nodes[i % len(cpu_nodes)]
-            opts.update(num_cpus=1, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True))
-        return RayChild(component, opts, stop_s=self.cfg.stop_timeout_s)
+            opts = robot_options(self.robot_pg, i) if self.robot_pg is not None else {}
+        if "num_gpus" not in opts:
+            env.update(NO_GPU_ENV)  # Ray leaves CUDA_VISIBLE_DEVICES alone without a GPU reservation
+        opts.update(max_restarts=self.cfg.max_restarts, runtime_env={"env_vars": env})
+        if self.detached:
+            opts.update(name=component.name, namespace=self.namespace, lifetime="detached")
+        return RayChild(component, opts, self.cfg.stop_timeout_s, self.namespace, self.attach_only)
 
     def supervise(self) -> None:
         for c in self.children:
@@ -228,12 +272,16 @@ class RayFleet(FleetSupervisor):
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def stop(self) -> None:
+        """The ordered stop, then kill every actor (detached ones too) and remove the placement group."""
         try:
             super().stop()
         finally:
             for c in self.children:
                 if c.actor is not None and not c.dead:
                     c.kill()
+            if self.robot_pg is not None:
+                remove_placement_group(self.robot_pg)
+                self.robot_pg = None
             self.disconnect()
 
     def disconnect(self) -> None:
