@@ -51,7 +51,7 @@ def main() -> None:
     summary_file = run_dir / "online" / "summary.json"
     summary = read_json(summary_file) if summary_file.is_file() else run_online(
         cfg, run_dir, args.run / "offline_data", args.run / "offline_lwd", display=False)
-    online = _eval(run_dir / "online" / "policy", run_dir / "eval_field", args.episodes, f"online-{args.tag}")
+    online = _eval(run_dir / "online" / "policy", run_dir / f"eval_field{args.episodes}", args.episodes, f"online-{args.tag}")
     sft = _eval(args.run / "sft" / "policy", Path("runs/probes") / f"{args.run.name}_sft_field{args.episodes}",
                 args.episodes, "sft")
     res = {"tag": args.tag, "run": str(args.run), "lam": args.lam, "policy_every": args.policy_every,

@@ -61,6 +61,7 @@ from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
+from lwd.utils.metric_means import MetricMeans
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
 
@@ -163,8 +164,7 @@ class Learner:
         self.metrics = MetricsLog(self.out)
         self.version = self.registry.latest_version()
         self.published_step = self.step if self.version else -1
-        self._acc: dict[str, float] = defaultdict(float)
-        self._n_acc = 0
+        self._acc = MetricMeans()
         self._t_log, self._s_log, self._e_log = time.monotonic(), self.step, 0
         atomic_write_json(self.out / "config.json", cfg)
 
@@ -225,9 +225,7 @@ class Learner:
         )
         metrics = self.algo.update(batch)
         self.step += 1
-        for k, v in metrics.items():
-            self._acc[k] += float(v)
-        self._n_acc += 1
+        self._acc.add(metrics)
         if self.step % s.publish_every == 0:
             self.publish()
         if self.step % s.checkpoint_every == 0:
@@ -238,7 +236,7 @@ class Learner:
     def log_metrics(self) -> None:
         now = time.monotonic()
         dt = max(now - self._t_log, 1e-9)
-        m = {k: v / max(self._n_acc, 1) for k, v in self._acc.items()}
+        m = self._acc.means()
         m.update(self.vstats.pop_window())
         m.update({
             "learner/step": float(self.step),
@@ -258,7 +256,7 @@ class Learner:
             self.metrics.scalars(int(v), per)
         self.metrics.flush()
         atomic_write_json(self.out / "versions.json", summary)
-        self._acc, self._n_acc = defaultdict(float), 0
+        self._acc.reset()
         self._t_log, self._s_log, self._e_log = now, self.step, self.vstats.env_steps
 
     def write_status(self, state: str) -> None:
@@ -295,7 +293,7 @@ class Learner:
         """Publish what was learned since the last version, checkpoint, report."""
         if self.step > self.published_step:
             self.publish()
-        if self._n_acc:
+        if self._acc.steps:
             self.log_metrics()
         self.checkpoint()
         self.write_status(state)

@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lwd.utils.metric_means import MetricMeans
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 
 log = logging.getLogger(__name__)
@@ -96,25 +97,23 @@ class TrainLoop:
             total=self.total_steps, initial=start_step, desc=self.desc, unit="step", disable=not self.progress
         )
         step = start_step
-        acc: dict[str, float] = {}
-        n_acc = 0
+        acc = MetricMeans()
         t_last, s_last = time.monotonic(), step
         with _GracefulStop() as stop:
             try:
                 while step < self.total_steps:
                     metrics = step_fn(step)
                     step += 1
-                    for k, v in metrics.items():
-                        acc[k] = acc.get(k, 0.0) + float(v)
-                    n_acc += 1
+                    acc.add(metrics)
                     bar.update(1)
                     if step % self.log_every == 0 or step == self.total_steps:
                         now = time.monotonic()
-                        avg = {k: v / n_acc for k, v in acc.items()}
+                        avg = acc.means()
                         avg["perf/steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
                         self.log(step, avg)
                         bar.set_postfix({k.split("/")[-1]: f"{avg[k]:.4g}" for k in postfix_keys if k in avg})
-                        acc, n_acc, t_last, s_last = {}, 0, now, step
+                        acc.reset()
+                        t_last, s_last = now, step
                     if stop.requested:
                         log.warning("stop requested at step %d; checkpointing to resume from", step)
                         self.save(step, get_state(step))

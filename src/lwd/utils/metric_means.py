@@ -1,0 +1,31 @@
+"""Window means of per-step metric dicts, each key averaged over the steps that reported it.
+
+A learner step may report a key only sometimes (QAM metrics with ``policy_every > 1``, the policy
+metrics during a critic warm-up); dividing by every step of the window would shrink those means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class MetricMeans:
+    """Accumulates ``{name: value}`` dicts; :meth:`means` averages each name over its own count."""
+
+    def __init__(self) -> None:
+        self._sum: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+        self.steps = 0
+        """Dicts added since the last :meth:`reset`."""
+
+    def add(self, metrics: Mapping[str, float]) -> None:
+        for k, v in metrics.items():
+            self._sum[k] = self._sum.get(k, 0.0) + float(v)
+            self._count[k] = self._count.get(k, 0) + 1
+        self.steps += 1
+
+    def means(self) -> dict[str, float]:
+        return {k: s / self._count[k] for k, s in self._sum.items()}
+
+    def reset(self) -> None:
+        self._sum, self._count, self.steps = {}, {}, 0
