@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from critic_ranking_probe import field_tensors, load_stage, ranking
 from tqdm import tqdm
 
+from critic_ranking_probe import field_tensors, load_stage, ranking
 from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.lwd import to_tensors
 from lwd.configs.online import LearnerSettings
