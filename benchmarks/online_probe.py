@@ -20,16 +20,16 @@ from pathlib import Path
 from lwd.configs.eval import EvalConfig
 from lwd.configs.online import Budget
 from lwd.configs.presets import ONLINE
-from lwd.eval.runner import evaluate
+from lwd.eval.runner import evaluate, paired_comparison
 from lwd.pipeline.online import run_online
 from lwd.utils.io import atomic_write_json, read_json
 
 
-def _eval(checkpoint: Path, out: Path, episodes: int, name: str) -> dict:
+def _eval(checkpoint: Path, out: Path, episodes: int, name: str) -> Path:
     if not (out / "results.json").is_file():
         evaluate(EvalConfig(checkpoint=checkpoint, shift="field", episodes_per_task=episodes, seeds=(0,),
                             workers=2, out=out, name=name), progress=False)  # fmt: skip
-    return read_json(out / "results.json")
+    return out
 
 
 def main() -> None:
@@ -42,23 +42,28 @@ def main() -> None:
     ap.add_argument("--max-wall-s", type=float, default=360.0)
     ap.add_argument("--max-learner-steps", type=int, default=None)
     ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0, help="fleet and learner seed of the online run")
     args = ap.parse_args()
     base = ONLINE["quickstart"]
-    learner = dataclasses.replace(base.learner, lam=args.lam, policy_every=args.policy_every, policy_lr=args.policy_lr)
-    cfg = dataclasses.replace(base, learner=learner,
+    learner = dataclasses.replace(base.learner, lam=args.lam, policy_every=args.policy_every,
+                                  policy_lr=args.policy_lr, seed=args.seed)  # fmt: skip
+    cfg = dataclasses.replace(base, learner=learner, seed=args.seed,
                               budget=Budget(max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s))  # fmt: skip
     run_dir = Path("runs/probes") / f"online_{args.tag}"
     summary_file = run_dir / "online" / "summary.json"
     summary = read_json(summary_file) if summary_file.is_file() else run_online(
         cfg, run_dir, args.run / "offline_data", args.run / "offline_lwd", display=False)
-    online = _eval(run_dir / "online" / "policy", run_dir / f"eval_field{args.episodes}", args.episodes, f"online-{args.tag}")
-    sft = _eval(args.run / "sft" / "policy", Path("runs/probes") / f"{args.run.name}_sft_field{args.episodes}",
-                args.episodes, "sft")
+    online_dir = _eval(run_dir / "online" / "policy", run_dir / f"eval_field{args.episodes}", args.episodes,
+                       f"online-{args.tag}")  # fmt: skip
+    sft_dir = _eval(args.run / "sft" / "policy", Path("runs/probes") / f"{args.run.name}_sft_field{args.episodes}",
+                    args.episodes, "sft")  # fmt: skip
+    online, sft = read_json(online_dir / "results.json"), read_json(sft_dir / "results.json")
     res = {"tag": args.tag, "run": str(args.run), "lam": args.lam, "policy_every": args.policy_every,
-           "policy_lr": args.policy_lr, "learner_steps": summary.get("learner_step"),
+           "policy_lr": args.policy_lr, "seed": args.seed, "learner_steps": summary.get("learner_step"),
            "robot_hours": summary.get("robot_hours"), "stop_reason": summary.get("stop_reason"),
            "episodes_per_task": args.episodes, "online_field": online["average_success"],
-           "sft_field": sft["average_success"], "cpu_count": os.cpu_count(),
+           "sft_field": sft["average_success"], "paired_vs_sft": paired_comparison(online_dir, sft_dir),
+           "cpu_count": os.cpu_count(),
            "per_task": {t: (online["tasks"][t]["success_rate"], sft["tasks"][t]["success_rate"]) for t in online["tasks"]}}  # fmt: skip
     atomic_write_json(Path("runs/bench") / f"online_probe_{args.tag}.json", res)
     print(json.dumps(res))

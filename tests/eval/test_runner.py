@@ -99,3 +99,31 @@ def test_pooled_summaries_pool_the_episodes_of_several_evaluations(tmp_path):
     out = pooled_summaries([tmp_path / "seed0", tmp_path / "seed1"])
     assert (out["a"].episodes, out["a"].successes) == (3, 2)
     assert (out["b"].episodes, out["b"].successes) == (2, 1)
+
+
+def test_paired_comparison_counts_discordant_episodes_and_tests_them(tmp_path):
+    import json as _json
+    from dataclasses import asdict
+
+    from lwd.eval.metrics import EpisodeResult
+    from lwd.eval.runner import paired_comparison
+    from lwd.eval.stats import mcnemar_exact
+    from lwd.utils.errors import DataError
+
+    a = [("t", 0, True), ("t", 1, True), ("t", 2, False), ("u", 0, True), ("u", 9, True)]
+    b = [("t", 0, True), ("t", 1, False), ("t", 2, True), ("u", 0, False), ("v", 0, True)]
+    for name, eps in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        lines = [_json.dumps(asdict(EpisodeResult(t, s, ok, 10, 0.1))) for t, s, ok in eps]
+        (tmp_path / name / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    out = paired_comparison(tmp_path / "a", tmp_path / "b")
+    # paired: (t,0) both, (t,1) a only, (t,2) b only, (u,0) a only; (u,9) and (v,0) unpaired
+    assert out["episodes"] == 4 and (out["a_only"], out["b_only"]) == (2, 1)
+    assert out["success_a"] == 0.75 and out["success_b"] == 0.5
+    assert out["p_value"] == mcnemar_exact(2, 1) == 1.0
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "episodes.jsonl").write_text(_json.dumps(asdict(EpisodeResult("w", 0, True, 1, 0.1))) + "\n")
+    with pytest.raises(DataError, match="share no episodes"):
+        paired_comparison(tmp_path / "a", tmp_path / "c")
+    with pytest.raises(DataError, match="no episodes.jsonl"):
+        paired_comparison(tmp_path / "a", tmp_path / "missing")

@@ -67,3 +67,16 @@ def test_mh_risk_difference_and_flip():
     assert flip((3, 10)) == (7, 10)
     with pytest.raises(ValueError):
         rate((5, 3))
+
+
+def test_mcnemar_exact_analytic_cases():
+    from lwd.eval.stats import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0  # no discordant pairs: no evidence
+    assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)  # all 5 discordant one way: 2 * 0.5^5
+    assert mcnemar_exact(0, 5) == mcnemar_exact(5, 0)  # symmetric
+    assert mcnemar_exact(3, 3) == 1.0
+    # agrees with scipy's exact binomial test
+    assert mcnemar_exact(24, 10) == pytest.approx(st.binomtest(10, 34, 0.5).pvalue)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)

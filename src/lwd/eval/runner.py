@@ -216,3 +216,37 @@ def pooled_summaries(eval_dirs: list[str | os.PathLike]) -> dict:
         for line in (Path(d) / "episodes.jsonl").read_text().splitlines():
             eps.append(EpisodeResult(**json.loads(line)))
     return summarize(eps)
+
+
+def paired_comparison(dir_a: str | os.PathLike, dir_b: str | os.PathLike) -> dict:
+    """Policy A vs B on the episodes both evaluations ran (same task and evaluation seed).
+
+    Returns ``episodes`` (paired), ``success_a`` / ``success_b`` on them, ``a_only`` / ``b_only``
+    (discordant episodes) and ``p_value`` (exact two-sided McNemar, :func:`lwd.eval.stats.mcnemar_exact`).
+    """
+    from lwd.eval.stats import mcnemar_exact
+
+    def outcomes(d) -> dict:
+        path = Path(d) / "episodes.jsonl"
+        if not path.is_file():
+            raise DataError(f"{d}: no episodes.jsonl (not an evaluation directory)")
+        out = {}
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            out[(r["task_id"], int(r["seed"]))] = bool(r["success"])
+        return out
+
+    a, b = outcomes(dir_a), outcomes(dir_b)
+    keys = sorted(a.keys() & b.keys())
+    if not keys:
+        raise DataError(f"{dir_a} and {dir_b} share no episodes (different tasks or seeds)")
+    a_only = sum(a[k] and not b[k] for k in keys)
+    b_only = sum(b[k] and not a[k] for k in keys)
+    return {
+        "episodes": len(keys),
+        "success_a": sum(a[k] for k in keys) / len(keys),
+        "success_b": sum(b[k] for k in keys) / len(keys),
+        "a_only": a_only,
+        "b_only": b_only,
+        "p_value": mcnemar_exact(a_only, b_only),
+    }

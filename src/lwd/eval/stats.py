@@ -8,6 +8,8 @@ All tests are one-sided and ask "is arm A *worse* than arm B?" for a rate where 
   confounding by a different task mix in the two arms), one-sided, normal approximation.
 * :func:`mh_risk_difference` -- Mantel-Haenszel weighted rate difference A - B over strata (the
   pooled effect size the promotion margin is applied to).
+* :func:`mcnemar_exact` -- exact two-sided McNemar test of two policies on the *same* episodes (same
+  tasks and seeds), e.g. a trained policy against SFT on the held-out evaluation seeds.
 
 Counts are ``(successes, trials)`` pairs.
 """
@@ -86,3 +88,18 @@ def flip(c: Counts) -> Counts:
     """Failures instead of successes (turns "lower is better" into "higher is better")."""
     k, n = _check(c)
     return n - k, n
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar p-value for paired binary outcomes (same episodes, two policies).
+
+    ``a_only``: episodes A solved and B did not; ``b_only``: the reverse (ties carry no information).
+    Under H0 (no difference) ``a_only ~ Binomial(a_only + b_only, 1/2)``; p = 2 min(tail), capped at 1.
+    """
+    a, b = int(a_only), int(b_only)
+    if a < 0 or b < 0:
+        raise ValueError(f"invalid discordant counts ({a}, {b})")
+    n = a + b
+    if n == 0:
+        return 1.0
+    return float(min(1.0, 2.0 * _st.binom.cdf(min(a, b), n, 0.5)))

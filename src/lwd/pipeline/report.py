@@ -8,6 +8,7 @@ from pathlib import Path
 from lwd.envs.suites import SUITES
 from lwd.eval.metrics import TaskSummary
 from lwd.eval.report import bar_chart, markdown_table
+from lwd.eval.runner import paired_comparison
 from lwd.utils.io import atomic_write_text, read_json
 
 
@@ -134,10 +135,32 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
                 markdown_table(cols, episodes_note=n_note),
                 f"![{cond}](plots/{png.name})",
                 "",
+                *paired_lines(run_dir, [p for p in cols if p != "sft"], cond),
             ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def paired_lines(run_dir: Path, policies: list[str], cond: str) -> list[str]:
+    """Each policy against SFT on the same held-out episodes (exact McNemar test), if SFT was evaluated."""
+    sft = run_dir / "eval" / f"sft_{cond}"
+    if not policies or not (sft / "episodes.jsonl").is_file():
+        return []
+    lines = [
+        f"Paired with SFT on the same episodes ({cond}; exact two-sided McNemar test on the episodes "
+        "only one of the two solved):",
+        "",
+        "| policy | paired episodes | success | SFT success | solved only by it | solved only by SFT | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in policies:
+        c = paired_comparison(run_dir / "eval" / f"{p}_{cond}", sft)
+        lines.append(
+            f"| {p} | {c['episodes']} | {c['success_a']:.3f} | {c['success_b']:.3f} | {c['a_only']} | "
+            f"{c['b_only']} | {c['p_value']:.3g} |"
+        )
+    return [*lines, ""]
 
 
 def latency_lines(lat: dict) -> list[str]:
