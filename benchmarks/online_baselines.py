@@ -15,6 +15,10 @@ Run (each call resumes: finished methods are skipped), then report:
 
 The report writes ``runs/bench/online_baselines.json`` and ``runs/bench/online_*.png`` and prints the
 markdown table (SFT and LWD offline columns come from the offline benchmark's evaluations).
+A learner variant runs in its own directories with ``--suffix``, e.g. LWD with QAM on every 8th step:
+
+    .venv/bin/python benchmarks/online_baselines.py run --methods lwd --lam 0.01 --policy-every 8 --suffix _pe8
+    .venv/bin/python benchmarks/online_baselines.py report --methods lwd --suffix _pe8 --out runs/bench/online_lwd_pe8.json
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ MIN_CURVE_EPISODES = 20
 def online_config(args, algo: str, seed: int):
     base = ONLINE["benchmark"]
     learner = dataclasses.replace(
-        base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr,
+        base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
@@ -59,7 +63,7 @@ def cmd_run(args) -> None:
     for seed in args.seeds:
         sd = args.root / f"seed{seed}"
         for algo in args.methods:
-            run_dir = sd / f"online_{algo}"
+            run_dir = sd / f"online_{algo}{args.suffix}"
             init = sd / ("offline_iql" if algo == "iql-qam" else "offline_lwd")
             summary_file = run_dir / "online" / "summary.json"
             if not summary_file.is_file():  # else finished; a re-run resumes an interrupted stage
@@ -68,7 +72,7 @@ def cmd_run(args) -> None:
                                      display=False)  # fmt: skip
                 summary["wall_s"] = time.monotonic() - t0
                 atomic_write_json(run_dir / "bench_summary.json", summary)
-            out = sd / "eval" / f"online_{algo}_field"
+            out = sd / "eval" / f"online_{algo}{args.suffix}_field"
             if not (out / "results.json").is_file():
                 evaluate(EvalConfig(checkpoint=run_dir / "online" / "policy", shift="field",
                                     episodes_per_task=args.episodes, seeds=(0,), workers=args.workers, out=out,
@@ -120,7 +124,7 @@ def cmd_report(args) -> None:
     seeds = [s for s in args.seeds if (args.root / f"seed{s}" / "eval").is_dir()]
     cols, per_seed, runs = {}, {}, {}
     names = [("SFT", "sft_field"), ("LWD offline", "lwd_field")]
-    names += [(f"{m} online", f"online_{m}_field") for m in args.methods]
+    names += [(f"{m}{args.suffix} online", f"online_{m}{args.suffix}_field") for m in args.methods]
     for name, sub in names:
         paths = [args.root / f"seed{s}" / "eval" / sub for s in seeds]
         paths = [p for p in paths if (p / "results.json").is_file()]
@@ -132,19 +136,19 @@ def cmd_report(args) -> None:
     curves = {}
     for m in args.methods:
         for s in seeds:
-            rd = args.root / f"seed{s}" / f"online_{m}"
+            rd = args.root / f"seed{s}" / f"online_{m}{args.suffix}"
             if (rd / "bench_summary.json").is_file():
                 bs = read_json(rd / "bench_summary.json")
-                runs[f"{m}/seed{s}"] = {k: bs.get(k) for k in ("stop_reason", "learner_step", "robot_hours",
+                runs[f"{m}{args.suffix}/seed{s}"] = {k: bs.get(k) for k in ("stop_reason", "learner_step", "robot_hours",
                                                                 "episodes", "final_version", "wall_s")}  # fmt: skip
-                curves[f"{m} seed{s}"] = learning_curve(rd)
+                curves[f"{m}{args.suffix} seed{s}"] = learning_curve(rd)
     note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar_chart(cols, out_dir / "online_field.png", title="online stage on mw8 (field)")
-    plot_learning_curves(curves, out_dir / "online_learning_curves.png")
+    bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
+    plot_learning_curves(curves, out_dir / f"online_learning_curves{args.suffix}.png")
     atomic_write_json(args.out, {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "seeds": seeds, "settings": {k: str(v) for k, v in vars(args).items()},
@@ -167,6 +171,8 @@ def main() -> None:
     ap.add_argument("--max-wall-s", type=float, default=1500.0, help="safety stop per run")
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--policy-lr", type=float, default=1e-4)
+    ap.add_argument("--policy-every", type=int, default=1, help="QAM on every k-th learner step (lwd, iql-qam)")
+    ap.add_argument("--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
