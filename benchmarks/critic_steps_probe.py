@@ -69,8 +69,8 @@ def main() -> None:
         row = {"critic_steps": target, "wall_s": round(time.perf_counter() - t0, 1), **ranking(algo, field)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online_episodes": len(online.episode_ids) if hasattr(online, "episode_ids") else None,
-                                 "online_transitions": len(online), "batch": args.batch, "cpu_count": os.cpu_count(), "rows": rows})  # fmt: skip
+    atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online_transitions": len(online),
+                                 "batch": args.batch, "cpu_count": os.cpu_count(), "rows": rows})  # fmt: skip
 
 
 if __name__ == "__main__":
