@@ -21,23 +21,32 @@ def test_fisher_less_analytic_and_direction():
     assert fisher_less((2, 20), (20, 20)) == pytest.approx(p)
 
 
-def test_cmh_single_stratum_equals_uncorrected_chi2():
+def test_cmh_single_stratum_equals_chi2_with_and_without_yates_correction():
     a, b = (4, 20), (12, 20)
-    z, p = cmh_less([(a, b)])
-    chi2 = st.chi2_contingency([[4, 16], [12, 8]], correction=False).statistic
     n = 40
-    assert z < 0
-    assert z * z == pytest.approx(chi2 * (n - 1) / n)
-    assert p == pytest.approx(st.norm.cdf(z))
+    for correction in (False, True):
+        z, p = cmh_less([(a, b)], correction=correction)
+        chi2 = st.chi2_contingency([[4, 16], [12, 8]], correction=correction).statistic
+        assert z < 0
+        assert z * z == pytest.approx(chi2 * (n - 1) / n)
+        assert p == pytest.approx(st.norm.cdf(z))
+
+
+def test_cmh_correction_stops_the_small_canary_false_alarm():
+    # a copy of the running policy: 7/8 canary successes against an incumbent's 65/65
+    table = [((7, 8), (65, 65))]
+    assert cmh_less(table, correction=False)[1] < 0.0025  # the uncorrected test false-alarms
+    p = cmh_less(table)[1]
+    assert p == pytest.approx(fisher_less((7, 8), (65, 65)), abs=0.02) and p > 0.05
 
 
 def test_cmh_pools_identical_strata_and_skips_uninformative():
     s = ((3, 10), (7, 10))
-    z1, _ = cmh_less([s])
-    z2, _ = cmh_less([s, s])
+    z1, _ = cmh_less([s], correction=False)
+    z2, _ = cmh_less([s, s], correction=False)
     assert z2 == pytest.approx(math.sqrt(2) * z1)  # deviation and variance both double
     # strata with an empty arm or no outcome variance are skipped
-    assert cmh_less([s, ((0, 0), (5, 5)), ((5, 5), (5, 5))])[0] == pytest.approx(z1)
+    assert cmh_less([s, ((0, 0), (5, 5)), ((5, 5), (5, 5))])[0] == pytest.approx(cmh_less([s])[0])
     assert cmh_less([]) == (0.0, 1.0)
 
 

@@ -5,7 +5,8 @@ All tests are one-sided and ask "is arm A *worse* than arm B?" for a rate where 
 
 * :func:`fisher_less` -- exact one-sided Fisher test on one 2x2 table (small counts; one task).
 * :func:`cmh_less` -- Cochran-Mantel-Haenszel test over task strata (pooled over tasks without
-  confounding by a different task mix in the two arms), one-sided, normal approximation.
+  confounding by a different task mix in the two arms), one-sided, normal approximation with the
+  Mantel-Haenszel continuity correction.
 * :func:`mh_risk_difference` -- Mantel-Haenszel weighted rate difference A - B over strata (the
   pooled effect size the promotion margin is applied to).
 * :func:`mcnemar_exact` -- exact two-sided McNemar test of two policies on the *same* episodes (same
@@ -46,13 +47,16 @@ def fisher_less(a: Counts, b: Counts) -> float:
     return float(_st.fisher_exact([[ka, na - ka], [kb, nb - kb]], alternative="less").pvalue)
 
 
-def cmh_less(strata: Sequence[tuple[Counts, Counts]]) -> tuple[float, float]:
+def cmh_less(strata: Sequence[tuple[Counts, Counts]], correction: bool = True) -> tuple[float, float]:
     """One-sided Cochran-Mantel-Haenszel test of H1: rate(A) < rate(B) in the common direction.
 
     ``strata`` are ``(a, b)`` count pairs, one per task. Returns ``(z, p)`` with ``z`` the
     standardised sum of (observed - expected) A-successes (negative: A worse) and ``p = Phi(z)``.
     Strata with an empty arm or without variance carry no information and are skipped; with none
-    left, ``(0.0, 1.0)``. No continuity correction.
+    left, ``(0.0, 1.0)``. ``correction`` (default): the Mantel-Haenszel continuity correction of the
+    lower tail, z = (dev + 1/2) / sd. Without it the normal approximation false-alarms at small canary
+    counts against an incumbent near 0 or 1 (7/8 vs 65/65: p 0.0022 uncorrected, 0.11 corrected,
+    Fisher's exact 0.11).
     """
     dev, var = 0.0, 0.0
     for a, b in strata:
@@ -66,7 +70,7 @@ def cmh_less(strata: Sequence[tuple[Counts, Counts]]) -> tuple[float, float]:
         var += na * nb * m1 * (n - m1) / (n * n * (n - 1))
     if var <= 0:
         return 0.0, 1.0
-    z = dev / math.sqrt(var)
+    z = (dev + (0.5 if correction else 0.0)) / math.sqrt(var)
     return z, float(_st.norm.cdf(z))
 
 
