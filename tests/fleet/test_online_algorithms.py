@@ -139,3 +139,16 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
 def _optimisers(algo) -> list:
     owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
     return [v for o in owners for v in vars(o).values() if isinstance(v, torch.optim.Optimizer)]
+
+
+def test_offline_and_online_configs_turn_bad_schedule_values_into_config_errors():
+    from lwd.fleet.online_algorithms import online_lwd_config
+    from lwd.pipeline.train_offline import lwd_config
+
+    with pytest.raises(ConfigError, match="policy_every"):
+        lwd_config(dataclasses.replace(OFFLINE["debug"], policy_every=0))
+    with pytest.raises(ConfigError, match="policy_delay_steps"):
+        lwd_config(dataclasses.replace(OFFLINE["debug"], policy_delay_steps=-1))
+    with pytest.raises(ConfigError, match="policy_every"):
+        online_lwd_config(LearnerSettings(policy_every=0))
+    assert lwd_config(dataclasses.replace(OFFLINE["debug"], policy_every=3)).policy_every == 3

@@ -114,7 +114,10 @@ class BatchTensors:
 
 
 def to_tensors(
-    batch: TransitionBatch, text_encoder: TextEncoder, norm_stats: NormStats | None, device="cpu"
+    batch: TransitionBatch,
+    text_encoder: TextEncoder,
+    norm_stats: NormStats | None,
+    device: torch.device | str = "cpu",
 ) -> BatchTensors:
     """TransitionBatch -> tensors on ``device``, reusing the policy's batching (``lwd.algorithms.bc``)."""
     actions, mask = batch_actions(batch, norm_stats, device)

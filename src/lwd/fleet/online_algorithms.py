@@ -47,11 +47,12 @@ log = logging.getLogger(__name__)
 
 def online_lwd_config(s: LearnerSettings) -> LWDConfig:
     """Online DIVL/QAM settings: tau_base (0.9), constant learning rates, QAM temperature."""
-    if s.policy_every < 1:
-        raise ConfigError(f"learner policy_every must be >= 1, got {s.policy_every}")
-    return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
-                     qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0,
-                     policy_every=s.policy_every)  # fmt: skip
+    try:
+        return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
+                         qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0,
+                         policy_every=s.policy_every)  # fmt: skip
+    except ValueError as e:  # the bounds live in LWDConfig
+        raise ConfigError(f"learner settings: {e}") from e
 
 
 def _stage_state(init: Path) -> tuple[Path, dict | None]:

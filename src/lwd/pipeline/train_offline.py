@@ -31,17 +31,21 @@ ALGORITHMS = ("lwd", "lwd-const-tau", "iql")
 
 
 def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
+    """The LWDConfig of ``cfg``; a value LWDConfig rejects (e.g. ``policy_every`` < 1) is a ConfigError."""
     alpha = 0.0 if cfg.algorithm == "lwd-const-tau" else cfg.alpha
-    return LWDConfig(
-        divl=DIVLConfig(
-            tau_base=cfg.tau_base if tau_base is None else tau_base, alpha=alpha, lr=cfg.critic_lr
-        ),
-        qam=QAMConfig(lam=cfg.lam),
-        policy_lr=cfg.policy_lr,
-        total_steps=cfg.loop.steps,
-        policy_delay_steps=cfg.policy_delay_steps,
-        policy_every=cfg.policy_every,
-    )
+    try:
+        return LWDConfig(
+            divl=DIVLConfig(
+                tau_base=cfg.tau_base if tau_base is None else tau_base, alpha=alpha, lr=cfg.critic_lr
+            ),
+            qam=QAMConfig(lam=cfg.lam),
+            policy_lr=cfg.policy_lr,
+            total_steps=cfg.loop.steps,
+            policy_delay_steps=cfg.policy_delay_steps,
+            policy_every=cfg.policy_every,
+        )
+    except ValueError as e:
+        raise ConfigError(f"offline RL config: {e}") from e
 
 
 def n_step_by_task(task_ids, n_long: int) -> dict[str, int]:
@@ -56,18 +60,14 @@ def build_algorithm(cfg: RLConfig, *, tau_base: float | None = None) -> tuple[LW
         raise ConfigError(f"unknown --algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
     if not 0.0 < cfg.gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {cfg.gamma}")
-    if cfg.policy_every < 1 or cfg.policy_delay_steps < 0:
-        raise ConfigError(
-            f"--policy-every must be >= 1 and --policy-delay-steps >= 0, got {cfg.policy_every}, "
-            f"{cfg.policy_delay_steps}"
-        )
+    lwd_cfg = lwd_config(cfg, tau_base=tau_base)  # before loading anything: bad values fail fast
     policy, stats, manifest = load_policy(cfg.init)
     enc = get_text_encoder(policy.config.text_encoder)
     algo = build_lwd_algorithm(
         policy.train(),
         enc,
         stats,
-        lwd_config(cfg, tau_base=tau_base),
+        lwd_cfg,
         value="iql" if cfg.algorithm == "iql" else "divl",
         iql=IQLConfig(expectile=cfg.expectile, lr=cfg.critic_lr),
         seed=cfg.loop.seed,
