@@ -200,4 +200,3 @@ def test_lwd_state_roundtrip_through_state_io_resumes_identically():
         assert m1[k] == m2[k], k
     w1, w2 = algo.policy_weights(), restored.policy_weights()
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
-
