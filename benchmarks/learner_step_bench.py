@@ -42,6 +42,7 @@ def random_batch(b: int, cfg: FlowPolicyConfig, rng: np.random.Generator) -> Tra
         discount=np.full(b, 0.995**8, np.float32),
         next_state=rng.normal(size=(b, d)).astype(np.float32),
         intervention=rng.random(b) < 0.1,
+        expert_mask=np.ones((b, h), bool),
         source_id=rng.integers(0, 4, b),
         task_index=rng.integers(0, 8, b),
         is_online=rng.random(b) < 0.5,
@@ -92,7 +93,7 @@ def main() -> None:
         for i in range(args.warmup + args.steps):
             batch = random_batch(args.batch, cfg, rng)
             t0 = time.perf_counter()
-            algo.update(batch)
+            algo.update(batch, None)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
         rows[name] = {"median_s": statistics.median(times), "min_s": min(times), "steps": len(times)}

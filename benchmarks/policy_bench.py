@@ -61,7 +61,7 @@ def transition_batch(cfg: FlowPolicyConfig, b: int, rng: np.random.Generator) ->
         actions=rng.uniform(-1, 1, (b, cfg.chunk_len, cfg.action_dim)).astype(np.float32),
         action_mask=np.ones((b, cfg.chunk_len), bool),
         reward=z, discount=z, next_state=np.zeros((b, cfg.state_dim), np.float32),
-        intervention=np.zeros(b, bool), source_id=np.zeros(b, np.int64), task_index=np.zeros(b, np.int64),
+        intervention=np.zeros(b, bool), expert_mask=np.ones((b, cfg.chunk_len), bool), source_id=np.zeros(b, np.int64), task_index=np.zeros(b, np.int64),
         is_online=np.zeros(b, bool), instructions=INSTRUCTIONS, task_ids=("a", "b", "c"), images=imgs,
     )  # fmt: skip
 

@@ -32,7 +32,7 @@ def toy_batch(rng: np.random.Generator, b: int) -> TransitionBatch:
     return TransitionBatch(
         state=rng.normal(size=(b, 2)).astype(np.float32), instruction_id=ids.astype(np.int64),
         actions=actions, action_mask=np.ones((b, TOY.chunk_len), bool), reward=z, discount=z,
-        next_state=np.zeros((b, 2), np.float32), intervention=np.zeros(b, bool),
+        next_state=np.zeros((b, 2), np.float32), intervention=np.zeros(b, bool), expert_mask=np.ones((b, TOY.chunk_len), bool),
         source_id=np.zeros(b, np.int64), task_index=ids.astype(np.int64), is_online=np.zeros(b, bool),
         instructions=INSTRUCTIONS, task_ids=("left", "right"),
     )  # fmt: skip

@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
+from lwd.algorithms.base import Algorithm
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner
-from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig, hg_dagger_selection
 from lwd.algorithms.iql import IQLLearner
-from lwd.algorithms.lwd import Algorithm, LWDAlgorithm, LWDConfig, build_lwd_algorithm, critic_config_for
+from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import (
     IMPROVING,
@@ -49,6 +49,7 @@ def _batch(b=16, seed=0):
         discount=np.where(rng.uniform(size=b) < 0.5, 0.99, 0.0).astype(np.float32),
         next_state=rng.normal(size=(b, D)).astype(np.float32),
         intervention=rng.uniform(size=b) < 0.25,
+        expert_mask=np.ones((b, H), dtype=bool),
         source_id=rng.integers(0, 4, b),
         task_index=np.zeros(b, dtype=np.int64),
         is_online=np.zeros(b, dtype=bool),
@@ -135,26 +136,6 @@ def test_iql_qam_variant_runs():
     assert isinstance(algo.learner, IQLLearner)
     m = algo.update(_batch())
     assert "value/expectile_loss" in m and "policy/adjoint_loss" in m
-
-
-def test_hg_dagger_selection_and_update():
-    batch = _batch(b=32)
-    keep = hg_dagger_selection(batch, HGDAggerConfig())
-    expected = (batch.source_id == 0) | batch.intervention
-    assert np.array_equal(keep, expected)
-    assert hg_dagger_selection(batch, HGDAggerConfig(select_all=True)).all()
-    algo = HGDAggerAlgorithm(_policy(), HashingTextEncoder(), cfg=HGDAggerConfig(lr=1e-3))
-    assert isinstance(algo, Algorithm)
-    m = algo.update(batch)
-    assert abs(m["policy/selected_frac"] - expected.mean()) < 1e-6 and m["policy/bc_loss"] > 0
-    # a batch with nothing to imitate is a no-op step
-    none = _batch(b=8)
-    none.source_id[:] = 2
-    none.intervention[:] = False
-    before = algo.policy_weights()
-    m = algo.update(none)
-    assert m["policy/selected_frac"] == 0.0
-    assert all(torch.equal(v, algo.policy_weights()[k]) for k, v in before.items())
 
 
 def test_recap_fold_indicator_matches_wrapper():

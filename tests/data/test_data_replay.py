@@ -42,7 +42,9 @@ def test_every_transition_matches_reference(images):
             assert batch.reward[row] == pytest.approx(reward, rel=1e-5)
             assert batch.discount[row] == pytest.approx(discount, rel=1e-5)
             np.testing.assert_array_equal(batch.next_state[row], ep.states[nxt])
-            assert batch.intervention[row] == bool(ep.intervention[t : t + H].any())
+            assert batch.intervention[row] == bool(ep.intervention[t])  # the human acted at t
+            human = [bool(ep.intervention[r]) or ep.source == "demo" for r in rows]
+            assert batch.expert_mask[row].tolist() == [m and x for m, x in zip(mask, human)]
             assert batch.instructions[batch.instruction_id[row]] == ep.instruction
             assert batch.task_ids[batch.task_index[row]] == ep.task_id
             assert SOURCES[batch.source_id[row]] == ep.source

@@ -16,6 +16,7 @@ from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
 from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig
 from lwd.data import LwdDataset, ReplayBuffer
+from lwd.data.replay import DEMOS_AND_INTERVENTIONS
 from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.pipeline.train_offline import train_offline
 from lwd.policy.checkpoint import load_policy
@@ -41,18 +42,26 @@ def batch(fake4_dataset, fake4_sft_policy):
     buf = ReplayBuffer(balance="task")
     buf.add_episodes(LwdDataset.open(fake4_dataset).iter_episodes(), online=False)
     chunk = load_policy(fake4_sft_policy)[0].config.chunk_len
-    return buf.sample(32, np.random.default_rng(0), chunk, 0.99)
+    rl = buf.sample(32, np.random.default_rng(0), chunk, 0.99)
+    imitation = buf.sample(32, np.random.default_rng(1), chunk, 0.99, filt=DEMOS_AND_INTERVENTIONS)
+    return rl, imitation
+
+
+def _update(algo, batch) -> dict:
+    """One update with the batches ``algo.needs`` asks for (as the learner samples them)."""
+    rl, imitation = batch
+    return algo.update(rl if algo.needs.rl else None, imitation if algo.needs.imitation else None)
 
 
 def _weights(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-@pytest.mark.parametrize("algorithm", ONLINE_ALGORITHMS)
+@pytest.mark.parametrize("algorithm,reference", [(a, "frozen") for a in ONLINE_ALGORITHMS] + [("lwd", "bc")])
 def test_each_algorithm_builds_from_the_offline_stage_updates_and_publishes_a_plain_policy(
-    algorithm, offline_stage, batch
+    algorithm, reference, offline_stage, batch
 ):
-    s = LearnerSettings(algorithm=algorithm, policy_lr=1e-3)
+    s = LearnerSettings(algorithm=algorithm, policy_lr=1e-3, reference=reference)
     algo, stats, version = build_online_algorithm(offline_stage, s)
     assert isinstance(algo, EXPECTED[algorithm])
     stage_policy, _, manifest = load_policy(offline_stage / "policy")
@@ -61,7 +70,7 @@ def test_each_algorithm_builds_from_the_offline_stage_updates_and_publishes_a_pl
     # the policy starts from the stage's trained policy, not from the SFT weights
     for k, v in stage_policy.state_dict().items():
         torch.testing.assert_close(before[k], v)
-    metrics = algo.update(batch)
+    metrics = _update(algo, batch)
     assert metrics and all(np.isfinite(v) for v in metrics.values())
     after = acting_policy(algo)
     assert type(after).__name__ == "FlowPolicy"
@@ -111,8 +120,9 @@ def test_policy_every_reaches_the_learner_and_is_validated(offline_stage):
 def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorithm, offline_stage, batch):
     """The meta device stands in for a GPU (this machine has none): after ``place_algorithm`` nothing
     of the algorithm is left on the CPU, and its batches are built on its device."""
-    algo, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm=algorithm))
-    algo.update(batch)  # optimiser moments exist now (on the CPU)
+    reference = "bc" if algorithm == "lwd" else "frozen"  # the BC-trained reference copy moves too
+    algo, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm=algorithm, reference=reference))
+    _update(algo, batch)  # optimiser moments exist now (on the CPU)
     place_algorithm(algo, "meta")
     owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
     modules = [v for o in owners for v in vars(o).values() if isinstance(v, torch.nn.Module)]
@@ -129,7 +139,7 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
         for p, st in opt.state.items():
             assert id(p) in current
             assert all(v.device.type == "meta" for k, v in st.items() if k != "step")
-    t = to_tensors(batch, algo.text_encoder, algo.norm_stats, module_device(acting_policy(algo)))
+    t = to_tensors(batch[0], algo.text_encoder, algo.norm_stats, module_device(acting_policy(algo)))
     leaves = [t.actions, t.mask, t.reward, t.discount]
     for obs in (t.obs, t.next_obs):
         leaves += [obs["state"], obs["instruction_emb"], *obs["images"].values()]

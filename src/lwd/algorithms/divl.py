@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lwd.algorithms.base import optimizer_step
 from lwd.critic.networks import ema_update
 from lwd.critic.targets import (
     adaptive_tau,
@@ -125,16 +126,6 @@ def critic_mse_loss(
     return loss, metrics
 
 
-def _step(opt: torch.optim.Optimizer, loss: Tensor, params, grad_clip: float, sched=None) -> float:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
-    opt.step()
-    if sched is not None:
-        sched.step()
-    return float(norm)
-
-
 def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int, warmup: int = 0, floor: float = 0.1):
     """Linear warmup then cosine decay to ``floor`` x lr over ``total_steps`` (0: constant lr)."""
 
@@ -182,7 +173,7 @@ class ValueCriticLearner:
 
     def value_step(self, obs: dict, actions: Tensor, action_mask: Tensor | None) -> dict[str, float]:
         loss, m = self.value_loss(obs, actions, action_mask)
-        m["value/grad_norm"] = _step(
+        m["value/grad_norm"] = optimizer_step(
             self.value_opt, loss, self.value_net.parameters(), self.grad_clip, self.value_sched
         )
         return m
@@ -193,7 +184,7 @@ class ValueCriticLearner:
 
     def critic_step(self, obs, actions, action_mask, y: Tensor) -> dict[str, float]:
         loss, m = critic_mse_loss(self.critic, obs, actions, y, action_mask)
-        m["critic/grad_norm"] = _step(
+        m["critic/grad_norm"] = optimizer_step(
             self.critic_opt, loss, self.critic.parameters(), self.grad_clip, self.critic_sched
         )
         return m

@@ -1,26 +1,29 @@
 """HG-DAgger baseline (docs/algorithms.md section 6): behaviour cloning on demos + intervention segments.
 
-The sample-selection rule keeps a transition if its source is in ``sources`` (default: demos) or if
-any step of its chunk was a human intervention (the corrective action is the stored action). The
-loss is the flow-matching BC loss of ``lwd.algorithms.bc`` over the kept rows only. With
-``select_all`` the same class is plain BC on everything.
+The learner hands this algorithm an *imitation batch* (``BatchNeeds.imitation``): transitions sampled
+only from the eligible set, i.e. every transition of a kept source (default: demonstrations) and every
+transition that starts on a human step ("intervention step": the human's action was executed at that
+step, the one meaning of the word in the code base). The flow-matching BC loss of
+``lwd.algorithms.bc`` is masked to the steps the human acted on (``supervised_mask``), so the policy's
+own actions inside a mixed chunk are never imitated. With ``select_all`` the same class is plain BC on
+the RL batch (everything).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from lwd.algorithms.base import BatchNeeds, optimizer_step
 from lwd.algorithms.bc import batch_actions, flow_matching_loss, module_device, policy_obs
 from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
+from lwd.data.replay import TransitionFilter, supervised_mask
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats
-from lwd.types import SOURCES
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,12 @@ class HGDAggerConfig:
     """BC on demonstrations plus human-intervention segments."""
 
     sources: tuple[str, ...] = ("demo",)
-    """Data sources always kept (values of ``lwd.types.SOURCES``)."""
+    """Data sources whose transitions are always eligible and fully supervised (values of
+    ``lwd.types.SOURCES``)."""
     use_interventions: bool = True
-    """Also keep transitions whose chunk contains a human intervention."""
+    """Also sample transitions that start on a human step, supervised on the human's steps only."""
     select_all: bool = False
-    """Keep every transition (plain BC / SFT continued on all data)."""
+    """Plain BC on every transition and step (SFT continued on all data)."""
     lr: float = 2e-5
     """AdamW learning rate (chosen: the paper's policy learning rate)."""
     weight_decay: float = 0.0
@@ -42,47 +46,26 @@ class HGDAggerConfig:
     total_steps: int = 0
     """Cosine schedule length in learner steps (0: constant lr)."""
 
-
-def hg_dagger_selection(batch: TransitionBatch, cfg: HGDAggerConfig) -> np.ndarray:
-    """Boolean mask [b] of the rows HG-DAgger trains on."""
-    if cfg.select_all:
-        return np.ones(batch.size, dtype=bool)
-    keep_ids = [SOURCES.index(s) for s in cfg.sources]
-    keep = np.isin(batch.source_id, keep_ids)
-    if cfg.use_interventions:
-        keep |= batch.intervention.astype(bool)
-    return keep
+    def imitation_filter(self) -> TransitionFilter:
+        """The transitions HG-DAgger samples from."""
+        return TransitionFilter(sources=tuple(self.sources), intervention_steps=self.use_interventions)
 
 
-def index_obs(obs: dict, idx: Tensor) -> dict:
-    """Rows ``idx`` of an observation dict (state, images, instruction embedding, extras)."""
-    out = {}
-    for k, v in obs.items():
-        if isinstance(v, dict):
-            out[k] = {cam: img[idx] for cam, img in v.items()}
-        else:
-            out[k] = v[idx]
-    return out
-
-
-def selected_bc_loss(
-    policy, obs: dict, actions: Tensor, mask: Tensor, keep: Tensor, generator: torch.Generator | None = None
+def masked_bc_loss(
+    policy, batch: TransitionBatch, steps: Tensor, text_encoder: TextEncoder, norm_stats: NormStats | None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Flow-matching loss (bc.py) over the kept rows; zero (with a graph) if none are kept."""
-    idx = torch.nonzero(keep, as_tuple=False).squeeze(1)
-    frac = float(keep.float().mean())
-    if idx.numel() == 0:
-        zero = sum(p.sum() for p in policy.parameters()) * 0.0
-        return zero, {"policy/bc_loss": 0.0, "policy/selected_frac": 0.0}
-    loss, metrics = flow_matching_loss(
-        policy, index_obs(obs, idx), actions[idx], mask[idx], generator=generator
-    )
-    metrics["policy/selected_frac"] = frac
+    """Flow-matching BC loss (bc.py) of ``batch`` over the chunk steps ``steps`` [b, h] (bool)."""
+    device = module_device(policy)
+    obs = policy_obs(batch, text_encoder, norm_stats, device=device)
+    actions, _ = batch_actions(batch, norm_stats, device)
+    loss, metrics = flow_matching_loss(policy, obs, actions, steps.to(device), generator=generator)
+    metrics["policy/supervised_step_frac"] = float(steps.float().mean())
     return loss, metrics
 
 
 class HGDAggerAlgorithm:
-    """BC on demos + interventions, driven like every other :class:`lwd.algorithms.lwd.Algorithm`."""
+    """BC on demos + interventions, driven like every other :class:`lwd.algorithms.base.Algorithm`."""
 
     def __init__(
         self,
@@ -93,28 +76,27 @@ class HGDAggerAlgorithm:
         seed: int = 0,
     ):
         self.policy, self.text_encoder, self.norm_stats, self.cfg = policy, text_encoder, norm_stats, cfg
+        self.filter = cfg.imitation_filter()
+        self.needs = BatchNeeds(rl=True) if cfg.select_all else BatchNeeds(rl=False, imitation=self.filter)
         self._params = [p for p in policy.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self._params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = cosine_schedule(self.opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
 
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
-        device = module_device(self.policy)
-        keep = torch.from_numpy(hg_dagger_selection(batch, self.cfg)).to(device)
-        obs = policy_obs(batch, self.text_encoder, self.norm_stats, device=device)
-        actions, mask = batch_actions(batch, self.norm_stats, device)
+    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+        rows = batch if self.cfg.select_all else imitation
+        if rows is None:
+            raise ValueError("HG-DAgger needs the " + ("RL" if self.cfg.select_all else "imitation") + " batch")
+        steps = rows.action_mask if self.cfg.select_all else supervised_mask(rows, self.filter)
         self.policy.train()
-        loss, metrics = selected_bc_loss(self.policy, obs, actions, mask, keep, self.generator)
+        loss, metrics = masked_bc_loss(
+            self.policy, rows, torch.from_numpy(steps), self.text_encoder, self.norm_stats, self.generator
+        )
         self.step += 1
-        if not bool(keep.any()):  # nothing to imitate: no optimiser step (momentum would still move)
+        if not steps.any():  # nothing to imitate: no optimiser step (momentum would still move)
             return metrics
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        metrics["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self._params, clip))
-        self.opt.step()
-        self.sched.step()
+        metrics["policy/grad_norm"] = optimizer_step(self.opt, loss, self._params, self.cfg.grad_clip, self.sched)
         return metrics
 
     def policy_weights(self) -> dict[str, Tensor]:

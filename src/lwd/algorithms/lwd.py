@@ -1,7 +1,12 @@
 """LWD = DIVL value/critic learning + QAM policy extraction (docs/algorithms.md sections 3-5).
 
 Per batch (section 3.5): value step -> critic target with the new value -> critic step -> EMA of the
-target critic -> policy (QAM) step against the frozen reference policy. The value/critic learner is
+target critic -> [reference step] -> policy (QAM) step against the reference policy.
+
+The reference pi_ref is a choice (``LWDConfig.reference``, algorithms.md section 4.1): ``frozen`` is the
+paper's (the SFT checkpoint, never updated); ``bc`` trains a copy of the starting policy by
+flow-matching BC on an imitation batch (demonstrations + chunks that start on a human step, masked to
+the human's steps) on every learner step, and QAM's reference is an EMA of that copy. The value/critic learner is
 pluggable, so the same class runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau
 (``DIVLConfig(alpha=0)``).
 
@@ -20,13 +25,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from lwd.algorithms.base import RL_ONLY, BatchNeeds, optimizer_step
 from lwd.algorithms.bc import batch_actions, module_device, policy_obs
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.hg_dagger import masked_bc_loss
 from lwd.algorithms.iql import IQLConfig, IQLLearner
 from lwd.algorithms.qam import QAMConfig, qam_loss
 from lwd.critic.networks import (
@@ -37,22 +44,10 @@ from lwd.critic.networks import (
     build_value_distribution,
 )
 from lwd.data.batch import TransitionBatch
+from lwd.data.replay import DEMOS_AND_INTERVENTIONS, supervised_mask
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats
-
-
-@runtime_checkable
-class Algorithm(Protocol):
-    """What the learner process drives: one update per batch, weights to publish, full state."""
-
-    def update(self, batch: TransitionBatch) -> dict[str, float]: ...
-
-    def policy_weights(self) -> dict[str, Tensor]: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,23 @@ class LWDConfig:
     (chosen: 1 = section 3.5's order on every batch). A critic step costs ~1/17 of a QAM step on
     CPU, so k > 1 buys the critic k-fold more updates for the same wall time."""
 
+    reference: Literal["frozen", "bc"] = "frozen"
+    """pi_ref of QAM (algorithms.md 4.1): ``frozen`` = the starting (SFT) policy, never updated (the
+    paper); ``bc`` = an EMA of a copy trained by flow-matching BC on demos + intervention chunks
+    (chosen default of the presets, measured in docs/results.md)."""
+    reference_lr: float = 1e-4
+    """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
+    reference_ema: float = 0.05
+    """Rate of the EMA that makes pi_ref from the BC-trained copy each learner step (``reference="bc"``;
+    chosen; 1 = the copy itself; the QAM authors use 0.005 over much longer runs)."""
+
     def __post_init__(self) -> None:
+        if self.reference not in ("frozen", "bc"):
+            raise ValueError(f"reference must be 'frozen' or 'bc', got {self.reference!r}")
+        if not 0.0 < self.reference_ema <= 1.0:
+            raise ValueError(f"reference_ema must be in (0, 1], got {self.reference_ema}")
+        if not self.reference_lr > 0.0:
+            raise ValueError(f"reference_lr must be > 0, got {self.reference_lr}")
         if self.policy_every < 1:
             raise ValueError(f"policy_every must be >= 1, got {self.policy_every}")
         if self.policy_delay_steps < 0:
@@ -162,16 +173,48 @@ class LWDAlgorithm:
         self.policy_sched = cosine_schedule(self.policy_opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
+        self.reference_trainee: FlowPolicy | None = None
+        self.needs: BatchNeeds = RL_ONLY
+        if cfg.reference == "bc":
+            self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
+            self._reference_params = list(self.reference_trainee.parameters())
+            self.reference_opt = torch.optim.AdamW(self._reference_params, lr=cfg.reference_lr, weight_decay=0.0)
+            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS)
 
     # -- one batch -------------------------------------------------------------------------------
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
+    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+        if batch is None:
+            raise ValueError("LWD needs the RL batch")
         t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.policy))
         metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        if self.reference_trainee is not None:
+            if imitation is None:
+                raise ValueError("LWD with reference='bc' needs the imitation batch (BatchNeeds.imitation)")
+            metrics.update(self.reference_step(imitation))
         if self.policy_due(self.step):
             metrics.update(self.policy_step(t.obs))
         self.step += 1
         metrics["learner/step"] = float(self.step)
         return metrics
+
+    def reference_step(self, imitation: TransitionBatch) -> dict[str, float]:
+        """One BC step of the reference copy on the human's steps of ``imitation``, then the EMA
+        pi_ref <- (1 - rate) pi_ref + rate copy (parameters and buffers)."""
+        trainee = self.reference_trainee
+        assert trainee is not None
+        steps = torch.from_numpy(supervised_mask(imitation, DEMOS_AND_INTERVENTIONS))
+        loss, m = masked_bc_loss(trainee, imitation, steps, self.text_encoder, self.norm_stats, self.generator)
+        out = {"reference/bc_loss": m["policy/bc_loss"], "reference/supervised_step_frac": m["policy/supervised_step_frac"]}
+        if bool(steps.any()):
+            out["reference/grad_norm"] = optimizer_step(self.reference_opt, loss, self._reference_params, 1.0)
+        with torch.no_grad():
+            rate = self.cfg.reference_ema
+            for p_ref, p in zip(self.reference.state_dict().values(), trainee.state_dict().values(), strict=True):
+                if p_ref.is_floating_point():
+                    p_ref.lerp_(p, rate)
+                else:
+                    p_ref.copy_(p)
+        return out
 
     def policy_due(self, step: int) -> bool:
         """Whether learner step ``step`` (0-based) runs QAM: after the warm-up, every ``policy_every``-th."""
@@ -182,12 +225,9 @@ class LWDAlgorithm:
         """One QAM step (section 4) against the target critic (mean of heads) and pi_ref."""
         self.policy.train()
         loss, metrics = self.qam_loss(obs)
-        self.policy_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.cfg.policy_grad_clip if self.cfg.policy_grad_clip > 0 else float("inf")
-        metrics["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self._policy_params, clip))
-        self.policy_opt.step()
-        self.policy_sched.step()
+        metrics["policy/grad_norm"] = optimizer_step(
+            self.policy_opt, loss, self._policy_params, self.cfg.policy_grad_clip, self.policy_sched
+        )
         return metrics
 
     def qam_loss(self, obs: dict) -> tuple[Tensor, dict[str, float]]:
@@ -220,7 +260,12 @@ class LWDAlgorithm:
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
 
     def state_dict(self) -> dict:
+        extra = {}
+        if self.reference_trainee is not None:
+            extra = {"reference_trainee": self.reference_trainee.state_dict(),
+                     "reference_opt": self.reference_opt.state_dict()}  # fmt: skip
         return {
+            **extra,
             "policy": self.policy.state_dict(),
             "reference": self.reference.state_dict(),
             "learner": self.learner.state_dict(),
@@ -238,6 +283,10 @@ class LWDAlgorithm:
         self.policy_sched.load_state_dict(state["policy_sched"])
         self.step = int(state["step"])
         self.generator.set_state(state["generator"])
+        if self.reference_trainee is not None:  # a frozen-reference stage: the copy starts at its pi_ref
+            self.reference_trainee.load_state_dict(state.get("reference_trainee", state["reference"]))
+            if "reference_opt" in state:
+                self.reference_opt.load_state_dict(state["reference_opt"])
 
 
 def build_lwd_algorithm(
@@ -253,7 +302,7 @@ def build_lwd_algorithm(
     """LWD (``value="divl"``) or the IQL+QAM ablation (``value="iql"``) around an SFT FlowPolicy.
 
     The critic and value get their own encoders (sizes from ``critic_config_for``); the reference
-    policy is a frozen copy of ``policy`` taken now.
+    policy starts as a frozen copy of ``policy`` taken now (``cfg.reference`` says whether it moves).
     """
     ccfg = critic_config_for(policy.config, hidden=critic_hidden)
     if value == "divl":

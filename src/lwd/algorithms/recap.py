@@ -4,7 +4,11 @@ The flow policy is conditioned on an improvement indicator I = 1[A(s, a) > eps],
 A = min_e Q_phibar(s, a) - V(s) from the same value/critic learner as LWD (V = the mean of the DIVL
 value distribution, or the IQL scalar). The policy is trained by plain flow-matching BC on *all* data
 with I as an extra input (randomly replaced by an "unknown" token with probability ``drop_prob``),
-and acts with I = 1 ("produce an improving action").
+and acts with I = 1 ("produce an improving action"). Human corrections count as improving whatever
+the critic says (as in RECAP): a row that starts on a human step ("intervention step", the human's
+action was executed there) gets I = 1 and is supervised on the human's steps only
+(``TransitionBatch.expert_mask``), so the policy's own rejected actions in the rest of such a chunk
+are never cloned as improving.
 
 The indicator enters through :class:`IndicatorConditionedPolicy`, a wrapper that adds a learned,
 zero-initialised embedding of I to the FlowPolicy's cond (equivalent to appending I to the cond and
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from lwd.algorithms.base import RL_ONLY, optimizer_step
 from lwd.algorithms.bc import flow_matching_loss, module_device
 from lwd.algorithms.divl import ValueCriticLearner, cosine_schedule, min_target_q
 from lwd.algorithms.lwd import to_tensors
@@ -127,26 +132,28 @@ class RECAPAlgorithm:
         self.sched = cosine_schedule(self.opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
+        self.needs = RL_ONLY
 
     def indicator(self, obs: dict, actions: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """(I [b], A [b]) with A = min_e Q_phibar(s, a) - V(s)."""
         adv = min_target_q(self.learner.target_critic, obs, actions, mask) - self.learner.state_value(obs)
         return improvement_indicator(adv, self.cfg.eps), adv
 
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
+    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+        if batch is None:
+            raise ValueError("RECAP needs the RL batch")
         t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.wrapper))
         metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
         ind, adv = self.indicator(t.obs, t.actions, t.mask)
+        human = torch.from_numpy(batch.intervention.astype(bool)).to(ind.device)
+        ind = torch.where(human, IMPROVING, ind)  # a human correction is improving
+        expert = torch.from_numpy(batch.expert_mask.astype(bool)).to(t.mask.device)
+        steps = torch.where(human[:, None], t.mask & expert, t.mask)
         drop = (torch.rand(ind.shape[0], generator=self.generator) < self.cfg.drop_prob).to(ind.device)
         obs = dict(t.obs, **{INDICATOR_KEY: torch.where(drop, UNKNOWN, ind)})
         self.wrapper.train()
-        loss, m = flow_matching_loss(self.wrapper, obs, t.actions, t.mask, generator=self.generator)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        m["policy/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self._params, clip))
-        self.opt.step()
-        self.sched.step()
+        loss, m = flow_matching_loss(self.wrapper, obs, t.actions, steps, generator=self.generator)
+        m["policy/grad_norm"] = optimizer_step(self.opt, loss, self._params, self.cfg.grad_clip, self.sched)
         self.step += 1
         metrics.update(m)
         metrics["policy/improving_frac"] = float(ind.float().mean())

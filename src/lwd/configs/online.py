@@ -43,6 +43,14 @@ class LearnerSettings:
     policy_every: int = 1
     """QAM-based algorithms (``lwd``, ``iql-qam``): the policy (QAM) step runs on every k-th learner
     step, value and critic on every step (chosen: 1). Budgets and ``publish_every`` count learner steps."""
+    reference: Literal["frozen", "bc"] = "frozen"
+    """QAM-based algorithms: QAM's reference policy (algorithms.md 4.1). ``frozen`` = the stage's
+    reference, never updated (the paper); ``bc`` = an EMA of a copy trained on every learner step by
+    BC on demos + chunks that start on a human step (chosen; see the presets)."""
+    reference_lr: float = 1e-4
+    """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
+    reference_ema: float = 0.05
+    """EMA rate from the BC-trained copy to pi_ref per learner step (``reference="bc"``; chosen)."""
     gamma: float = 0.995
     """Per-control-step discount (same as offline)."""
     n_step: int = 1

@@ -110,3 +110,10 @@ class RLConfig:
     """QAM step on every k-th learner step; value/critic on every step (chosen: 1)."""
     expectile: float = 0.7
     """Expectile of the IQL ablation."""
+    reference: Literal["frozen", "bc"] = "frozen"
+    """QAM's reference policy (algorithms.md 4.1): ``frozen`` = the SFT checkpoint (the paper), ``bc`` =
+    an EMA of a copy trained by BC on demos (+ intervention chunks online) during learning (chosen)."""
+    reference_lr: float = 1e-4
+    """AdamW learning rate of the BC-trained reference copy (``reference bc``; chosen)."""
+    reference_ema: float = 0.05
+    """EMA rate from the BC-trained copy to the reference per learner step (``reference bc``; chosen)."""

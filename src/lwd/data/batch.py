@@ -13,7 +13,11 @@ window of n chunks for offline targets, algorithms.md section 3.4):
                                          episode, else 0 (episode ended: success or time limit)
   next_state     float32 [b, d]          s_{t+nH} (the last state if the episode ended)
   next_images    cam -> uint8 [b, H, W, 3]
-  intervention   bool    [b]             any step of the chunk was a human intervention
+  intervention   bool    [b]             the human acted at the start step t (the one meaning of
+                                         "intervention step" in the code base, as TransitionFilter)
+  expert_mask    bool    [b, h]          True where that chunk step exists and its action was the
+                                         human's: every step of a demonstration, an intervention step
+                                         online (imitation losses are masked with it)
   source_id      int64   [b]             index into lwd.types.SOURCES
   task_index     int64   [b]             index into ``task_ids`` (for logging/balancing only; never a
                                          policy input)
@@ -39,6 +43,7 @@ class TransitionBatch:
     discount: np.ndarray
     next_state: np.ndarray
     intervention: np.ndarray
+    expert_mask: np.ndarray
     source_id: np.ndarray
     task_index: np.ndarray
     is_online: np.ndarray

@@ -51,6 +51,7 @@ def concat_batches(a: TransitionBatch, b: TransitionBatch) -> TransitionBatch:
         discount=cat("discount"),
         next_state=cat("next_state"),
         intervention=cat("intervention"),
+        expert_mask=cat("expert_mask"),
         source_id=cat("source_id"),
         task_index=np.concatenate([a.task_index, task_map[b.task_index]]),
         is_online=cat("is_online"),
@@ -101,8 +102,14 @@ class ReplayMixer:
         offline_filter: TransitionFilter = ALL,
         online_filter: TransitionFilter = ALL,
     ) -> TransitionBatch:
-        """One batch: offline rows first, then online rows (``is_online`` reports each row's episode)."""
+        """One batch: offline rows first, then online rows (``is_online`` reports each row's episode).
+
+        A buffer with no transition eligible under its filter gives its rows to the other one."""
         n_off, n_on = self.split(batch_size)
+        if n_on and not self.online.count(online_filter):  # e.g. no intervention yet: all offline
+            n_off, n_on = batch_size, 0
+        elif n_off and not self.offline.count(offline_filter):
+            n_off, n_on = 0, (batch_size if self.ready() and self.online.count(online_filter) else 0)
         if n_off == 0 and n_on == 0:
             raise ValueError("both replay buffers are empty (or the online one is still warming up)")
         parts = []

@@ -29,6 +29,7 @@ from lwd.types import SOURCES, Episode
 
 Balance = Literal["task", "uniform"]
 REPLAY_FORMAT = "lwd.replay/1"
+_DEMO = SOURCES.index("demo")
 _EPISODE_FIELDS = ("task_index", "instruction_id", "source_id", "policy_version", "online", "success")
 
 
@@ -47,11 +48,26 @@ class TransitionFilter:
             raise ValueError(f"unknown sources {sorted(bad)}; expected a subset of {SOURCES}")
 
 
+def supervised_mask(batch: TransitionBatch, filt: TransitionFilter) -> np.ndarray:
+    """bool [b, h]: the chunk steps of ``batch`` an imitation loss under ``filt`` supervises.
+
+    Rows whose episode source is in ``filt.sources`` are supervised on every existing step; other
+    rows (eligible because they start on a human step) only on the human's steps
+    (``batch.expert_mask``), so the policy's own actions in a mixed chunk are never imitated.
+    """
+    mask = np.asarray(batch.action_mask, bool)
+    whole = np.isin(batch.source_id, [SOURCES.index(s) for s in filt.sources or ()])
+    if filt.sources is None:
+        whole = np.ones(batch.size, bool)
+    return mask & (whole[:, None] | np.asarray(batch.expert_mask, bool))
+
+
 ALL = TransitionFilter()
 DEMOS = TransitionFilter(sources=("demo",))
 """Supervised fine-tuning data."""
 DEMOS_AND_INTERVENTIONS = TransitionFilter(sources=("demo",), intervention_steps=True)
-"""HG-DAgger data: every demo transition plus every transition starting at a human step."""
+"""Imitation data (HG-DAgger, the BC reference): every demo transition plus every transition that
+starts on a human step; imitation losses mask the chunk with ``TransitionBatch.expert_mask``."""
 
 
 class ReplayBuffer:
@@ -107,6 +123,10 @@ class ReplayBuffer:
 
     def __contains__(self, episode_id: str) -> bool:
         return episode_id in self._episode_lookup
+
+    def count(self, filt: TransitionFilter = ALL) -> int:
+        """Number of eligible transitions under ``filt``."""
+        return int(self._eligible(filt)[0].size)
 
     def num_transitions(self, filt: TransitionFilter = ALL) -> dict[str, int]:
         """Eligible transitions per task id."""
@@ -201,6 +221,7 @@ class ReplayBuffer:
         ep = self._step_episode.view[steps]
         rem = self._remaining.view[steps]
         task = self._episodes["task_index"].view[ep]
+        source = self._episodes["source_id"].view[ep]
         n_by_task = np.array([int((n_step_by_task or {}).get(t, 1)) for t in self._task_ids], np.int64)
         idx, mask = action_chunk_index(steps, rem, chunk_len)
         rbar = self._chunk_rewards(chunk_len, gamma)
@@ -214,8 +235,9 @@ class ReplayBuffer:
             reward=reward,
             discount=discount,
             next_state=self._states.view[next_rows],
-            intervention=(self._interv.view[idx] & mask).any(axis=1),
-            source_id=self._episodes["source_id"].view[ep],
+            intervention=self._interv.view[steps],
+            expert_mask=mask & (self._interv.view[idx] | (source == _DEMO)[:, None]),
+            source_id=source,
             task_index=task,
             is_online=self._episodes["online"].view[ep],
             instructions=self.instructions,

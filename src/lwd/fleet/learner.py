@@ -220,10 +220,13 @@ class Learner:
     def train_step(self) -> None:
         s = self.s
         nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
-        batch = self.mixer.sample(
-            s.batch_size, self.rng, self.chunk_len, s.gamma, nsteps
-        )
-        metrics = self.algo.update(batch)
+        needs = self.algo.needs
+        batch = self.mixer.sample(s.batch_size, self.rng, self.chunk_len, s.gamma, nsteps) if needs.rl else None
+        imitation = None
+        if needs.imitation is not None:  # demos offline, chunks that start on a human step online
+            imitation = self.mixer.sample(s.batch_size, self.rng, self.chunk_len, s.gamma, None,
+                                          needs.imitation, needs.imitation)  # fmt: skip
+        metrics = self.algo.update(batch, imitation)
         self.step += 1
         self._acc.add(metrics)
         if self.step % s.publish_every == 0:

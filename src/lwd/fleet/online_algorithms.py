@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
+from lwd.algorithms.base import Algorithm
 from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
 from lwd.algorithms.iql import IQLConfig
-from lwd.algorithms.lwd import Algorithm, LWDAlgorithm, LWDConfig, build_lwd_algorithm
+from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import RECAPAlgorithm, RECAPConfig, fold_indicator
 from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
@@ -50,7 +51,8 @@ def online_lwd_config(s: LearnerSettings) -> LWDConfig:
     try:
         return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
                          qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0,
-                         policy_every=s.policy_every)  # fmt: skip
+                         policy_every=s.policy_every, reference=s.reference, reference_lr=s.reference_lr,
+                         reference_ema=s.reference_ema)  # fmt: skip
     except ValueError as e:  # the bounds live in LWDConfig
         raise ConfigError(f"learner settings: {e}") from e
 

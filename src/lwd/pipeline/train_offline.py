@@ -43,6 +43,9 @@ def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
             total_steps=cfg.loop.steps,
             policy_delay_steps=cfg.policy_delay_steps,
             policy_every=cfg.policy_every,
+            reference=cfg.reference,
+            reference_lr=cfg.reference_lr,
+            reference_ema=cfg.reference_ema,
         )
     except ValueError as e:
         raise ConfigError(f"offline RL config: {e}") from e
@@ -108,7 +111,10 @@ def train_offline(cfg: RLConfig, *, progress: bool = True):
 
     def step_fn(step: int) -> dict[str, float]:
         batch = buf.sample(cfg.loop.batch_size, rng, chunk, cfg.gamma, n_step_by_task=nsteps)
-        return algo.update(batch)
+        imitation = None
+        if algo.needs.imitation is not None:  # the BC reference: demonstrations offline
+            imitation = buf.sample(cfg.loop.batch_size, rng, chunk, cfg.gamma, filt=algo.needs.imitation)
+        return algo.update(batch, imitation)
 
     def get_state(step: int) -> dict:
         return {"algorithm": algo.state_dict(), "np_rng": rng.bit_generator.state, "step": step}

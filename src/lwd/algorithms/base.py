@@ -1,0 +1,66 @@
+"""What every learner algorithm shares: the protocol the learner process drives, the batches it asks
+for, and the one optimiser step.
+
+An algorithm declares the batches it needs (:class:`BatchNeeds`): the RL batch (every transition,
+offline:online mixed by the learner) and/or an imitation batch drawn only from the transitions its
+:class:`~lwd.data.replay.TransitionFilter` makes eligible (demonstrations and chunks that start on a
+human step). The learner samples what is asked for and calls ``update(batch, imitation)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from lwd.data.batch import TransitionBatch
+from lwd.data.replay import TransitionFilter
+
+
+@dataclass(frozen=True)
+class BatchNeeds:
+    """Which batches an algorithm's ``update`` consumes."""
+
+    rl: bool = True
+    """The RL batch: transitions sampled from everything (offline:online mixed online)."""
+    imitation: TransitionFilter | None = None
+    """If set, also an imitation batch of the same size drawn from the transitions this filter makes
+    eligible (e.g. :data:`lwd.data.replay.DEMOS_AND_INTERVENTIONS`)."""
+
+
+RL_ONLY = BatchNeeds()
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """What the learner process drives: one update per step, weights to publish, full state."""
+
+    needs: BatchNeeds
+
+    def update(
+        self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None
+    ) -> dict[str, float]: ...
+
+    def policy_weights(self) -> dict[str, Tensor]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def optimizer_step(
+    opt: torch.optim.Optimizer, loss: Tensor, params: Iterable[Tensor], grad_clip: float, sched=None
+) -> float:
+    """zero_grad, backward, clip the global gradient norm (``grad_clip`` <= 0: no clip), step the
+    optimiser and the schedule; returns the pre-clip gradient norm."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(list(params), grad_clip if grad_clip > 0 else float("inf"))
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return float(norm)
+
