@@ -87,6 +87,32 @@ def test_loss_bruteforce_and_gradient_only_into_theta():
     assert {"policy/adjoint_loss", "policy/drift", "policy/adjoint_norm"} <= set(metrics)
 
 
+@pytest.mark.parametrize("simulate_with_ref", [False, True])
+def test_qam_loss_reuses_trajectory_velocities_with_the_literal_value_and_gradient(simulate_with_ref):
+    """qam_loss's trajectory calls double as the loss's f_theta (or f_ref) calls: same loss and same
+    gradient as the literal composition of the three section-4 functions, with fewer network calls."""
+    f_ref, f_theta = _Vel(seed=1).double(), _Vel(seed=2).double()
+    k, cfg = 5, QAMConfig(lam=0.5, flow_steps=5, simulate_with_ref=simulate_with_ref)
+    x0 = torch.randn(3, 3, 2, dtype=torch.float64)
+    noise = torch.randn(k - 1, 3, 2, dtype=torch.float64).unsqueeze(1).expand(k - 1, 3, 3, 2).contiguous()
+    calls = {"theta": 0}
+
+    def counted(x, w):
+        calls["theta"] += 1
+        return f_theta(x, w)
+
+    loss, _ = qam_loss(counted, f_ref, _q_fn, x0, cfg, noise=noise)
+    grads = torch.autograd.grad(loss, list(f_theta.parameters()))
+    fused_calls, calls["theta"] = calls["theta"], 0
+    xs = memoryless_sde_trajectory(counted, f_ref, x0, k, noise, simulate_with_ref=simulate_with_ref)
+    gs = lean_adjoint(f_ref, xs, terminal_adjoint(_q_fn, xs[-1], cfg.lam), k)
+    ref_loss, _ = adjoint_matching_loss(counted, f_ref, xs, gs, k)
+    ref_grads = torch.autograd.grad(ref_loss, list(f_theta.parameters()))
+    assert torch.allclose(loss, ref_loss, rtol=1e-12)
+    assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(grads, ref_grads))
+    assert fused_calls == k and calls["theta"] == (k if simulate_with_ref else 2 * k - 1)
+
+
 def test_trajectory_literal_recursion():
     f_ref, f_theta = _Vel(seed=1).double(), _Vel(seed=2).double()
     k = 4

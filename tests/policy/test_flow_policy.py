@@ -77,3 +77,22 @@ def test_config_json_round_trip_and_validation(pixel_config) -> None:
         dataclasses.replace(pixel_config, image_size=0)
     with pytest.raises(ConfigError):
         FlowPolicyConfig(state_dim=3, action_dim=0)
+
+
+def test_velocity_fn_is_velocity_with_cond_bound():
+    """The bound velocity (cond and flow-time projections computed once) is the same function as
+    ``velocity``, in value and gradient, for a shared flow time, per-row times and a float."""
+    torch.manual_seed(0)
+    policy = FlowPolicy(FlowPolicyConfig(state_dim=5, action_dim=3, chunk_len=4, text_encoder="hashing"))
+    for p in policy.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    cond = torch.randn(6, policy.config.cond_dim, requires_grad=True)
+    x = torch.randn(6, 4, 3)
+    f = policy.velocity_fn(cond)
+    for w in (torch.full((6,), 0.3), torch.rand(6), 0.7, torch.full((6,), 0.3)):  # the last one is cached
+        torch.testing.assert_close(f(x, w), policy.velocity(cond, x, w), rtol=1e-5, atol=1e-5)
+    params = [cond, *policy.action_expert.parameters()]
+    want = torch.autograd.grad(policy.velocity(cond, x, 0.4).pow(2).sum(), params)
+    got = torch.autograd.grad(policy.velocity_fn(cond)(x, 0.4).pow(2).sum(), params)
+    for a, b in zip(want, got, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.base import optimizer_step
+from lwd.algorithms.base import adam, optimizer_step
 from lwd.critic.networks import ema_update
 from lwd.critic.targets import (
     adaptive_tau,
@@ -160,8 +160,8 @@ class ValueCriticLearner:
         self.target_critic = copy.deepcopy(critic).requires_grad_(False)
         self.value_net = value_net
         self.ema_rate, self.grad_clip = ema_rate, grad_clip
-        self.value_opt = torch.optim.Adam(value_net.parameters(), lr=lr)
-        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=lr)
+        self.value_opt = adam(value_net.parameters(), lr)
+        self.critic_opt = adam(critic.parameters(), lr)
         self.value_sched = cosine_schedule(self.value_opt, total_steps)
         self.critic_sched = cosine_schedule(self.critic_opt, total_steps)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lwd.algorithms.base import BatchNeeds, optimizer_step
+from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
 from lwd.algorithms.bc import batch_actions, flow_matching_loss, module_device, policy_obs
 from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
@@ -79,7 +79,7 @@ class HGDAggerAlgorithm:
         self.filter = cfg.imitation_filter()
         self.needs = BatchNeeds(rl=True) if cfg.select_all else BatchNeeds(rl=False, imitation=self.filter)
         self._params = [p for p in policy.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self._params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = adam(self._params, cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = cosine_schedule(self.opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0

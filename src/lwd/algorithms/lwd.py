@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lwd.algorithms.base import RL_ONLY, BatchNeeds, optimizer_step
+from lwd.algorithms.base import RL_ONLY, BatchNeeds, adam, optimizer_step
 from lwd.algorithms.bc import batch_actions, module_device, policy_obs
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
 from lwd.algorithms.hg_dagger import masked_bc_loss
@@ -75,6 +75,9 @@ class LWDConfig:
     (chosen: 1 = section 3.5's order on every batch). A critic step costs ~1/17 of a QAM step on
     CPU, so k > 1 buys the critic k-fold more updates for the same wall time."""
 
+    qam_batch: int = 0
+    """Rows of each batch the QAM step uses (0: all; chosen). The QAM step costs ~3K action-expert
+    passes per row, value and critic ~4 critic passes, so a smaller QAM batch is the cost knob."""
     reference: Literal["frozen", "bc"] = "frozen"
     """pi_ref of QAM (algorithms.md 4.1): ``frozen`` = the starting (SFT) policy, never updated (the
     paper); ``bc`` = an EMA of a copy trained by flow-matching BC on demos + intervention chunks
@@ -92,6 +95,8 @@ class LWDConfig:
             raise ValueError(f"reference_ema must be in (0, 1], got {self.reference_ema}")
         if not self.reference_lr > 0.0:
             raise ValueError(f"reference_lr must be > 0, got {self.reference_lr}")
+        if self.qam_batch < 0:
+            raise ValueError(f"qam_batch must be >= 0, got {self.qam_batch}")
         if self.policy_every < 1:
             raise ValueError(f"policy_every must be >= 1, got {self.policy_every}")
         if self.policy_delay_steps < 0:
@@ -142,6 +147,20 @@ def to_tensors(
     )
 
 
+def slice_obs(obs: dict, rows: int) -> dict:
+    """The first ``rows`` rows of an observation dict (nested camera dicts included)."""
+    return {k: ({c: img[:rows] for c, img in v.items()} if isinstance(v, dict) else v[:rows]) for k, v in obs.items()}
+
+
+def bound_velocity(policy, cond: Tensor):
+    """``f(x, w)`` of ``policy`` at ``cond``: its ``velocity_fn`` (projections of cond and flow time
+    computed once) when it has one, else ``velocity`` per call (any flow policy)."""
+    fn = getattr(policy, "velocity_fn", None)
+    if fn is not None:
+        return fn(cond)
+    return lambda x, w: policy.velocity(cond, x, w)
+
+
 def frozen_copy(policy: FlowPolicy) -> FlowPolicy:
     """The reference policy pi_ref: a deep copy with gradients off, in eval mode."""
     ref = copy.deepcopy(policy)
@@ -167,9 +186,7 @@ class LWDAlgorithm:
         self.text_encoder, self.norm_stats = text_encoder, norm_stats
         params = policy.parameters() if cfg.train_backbone else policy.action_expert_parameters()
         self._policy_params = [p for p in params if p.requires_grad]
-        self.policy_opt = torch.optim.AdamW(
-            self._policy_params, lr=cfg.policy_lr, weight_decay=cfg.policy_weight_decay
-        )
+        self.policy_opt = adam(self._policy_params, cfg.policy_lr, weight_decay=cfg.policy_weight_decay)
         self.policy_sched = cosine_schedule(self.policy_opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
@@ -178,7 +195,7 @@ class LWDAlgorithm:
         if cfg.reference == "bc":
             self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
             self._reference_params = list(self.reference_trainee.parameters())
-            self.reference_opt = torch.optim.AdamW(self._reference_params, lr=cfg.reference_lr, weight_decay=0.0)
+            self.reference_opt = adam(self._reference_params, cfg.reference_lr, weight_decay=0.0)
             self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS)
 
     # -- one batch -------------------------------------------------------------------------------
@@ -231,6 +248,11 @@ class LWDAlgorithm:
         return metrics
 
     def qam_loss(self, obs: dict) -> tuple[Tensor, dict[str, float]]:
+        """QAM on the first ``cfg.qam_batch`` rows of ``obs`` (all if 0): rows are sampled at random,
+        so a prefix is a uniform subsample."""
+        rows = self.cfg.qam_batch
+        if rows and rows < obs["state"].shape[0]:
+            obs = slice_obs(obs, rows)
         if self.cfg.train_backbone:
             cond = self.policy.encode(obs)
         else:
@@ -238,13 +260,9 @@ class LWDAlgorithm:
                 cond = self.policy.encode(obs)
         with torch.no_grad():
             cond_ref = self.reference.encode(obs)
+            f_ref = bound_velocity(self.reference, cond_ref)
+        f_theta = bound_velocity(self.policy, cond)
         target_critic = self.learner.target_critic
-
-        def f_theta(x, w):
-            return self.policy.velocity(cond, x, w)
-
-        def f_ref(x, w):
-            return self.reference.velocity(cond_ref, x, w)
 
         def q_fn(a):
             return target_critic(obs, a).mean(dim=0)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.base import RL_ONLY, optimizer_step
+from lwd.algorithms.base import RL_ONLY, adam, optimizer_step
 from lwd.algorithms.bc import flow_matching_loss, module_device
 from lwd.algorithms.divl import ValueCriticLearner, cosine_schedule, min_target_q
 from lwd.algorithms.lwd import to_tensors
@@ -128,7 +128,7 @@ class RECAPAlgorithm:
         self.wrapper = IndicatorConditionedPolicy(policy)
         self.learner, self.text_encoder, self.norm_stats, self.cfg = learner, text_encoder, norm_stats, cfg
         self._params = [p for p in self.wrapper.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self._params, lr=cfg.lr, weight_decay=0.0)
+        self.opt = adam(self._params, cfg.lr, weight_decay=0.0)
         self.sched = cosine_schedule(self.opt, cfg.total_steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0

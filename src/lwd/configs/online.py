@@ -43,6 +43,12 @@ class LearnerSettings:
     policy_every: int = 1
     """QAM-based algorithms (``lwd``, ``iql-qam``): the policy (QAM) step runs on every k-th learner
     step, value and critic on every step (chosen: 1). Budgets and ``publish_every`` count learner steps."""
+    qam_batch: int = 0
+    """QAM-based algorithms: rows of each batch the QAM step uses (0: the whole batch; chosen). The
+    QAM cost knob: a QAM step costs ~3K action-expert passes per row."""
+    qam_flow_steps: int = 10
+    """QAM-based algorithms: K, flow steps of the QAM trajectory (paper default 10; acting keeps the
+    policy's own K). Fewer steps make QAM cheaper and its schedule coarser."""
     reference: Literal["frozen", "bc"] = "frozen"
     """QAM-based algorithms: QAM's reference policy (algorithms.md 4.1). ``frozen`` = the stage's
     reference, never updated (the paper); ``bc`` = an EMA of a copy trained on every learner step by

@@ -102,7 +102,7 @@ ONLINE: dict[str, OnlineConfig] = {
         robot_processes=2,
         learner=LearnerSettings(
             batch_size=128, publish_every=25, checkpoint_every=25, min_online_transitions=2000,
-            lam=0.01, policy_lr=1e-4, policy_every=8,
+            lam=0.01, policy_lr=1e-4, policy_every=8, reference="bc",
         ),  # fmt: skip
         budget=Budget(max_learner_steps=4000, max_wall_s=360.0),
     ),
@@ -119,7 +119,7 @@ ONLINE: dict[str, OnlineConfig] = {
         suite="mw8",
         num_robots=16,
         robot_processes=2,
-        learner=LearnerSettings(lam=0.01, policy_lr=1e-4, policy_every=8),  # as quickstart (docs/results.md)
+        learner=LearnerSettings(lam=0.01, policy_lr=1e-4, policy_every=8, reference="bc"),  # as quickstart
         budget=Budget(max_learner_steps=3000, max_wall_s=5400.0),
     ),
 }

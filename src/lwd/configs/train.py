@@ -110,6 +110,10 @@ class RLConfig:
     """QAM step on every k-th learner step; value/critic on every step (chosen: 1)."""
     expectile: float = 0.7
     """Expectile of the IQL ablation."""
+    qam_batch: int = 0
+    """Rows of each batch the QAM step uses (0: the whole batch; chosen): QAM's cost knob."""
+    qam_flow_steps: int = 10
+    """K, flow steps of the QAM trajectory (paper default 10)."""
     reference: Literal["frozen", "bc"] = "frozen"
     """QAM's reference policy (algorithms.md 4.1): ``frozen`` = the SFT checkpoint (the paper), ``bc`` =
     an EMA of a copy trained by BC on demos (+ intervention chunks online) during learning (chosen)."""

@@ -50,7 +50,8 @@ def online_lwd_config(s: LearnerSettings) -> LWDConfig:
     """Online DIVL/QAM settings: tau_base (0.9), constant learning rates, QAM temperature."""
     try:
         return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
-                         qam=QAMConfig(lam=s.lam), policy_lr=s.policy_lr, total_steps=0,
+                         qam=QAMConfig(lam=s.lam, flow_steps=s.qam_flow_steps), qam_batch=s.qam_batch,
+                         policy_lr=s.policy_lr, total_steps=0,
                          policy_every=s.policy_every, reference=s.reference, reference_lr=s.reference_lr,
                          reference_ema=s.reference_ema)  # fmt: skip
     except ValueError as e:  # the bounds live in LWDConfig

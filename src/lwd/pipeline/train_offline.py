@@ -38,7 +38,8 @@ def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
             divl=DIVLConfig(
                 tau_base=cfg.tau_base if tau_base is None else tau_base, alpha=alpha, lr=cfg.critic_lr
             ),
-            qam=QAMConfig(lam=cfg.lam),
+            qam=QAMConfig(lam=cfg.lam, flow_steps=cfg.qam_flow_steps),
+            qam_batch=cfg.qam_batch,
             policy_lr=cfg.policy_lr,
             total_steps=cfg.loop.steps,
             policy_delay_steps=cfg.policy_delay_steps,
