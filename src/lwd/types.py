@@ -79,6 +79,9 @@ class Episode:
       rewards       float32 [T]          sparse: 1.0 on the step that succeeded, else 0.0
       intervention  bool    [T]          True where the human (or scripted stand-in) acted
       images        cam -> uint8 [T+1, H, W, 3] (pixels mode only)
+      rejected_steps    int64   [R]         steps t at which the human took over (sorted, unique)
+      rejected_actions  float32 [R, k, a]   the chunk the policy proposed at s_t there, which the
+                                            human rejected (its same-state counterfactual; R may be 0)
     ``success`` is True iff the episode ended by succeeding (then rewards[-1] == 1).
     """
 
@@ -98,6 +101,10 @@ class Episode:
     """Environment seed of the episode (-1 if unknown)."""
     condition: str = "lab"
     """Deployment condition the episode ran in (``lab``, ``field`` or a shift file's name)."""
+    rejected_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Steps at which the human took over, int64 [R] (see the class docstring)."""
+    rejected_actions: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), np.float32))
+    """The policy's rejected proposals at those steps, float32 [R, k, a] in [-1, 1]."""
 
     @property
     def length(self) -> int:
@@ -138,10 +145,29 @@ class Episode:
                     f"episode {self.episode_id}: image stream {cam!r} must be uint8 [T+1, H, W, 3], "
                     f"got {img.dtype} {img.shape}"
                 )
+        self._validate_rejected()
         if self.success and float(self.rewards[-1]) != 1.0:
             raise ValueError(f"episode {self.episode_id}: success=True but the last reward is not 1")
         if self.source == "play" and self.success:
             raise ValueError(f"episode {self.episode_id}: play data is labelled as failure by definition")
+
+    def _validate_rejected(self) -> None:
+        steps, acts, t = self.rejected_steps, self.rejected_actions, self.length
+        r = int(steps.shape[0]) if steps.ndim == 1 else -1
+        if r == 0 and acts.shape[0] == 0:
+            return
+        where = f"episode {self.episode_id}: rejected proposals"
+        if r < 0 or acts.ndim != 3 or acts.shape[0] != r or acts.shape[2] != self.actions.shape[1] or acts.shape[1] < 1:
+            raise ValueError(f"{where}: need steps [R] and actions [R, k, a={self.actions.shape[1]}], "
+                             f"got {steps.shape} and {acts.shape}")  # fmt: skip
+        if not np.issubdtype(steps.dtype, np.integer) or (steps < 0).any() or (steps >= t).any():
+            raise ValueError(f"{where}: steps must be integers in [0, {t}), got {steps.tolist()}")
+        if (np.diff(steps) <= 0).any():
+            raise ValueError(f"{where}: steps must be strictly increasing, got {steps.tolist()}")
+        if not self.intervention[steps].all():
+            raise ValueError(f"{where}: every step must be an intervention step (the human acted there)")
+        if not np.all(np.isfinite(acts)):
+            raise ValueError(f"{where}: actions contain NaN or Inf")
 
     def replace(self, **changes) -> Episode:
         return dataclasses.replace(self, **changes)

@@ -111,3 +111,46 @@ def test_execute_stops_for_success_stop_and_time_limit():
     assert res.stopped_by == "time_limit" and robot.t == TASK.max_steps and res.done and not res.success
     with pytest.raises(RuntimeError, match="reset"):
         robot.step(np.zeros(2))
+
+
+class _TakeOverAt:
+    """A human stand-in that takes over at the given steps for ``hold`` steps, acting zeros."""
+
+    def __init__(self, steps, hold=2):
+        self.steps, self.hold, self.held = set(steps), hold, 0
+
+    def reset(self, task, instruction, seed=0):
+        self.held = 0
+
+    def should_take_over(self, obs, proposed_action, t):
+        return t in self.steps
+
+    def act(self, obs):
+        self.held += 1
+        return np.zeros(2, np.float32)
+
+    def should_hand_back(self, obs, t):
+        done = self.held >= self.hold
+        self.held = 0 if done else self.held
+        return done
+
+
+def test_take_overs_record_the_rejected_proposal_at_the_same_state():
+    """At a take-over at a chunk start the rejected proposal is that chunk; mid-chunk the policy is
+    asked once more at the take-over state and that fresh proposal is recorded."""
+    robot = make_robot("fake4")
+    seen = []
+
+    def policy(obs):
+        seen.append(obs.state.copy())
+        return np.full((7, 2), 0.01 * len(seen), np.float32)
+
+    ep = run_episode(robot, policy, TASK, "x", 0, _TakeOverAt({3, 12}), source="online")
+    # calls: t=0 (chunk, stopped after 3 steps), t=3 (fresh proposal, rejected), t=5 (chunk 5..11),
+    # t=12 (chunk start, rejected), t=14, ...
+    assert ep.rejected_steps.tolist() == [3, 12]
+    assert ep.intervention[[3, 4, 12, 13]].all() and not ep.intervention[[0, 1, 2, 5, 11, 14]].any()
+    np.testing.assert_allclose(ep.rejected_actions[:, 0, 0], [0.02, 0.04])
+    np.testing.assert_array_equal(seen[1], ep.states[3])
+    np.testing.assert_array_equal(seen[3], ep.states[12])
+    assert ep.rejected_actions.shape == (2, 7, 2)

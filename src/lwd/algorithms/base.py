@@ -4,7 +4,9 @@ for, and the one optimiser step.
 An algorithm declares the batches it needs (:class:`BatchNeeds`): the RL batch (every transition,
 offline:online mixed by the learner) and/or an imitation batch drawn only from the transitions its
 :class:`~lwd.data.replay.TransitionFilter` makes eligible (demonstrations and chunks that start on a
-human step). The learner samples what is asked for and calls ``update(batch, imitation)``.
+human step), and/or a contrast batch of take-overs (the human's chunk and the policy's rejected
+proposal at the same state). The learner samples what is asked for and calls
+``update(batch, imitation, contrast)``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class BatchNeeds:
     imitation: TransitionFilter | None = None
     """If set, also an imitation batch of the same size drawn from the transitions this filter makes
     eligible (e.g. :data:`lwd.data.replay.DEMOS_AND_INTERVENTIONS`)."""
+    contrast: bool = False
+    """Also a contrast batch when the online buffer holds take-overs with the policy's rejected
+    proposal (``ReplayBuffer.sample_rejections``); ``None`` is passed while it holds none."""
 
 
 RL_ONLY = BatchNeeds()
@@ -41,7 +46,10 @@ class Algorithm(Protocol):
     needs: BatchNeeds
 
     def update(
-        self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None
+        self,
+        batch: TransitionBatch | None,
+        imitation: TransitionBatch | None = None,
+        contrast: TransitionBatch | None = None,
     ) -> dict[str, float]: ...
 
     def policy_weights(self) -> dict[str, Tensor]: ...

@@ -126,6 +126,40 @@ def critic_mse_loss(
     return loss, metrics
 
 
+def contrast_loss(
+    critic: nn.Module,
+    target_critic: nn.Module,
+    obs: dict,
+    human: Tensor,
+    human_mask: Tensor,
+    rejected: Tensor,
+    margin: float,
+) -> tuple[Tensor, dict[str, float]]:
+    """Same-state contrast of a take-over (our addition, algorithms.md section 3.7, not in the paper).
+
+    At a take-over state s the human executed the chunk a_h instead of the policy's proposal a_p. The
+    rule: the human's judgement ranks a_p below a_h by at least ``margin`` (Q units). Each head is
+    pushed down where it breaks the rule, against the target critic's value of the human's chunk
+    (no gradient there, so the executed actions keep their TD targets):
+
+      L_C = sum_e E_b [ max(0, Q_e(s, a_p) - (min_e' Q_phibar(s, a_h) - margin))^2 ]
+
+    human [b, h, a] with human_mask [b, h]; rejected [b, h, a] (every step exists). Returns
+    ``(loss, metrics)``; ``critic/contrast_acc`` is P[min_e Q(s, a_h) > min_e Q(s, a_p)] on the batch.
+    """
+    q_h = min_target_q(target_critic, obs, human, human_mask)  # [b]
+    q_p = critic(obs, rejected, None)  # [e, b]
+    loss = torch.relu(q_p - (q_h - margin).unsqueeze(0)).pow(2).mean(-1).sum()
+    with torch.no_grad():
+        q_h_online = critic(obs, human, human_mask).min(0).values
+        metrics = {
+            "critic/contrast_loss": float(loss.detach()),
+            "critic/contrast_acc": float((q_h_online > q_p.min(0).values).float().mean()),
+            "critic/contrast_gap": float((q_h_online - q_p.min(0).values).mean()),
+        }
+    return loss, metrics
+
+
 def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int, warmup: int = 0, floor: float = 0.1):
     """Linear warmup then cosine decay to ``floor`` x lr over ``total_steps`` (0: constant lr)."""
 
@@ -164,6 +198,10 @@ class ValueCriticLearner:
         self.critic_opt = adam(critic.parameters(), lr)
         self.value_sched = cosine_schedule(self.value_opt, total_steps)
         self.critic_sched = cosine_schedule(self.critic_opt, total_steps)
+        self.contrast_weight = 0.0
+        """Weight of the take-over contrast loss in the critic step (0: the paper's critic)."""
+        self.contrast_margin = 0.05
+        """Margin (Q units) by which a rejected proposal should rank below the human's chunk."""
 
     def value_loss(self, obs, actions, action_mask) -> tuple[Tensor, dict]:
         raise NotImplementedError
@@ -182,8 +220,14 @@ class ValueCriticLearner:
         v, m = self.bootstrap(next_obs)
         return td_target(reward, discount, v), m
 
-    def critic_step(self, obs, actions, action_mask, y: Tensor) -> dict[str, float]:
+    def critic_step(self, obs, actions, action_mask, y: Tensor, contrast: tuple | None = None) -> dict[str, float]:
+        """MSE to y (3.4), plus ``contrast_weight`` x the take-over contrast loss when a contrast batch
+        ``(obs, human actions, human mask, rejected)`` is given."""
         loss, m = critic_mse_loss(self.critic, obs, actions, y, action_mask)
+        if contrast is not None and self.contrast_weight > 0:
+            c_loss, cm = contrast_loss(self.critic, self.target_critic, *contrast, self.contrast_margin)
+            loss = loss + self.contrast_weight * c_loss
+            m.update(cm)
         m["critic/grad_norm"] = optimizer_step(
             self.critic_opt, loss, self.critic.parameters(), self.grad_clip, self.critic_sched
         )
@@ -200,12 +244,14 @@ class ValueCriticLearner:
         discount: Tensor,
         next_obs: dict,
         action_mask: Tensor | None = None,
+        contrast: tuple | None = None,
     ) -> dict[str, float]:
-        """One batch in the order of section 3.5 (the policy step, if any, comes after)."""
+        """One batch in the order of section 3.5 (the policy step, if any, comes after); ``contrast``
+        optional, see :meth:`critic_step`."""
         metrics = self.value_step(obs, actions, action_mask)
         y, m = self.compute_target(next_obs, reward, discount)
         metrics.update(m)
-        metrics.update(self.critic_step(obs, actions, action_mask, y))
+        metrics.update(self.critic_step(obs, actions, action_mask, y, contrast))
         self.ema_step()
         return metrics
 

@@ -84,7 +84,9 @@ class HGDAggerAlgorithm:
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
 
-    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+    def update(
+        self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None, contrast: TransitionBatch | None = None
+    ) -> dict[str, float]:
         rows = batch if self.cfg.select_all else imitation
         if rows is None:
             raise ValueError("HG-DAgger needs the " + ("RL" if self.cfg.select_all else "imitation") + " batch")

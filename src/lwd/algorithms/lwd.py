@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lwd.algorithms.base import RL_ONLY, BatchNeeds, adam, optimizer_step
+from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
 from lwd.algorithms.bc import batch_actions, module_device, policy_obs
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
 from lwd.algorithms.hg_dagger import masked_bc_loss
@@ -45,6 +45,7 @@ from lwd.critic.networks import (
 )
 from lwd.data.batch import TransitionBatch
 from lwd.data.replay import DEMOS_AND_INTERVENTIONS, supervised_mask
+from lwd.policy.batching import actions_to_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats
@@ -82,6 +83,11 @@ class LWDConfig:
     """pi_ref of QAM (algorithms.md 4.1): ``frozen`` = the starting (SFT) policy, never updated (the
     paper); ``bc`` = an EMA of a copy trained by flow-matching BC on demos + intervention chunks
     (chosen default of the presets, measured in docs/results.md)."""
+    contrast_weight: float = 0.0
+    """Weight of the take-over contrast loss in the critic step (``divl.contrast_loss``; 0 = the
+    paper's critic; chosen in the presets, ablated in docs/results.md)."""
+    contrast_margin: float = 0.05
+    """Margin in Q units by which the human's rejected proposal should rank below the human's chunk."""
     reference_lr: float = 1e-4
     """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
     reference_ema: float = 0.05
@@ -95,6 +101,9 @@ class LWDConfig:
             raise ValueError(f"reference_ema must be in (0, 1], got {self.reference_ema}")
         if not self.reference_lr > 0.0:
             raise ValueError(f"reference_lr must be > 0, got {self.reference_lr}")
+        if not 0.0 <= self.contrast_weight < float("inf") or not 0.0 <= self.contrast_margin < float("inf"):
+            raise ValueError(f"contrast_weight and contrast_margin must be finite and >= 0, got "
+                             f"{self.contrast_weight}, {self.contrast_margin}")  # fmt: skip
         if self.qam_batch < 0:
             raise ValueError(f"qam_batch must be >= 0, got {self.qam_batch}")
         if self.policy_every < 1:
@@ -191,19 +200,31 @@ class LWDAlgorithm:
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
         self.reference_trainee: FlowPolicy | None = None
-        self.needs: BatchNeeds = RL_ONLY
+        learner.contrast_weight, learner.contrast_margin = cfg.contrast_weight, cfg.contrast_margin
+        self.needs: BatchNeeds = BatchNeeds(contrast=cfg.contrast_weight > 0)
         if cfg.reference == "bc":
             self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
             self._reference_params = list(self.reference_trainee.parameters())
             self.reference_opt = adam(self._reference_params, cfg.reference_lr, weight_decay=0.0)
-            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS)
+            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS, contrast=self.needs.contrast)
 
     # -- one batch -------------------------------------------------------------------------------
-    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+    def update(
+        self,
+        batch: TransitionBatch | None,
+        imitation: TransitionBatch | None = None,
+        contrast: TransitionBatch | None = None,
+    ) -> dict[str, float]:
         if batch is None:
             raise ValueError("LWD needs the RL batch")
-        t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.policy))
-        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        device = module_device(self.policy)
+        t = to_tensors(batch, self.text_encoder, self.norm_stats, device)
+        pair = None
+        if contrast is not None and contrast.rejected is not None:
+            c = to_tensors(contrast, self.text_encoder, self.norm_stats, device)
+            rejected = actions_to_policy(torch.from_numpy(contrast.rejected).to(device), self.norm_stats)
+            pair = (c.obs, c.actions, c.mask, rejected)
+        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pair)
         if self.reference_trainee is not None:
             if imitation is None:
                 raise ValueError("LWD with reference='bc' needs the imitation batch (BatchNeeds.imitation)")

@@ -139,7 +139,9 @@ class RECAPAlgorithm:
         adv = min_target_q(self.learner.target_critic, obs, actions, mask) - self.learner.state_value(obs)
         return improvement_indicator(adv, self.cfg.eps), adv
 
-    def update(self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None) -> dict[str, float]:
+    def update(
+        self, batch: TransitionBatch | None, imitation: TransitionBatch | None = None, contrast: TransitionBatch | None = None
+    ) -> dict[str, float]:
         if batch is None:
             raise ValueError("RECAP needs the RL batch")
         t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.wrapper))

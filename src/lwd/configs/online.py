@@ -49,6 +49,11 @@ class LearnerSettings:
     qam_flow_steps: int = 10
     """QAM-based algorithms: K, flow steps of the QAM trajectory (paper default 10; acting keeps the
     policy's own K). Fewer steps make QAM cheaper and its schedule coarser."""
+    contrast_weight: float = 0.0
+    """QAM-based algorithms: weight of the take-over contrast loss in the critic step (the policy's
+    rejected proposal ranked below the human's chunk at the same state; 0 = the paper's critic)."""
+    contrast_margin: float = 0.05
+    """Margin (Q units) of the take-over contrast (chosen)."""
     reference: Literal["frozen", "bc"] = "frozen"
     """QAM-based algorithms: QAM's reference policy (algorithms.md 4.1). ``frozen`` = the stage's
     reference, never updated (the paper); ``bc`` = an EMA of a copy trained on every learner step by

@@ -22,6 +22,8 @@ window of n chunks for offline targets, algorithms.md section 3.4):
   task_index     int64   [b]             index into ``task_ids`` (for logging/balancing only; never a
                                          policy input)
   is_online      bool    [b]
+  rejected       float32 [b, h, a]       contrast batches only (else None): the chunk the policy
+                                         proposed at s_t, which the human rejected by taking over
 
 The critic target is then y = reward + discount * Quant_tau(V(next_state)).
 """
@@ -52,6 +54,8 @@ class TransitionBatch:
     task_ids: tuple[str, ...]
     images: dict[str, np.ndarray] = field(default_factory=dict)
     next_images: dict[str, np.ndarray] = field(default_factory=dict)
+    rejected: np.ndarray | None = None
+    """Contrast batches (``ReplayBuffer.sample_rejections``): the policy's rejected proposal at s_t."""
 
     @property
     def size(self) -> int:

@@ -12,8 +12,12 @@ Columns:
   intervention               bool
   has_action                 bool
   frame_index                int32
-Episode-level fields (ids, instruction, source, success, image shapes, schema version) live in the
-table's key-value metadata under ``lwd.episode`` as JSON.
+  rejected                   bool        (schema 2, only if the episode has rejected proposals)
+  rejected.action            list<float32>[k*a]  the policy's proposal the human rejected at that
+                                         frame's state (zeros where ``rejected`` is False)
+Episode-level fields (ids, instruction, source, success, image shapes, the rejected chunk shape,
+schema version) live in the table's key-value metadata under ``lwd.episode`` as JSON. Schema 1
+payloads (no rejected proposals) still load.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import pyarrow.parquet as pq
 
 from lwd.types import Episode
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
+REJECTED_COLUMNS = ("rejected", "rejected.action")
 META_KEY = b"lwd.episode"
 IMAGE_PREFIX = "observation.images."
 
@@ -55,6 +61,15 @@ def episode_to_table(ep: Episode) -> pa.Table:
         "has_action": pa.array(has_action, type=pa.bool_()),
         "frame_index": pa.array(np.arange(t + 1, dtype=np.int32)),
     }
+    r, k = int(ep.rejected_steps.shape[0]), 0
+    if r:
+        k = int(ep.rejected_actions.shape[1])
+        has = np.zeros(t + 1, bool)
+        has[ep.rejected_steps] = True
+        proposals = np.zeros((t + 1, k * a_dim), np.float32)
+        proposals[ep.rejected_steps] = ep.rejected_actions.reshape(r, -1)
+        cols["rejected"] = pa.array(has, type=pa.bool_())
+        cols["rejected.action"] = _fixed_list(proposals)
     image_shapes = {}
     for cam, frames in sorted(ep.images.items()):
         image_shapes[cam] = list(frames.shape[1:])
@@ -72,6 +87,7 @@ def episode_to_table(ep: Episode) -> pa.Table:
         "seed": int(ep.seed),
         "condition": ep.condition,
         "image_shapes": image_shapes,
+        "rejected_chunk": [k, a_dim] if r else None,
     }
     table = pa.table(cols)
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
@@ -83,7 +99,7 @@ def episode_from_table(table: pa.Table) -> Episode:
     if raw is None:
         raise ValueError("not an lwd episode table: missing 'lwd.episode' metadata")
     meta = json.loads(raw)
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_SCHEMAS:
         raise ValueError(f"unsupported episode schema version {meta.get('schema_version')!r}")
     n = table.num_rows
     if n < 2:
@@ -98,7 +114,7 @@ def episode_from_table(table: pa.Table) -> Episode:
     for cam, shape in meta["image_shapes"].items():
         col = table.column(IMAGE_PREFIX + cam).to_pylist()
         images[cam] = np.frombuffer(b"".join(col), dtype=np.uint8).reshape(n, *shape).copy()
-    return episode_from_frames(
+    ep = episode_from_frames(
         meta,
         states=mat("observation.state"),
         actions=mat("action"),
@@ -106,6 +122,18 @@ def episode_from_table(table: pa.Table) -> Episode:
         intervention=table.column("intervention").to_numpy(zero_copy_only=False).astype(bool),
         images=images,
     )
+    chunk = meta.get("rejected_chunk")
+    if chunk:
+        if not all(c in table.column_names for c in REJECTED_COLUMNS):
+            raise ValueError("episode table declares rejected proposals but lacks their columns")
+        steps = np.flatnonzero(table.column("rejected").to_numpy(zero_copy_only=False).astype(bool))
+        k, a = (int(c) for c in chunk)
+        acts = mat("rejected.action")[steps]
+        if acts.shape[1] != k * a:
+            raise ValueError(f"rejected.action rows hold {acts.shape[1]} values, not k*a = {k}*{a}")
+        ep.rejected_steps, ep.rejected_actions = steps.astype(np.int64), acts.reshape(-1, k, a)
+        ep.validate()
+    return ep
 
 
 def episode_from_frames(

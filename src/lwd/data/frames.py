@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from lwd.data.episode_io import IMAGE_PREFIX, episode_from_frames, episode_to_table
+from lwd.data.episode_io import IMAGE_PREFIX, REJECTED_COLUMNS, episode_from_frames, episode_to_table
 from lwd.data.layout import EPISODE_STRING_COLUMNS
 from lwd.types import Episode
 
@@ -38,6 +38,7 @@ def frames_table(placed: Sequence[PlacedEpisode], fps: float) -> pa.Table:
         ep = p.episode
         n = ep.length + 1
         t = episode_to_table(ep).replace_schema_metadata(None)
+        t = t.drop_columns([c for c in REJECTED_COLUMNS if c in t.column_names])  # payloads only
         extra = {
             "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(fps)),
             "episode_index": pa.array(np.full(n, p.episode_index, np.int64)),

@@ -59,6 +59,7 @@ def concat_batches(a: TransitionBatch, b: TransitionBatch) -> TransitionBatch:
         task_ids=task_ids,
         images={c: np.concatenate([a.images[c], b.images[c]]) for c in a.images},
         next_images={c: np.concatenate([a.next_images[c], b.next_images[c]]) for c in a.next_images},
+        rejected=None if a.rejected is None or b.rejected is None else np.concatenate([a.rejected, b.rejected]),
     )
 
 

@@ -6,6 +6,9 @@ Storage (E episodes, N = sum T_e steps; state rows are N + E since each episode 
   per step:    episode int64 [N], remaining int64 [N] (T_e - t)
   per episode: task_index, instruction_id, source_id, policy_version int64 [E]; online, success bool [E]
 Because episodes are appended whole, step g of episode e has its state s_t at row g + e.
+Rejected proposals (``Episode.rejected_*``): flat step int64 [R] and chunk float32 [R, k, a], sampled
+by :meth:`ReplayBuffer.sample_rejections` as contrast batches (the human's chunk and the policy's
+rejected one at the same state).
 
 Sampling (:meth:`ReplayBuffer.sample`) is task-balanced by default: a task uniformly among those
 with eligible transitions, then a transition uniformly within it. A :class:`TransitionFilter`
@@ -92,6 +95,8 @@ class ReplayBuffer:
         self._episodes = {
             k: GrowableArray((), bool if k in ("online", "success") else np.int64) for k in _EPISODE_FIELDS
         }
+        self._rej_step = GrowableArray((), np.int64)
+        self._rej_actions: GrowableArray | None = None
         self._rbar_cache: dict[tuple[int, float], np.ndarray] = {}
         self._eligible_cache: dict[TransitionFilter, tuple[int, tuple[np.ndarray, ...]]] = {}
 
@@ -156,6 +161,11 @@ class ReplayBuffer:
             self._images = {c: GrowableArray(v.shape[1:], np.uint8) for c, v in ep.images.items()}
         e = len(self._episode_ids)
         t = ep.length
+        if ep.rejected_steps.shape[0]:
+            if self._rej_actions is None:
+                self._rej_actions = GrowableArray(ep.rejected_actions.shape[1:], np.float32)
+            self._rej_step.extend(len(self) + ep.rejected_steps.astype(np.int64))
+            self._rej_actions.extend(ep.rejected_actions.astype(np.float32))
         self._states.extend(ep.states)
         self._actions.extend(ep.actions)
         for cam, frames in ep.images.items():
@@ -208,6 +218,30 @@ class ReplayBuffer:
         else:
             pick = rng.integers(0, order.size, size=batch_size)
         return self.transitions(order[pick], chunk_len, gamma, n_step_by_task)
+
+    @property
+    def num_rejections(self) -> int:
+        """Stored rejected proposals (take-overs with the policy's proposal recorded)."""
+        return len(self._rej_step)
+
+    def sample_rejections(
+        self, batch_size: int, rng: np.random.Generator, chunk_len: int, gamma: float
+    ) -> TransitionBatch:
+        """A contrast batch: transitions starting at take-over steps (the human's chunk as ``actions``)
+        with the policy's rejected proposal there as ``rejected`` [b, chunk_len, a] (cut or padded
+        with its last action to ``chunk_len``); uniform over take-overs, with replacement."""
+        if not self.num_rejections:
+            raise ValueError("no rejected proposals to sample")
+        pick = rng.integers(0, self.num_rejections, size=batch_size)
+        batch = self.transitions(self._rej_step.view[pick], chunk_len, gamma)
+        chunks = self._rej_actions.view[pick]
+        k = chunks.shape[1]
+        if k >= chunk_len:
+            chunks = chunks[:, :chunk_len]
+        else:
+            chunks = np.concatenate([chunks, np.repeat(chunks[:, -1:], chunk_len - k, axis=1)], axis=1)
+        batch.rejected = np.ascontiguousarray(chunks, dtype=np.float32)
+        return batch
 
     def transitions(
         self,
@@ -265,6 +299,9 @@ class ReplayBuffer:
             out[f"episode_{k}"] = col.view.copy()
         for cam, col in self._images.items():
             out[f"images.{cam}"] = col.view.copy()
+        if self._rej_actions is not None:
+            out["rejected_step"] = self._rej_step.view.copy()
+            out["rejected_actions"] = self._rej_actions.view.copy()
         return out
 
     def meta(self) -> dict[str, Any]:
@@ -326,6 +363,13 @@ class ReplayBuffer:
             for key, v in arrays.items()
             if key.startswith("images.")
         }
+        if "rejected_step" in arrays:  # states written before rejected proposals existed have none
+            steps = np.asarray(arrays["rejected_step"], np.int64)
+            acts = np.asarray(arrays["rejected_actions"], np.float32)
+            if acts.ndim != 3 or acts.shape[0] != steps.shape[0] or (steps < 0).any() or (steps >= n).any():
+                raise ValueError("replay state rejected proposals are inconsistent with the stored steps")
+            buf._rej_step = GrowableArray.from_array(steps)
+            buf._rej_actions = GrowableArray.from_array(acts)
         return buf
 
     # ---- internals -----------------------------------------------------------------------------------
@@ -343,6 +387,10 @@ class ReplayBuffer:
         return lookup[value]
 
     def _check_shapes(self, ep: Episode) -> None:
+        if ep.rejected_steps.shape[0] and self._rej_actions is not None:
+            if ep.rejected_actions.shape[1:] != self._rej_actions.row_shape:
+                raise ValueError(f"episode {ep.episode_id}: rejected proposals {ep.rejected_actions.shape[1:]} "
+                                 f"!= buffer's {self._rej_actions.row_shape}")  # fmt: skip
         if self._states is None:
             return
         want = (

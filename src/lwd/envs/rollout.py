@@ -31,7 +31,12 @@ class _Recorder:
         self.actions: list[np.ndarray] = []
         self.rewards: list[float] = []
         self.intervention: list[bool] = []
+        self.rejected: list[tuple[int, np.ndarray]] = []
         self.success = False
+
+    def reject(self, t: int, chunk: np.ndarray) -> None:
+        """The human takes over at step ``t``; ``chunk`` [k, a] is the policy's proposal there."""
+        self.rejected.append((t, np.clip(np.asarray(chunk, dtype=np.float32), -1.0, 1.0)))
 
     def add(self, action: np.ndarray, res: StepResult, intervened: bool) -> None:
         self.actions.append(np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0))
@@ -116,8 +121,10 @@ def episode_steps(
             if not done and intervener.should_hand_back(obs, t):
                 intervening = False
             continue
-        chunk = _as_chunk((yield obs), action_dim)[: task.max_steps - t]
+        proposal = _as_chunk((yield obs), action_dim)
+        chunk = proposal[: task.max_steps - t]
         if intervener is not None and intervener.should_take_over(obs, chunk[0], t):
+            rec.reject(t, proposal)
             intervening = True
             continue
         stop = None
@@ -135,7 +142,10 @@ def episode_steps(
             rec.add(a, res, intervened=False)
         t += len(result.steps)
         obs, done = result.obs, result.done
-        if result.stopped_by == "stop":
+        if result.stopped_by == "stop" and not done:
+            # the human takes over mid-chunk: ask the policy what it proposes at this very state,
+            # the same-state counterfactual the human rejects (one extra policy call per take-over)
+            rec.reject(t, _as_chunk((yield obs), action_dim))
             intervening = True
     if condition is None:
         shift = getattr(robot, "shift", None)
@@ -158,5 +168,12 @@ def episode_steps(
         seed=int(seed),
         condition=condition,
     )
+    if rec.rejected:
+        lengths = {len(c) for _, c in rec.rejected}
+        k = max(lengths)  # a proposal is [k, a]; pad a short one (a single action) by repetition
+        episode.rejected_steps = np.array([t_ for t_, _ in rec.rejected], np.int64)
+        episode.rejected_actions = np.stack(
+            [np.concatenate([c, np.repeat(c[-1:], k - len(c), axis=0)]) for _, c in rec.rejected]
+        ).astype(np.float32)
     episode.validate()
     return episode

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from lwd.utils.errors import ConfigError
 
-SHIPPED_SHIFTS = ("lab", "field")
+SHIPPED_SHIFTS = ("lab", "field", "field2")
+"""Shipped conditions: ``lab`` (offline data), ``field`` (where the fleet learns) and ``field2``, a
+second field site that no training stage ever uses (generalisation checks, docs/envs.md)."""
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class VersionStats:
         self.steps: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # [steps, intervened steps]
         self.episodes = 0
         self.env_steps = 0
-        self.window: list[tuple[int, float, int]] = []  # (staleness, intervention fraction, steps)
+        self.window: list[tuple[int, float, int, float]] = []  # (staleness, intervention fraction, steps, success)
 
     def add(self, ep: Episode, latest_version: int) -> None:
         n = self.by_version[ep.policy_version][ep.task_id]
@@ -98,7 +98,8 @@ class VersionStats:
         s[1] += int(np.count_nonzero(ep.intervention))
         self.episodes += 1
         self.env_steps += ep.length
-        self.window.append((latest_version - ep.policy_version, float(np.mean(ep.intervention)), ep.length))
+        self.window.append((latest_version - ep.policy_version, float(np.mean(ep.intervention)), ep.length,
+                            float(ep.success)))  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """``{version: {episodes, env_steps, success_rate: {task: rate}, intervention_rate}}`` (JSON)."""
@@ -119,8 +120,9 @@ class VersionStats:
         if not w:
             return {}
         return {
-            "data/staleness_versions": float(np.mean([s for s, _, _ in w])),
-            "fleet/intervention_rate": float(np.average([i for _, i, _ in w], weights=[n for _, _, n in w])),
+            "data/staleness_versions": float(np.mean([s for s, *_ in w])),
+            "fleet/intervention_rate": float(np.average([i for _, i, _, _ in w], weights=[n for _, _, n, _ in w])),
+            "fleet/success_rate": float(np.mean([ok for *_, ok in w])),
         }
 
 
@@ -226,7 +228,10 @@ class Learner:
         if needs.imitation is not None:  # demos offline, chunks that start on a human step online
             imitation = self.mixer.sample(s.batch_size, self.rng, self.chunk_len, s.gamma, None,
                                           needs.imitation, needs.imitation)  # fmt: skip
-        metrics = self.algo.update(batch, imitation)
+        contrast = None
+        if needs.contrast and self.online.num_rejections:  # take-overs with the rejected proposal
+            contrast = self.online.sample_rejections(s.batch_size, self.rng, self.chunk_len, s.gamma)
+        metrics = self.algo.update(batch, imitation, contrast)
         self.step += 1
         self._acc.add(metrics)
         if self.step % s.publish_every == 0:

@@ -57,6 +57,34 @@ def plot_curves(metrics: list[dict], keys: list[str], path: Path, title: str) ->
     return True
 
 
+def plot_fleet_curve(metrics: list[dict], path: Path) -> bool:
+    """The fleet's learning curve (the paper's headline figure): intervention rate and the success of
+    the fleet's own episodes (interventions included) against cumulative robot-hours, one point per
+    logged window; False if the learner logged none."""
+    pts = [(m["fleet/robot_hours"], m["fleet/intervention_rate"], m.get("fleet/success_rate"))
+           for m in metrics if "fleet/robot_hours" in m and "fleet/intervention_rate" in m]  # fmt: skip
+    if not pts:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], label="intervention rate (share of steps)")
+    succ = [(p[0], p[2]) for p in pts if p[2] is not None]
+    if succ:
+        ax.plot([p[0] for p in succ], [p[1] for p in succ], label="fleet episode success")
+    ax.set_xlabel("robot-hours")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("learning while deploying: the fleet", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]) -> Path:
     run_dir = Path(run_dir)
     lines = [f"# lwd run report: `{run_dir}`", ""]
@@ -98,6 +126,9 @@ def write_report(run_dir: Path, policies: list[str], conditions: tuple[str, ...]
     ]
     if plot_curves(onl, keys, run_dir / "plots" / "online.png", "online LWD (learning while deploying)"):
         lines += ["## Online LWD", "", "![online curves](plots/online.png)", ""]
+        if plot_fleet_curve(onl, run_dir / "plots" / "fleet_robot_hours.png"):
+            lines += ["Fleet success and intervention rate against robot-hours (training-time episodes):", "",
+                      "![fleet vs robot-hours](plots/fleet_robot_hours.png)", ""]  # fmt: skip
         summ = run_dir / "online" / "summary.json"
         if summ.is_file():
             s = read_json(summ)
