@@ -5,6 +5,8 @@ stage) with learner overrides, in ``runs/probes/online_<tag>``, then evaluates t
 run's SFT policy on ``--episodes`` held-out field episodes per task (``lwd eval`` seeds):
 
     .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag pe8_lam0.01 --policy-every 8 --lam 0.01
+    .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag frozen --policy-every 8 --lam 0.01 \
+        --set reference=frozen
 
 Re-running with the same tag resumes / reuses finished parts. Writes ``runs/bench/online_probe_<tag>.json``.
 """
@@ -43,10 +45,20 @@ def main() -> None:
     ap.add_argument("--max-learner-steps", type=int, default=None)
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0, help="fleet and learner seed of the online run")
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                    help="further LearnerSettings overrides, e.g. reference=frozen contrast_weight=1.0")
     args = ap.parse_args()
     base = ONLINE["quickstart"]
+    fields = {f.name: f for f in dataclasses.fields(base.learner)}
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields or not value:
+            raise SystemExit(f"error: --set {item!r}: expected FIELD=VALUE with FIELD in LearnerSettings")
+        current = getattr(base.learner, key)
+        extra[key] = value if isinstance(current, str) else type(current)(value)
     learner = dataclasses.replace(base.learner, lam=args.lam, policy_every=args.policy_every,
-                                  policy_lr=args.policy_lr, seed=args.seed)  # fmt: skip
+                                  policy_lr=args.policy_lr, seed=args.seed, **extra)  # fmt: skip
     cfg = dataclasses.replace(base, learner=learner, seed=args.seed,
                               budget=Budget(max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s))  # fmt: skip
     run_dir = Path("runs/probes") / f"online_{args.tag}"
@@ -59,7 +71,8 @@ def main() -> None:
                     args.episodes, "sft")  # fmt: skip
     online, sft = read_json(online_dir / "results.json"), read_json(sft_dir / "results.json")
     res = {"tag": args.tag, "run": str(args.run), "lam": args.lam, "policy_every": args.policy_every,
-           "policy_lr": args.policy_lr, "seed": args.seed, "learner_steps": summary.get("learner_step"),
+           "policy_lr": args.policy_lr, "seed": args.seed, "settings": dataclasses.asdict(learner),
+           "learner_steps": summary.get("learner_step"),
            "robot_hours": summary.get("robot_hours"), "stop_reason": summary.get("stop_reason"),
            "episodes_per_task": args.episodes, "online_field": online["average_success"],
            "sft_field": sft["average_success"], "paired_vs_sft": paired_comparison(online_dir, sft_dir),

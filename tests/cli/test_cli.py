@@ -45,6 +45,22 @@ def test_run_stop_errors_are_one_line_and_run_no_stage(tmp_path, capsys):
     assert not (run_dir / "stages").exists()  # no stage ran
 
 
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--eval-conditions", "mars"], "error: shift 'mars' is neither a shipped name"),
+        (["--generalisation-conditions", "lab", "venus"], "error: shift 'venus' is neither a shipped name"),
+        (["--generalisation-episodes", "0"], "error: --generalisation-episodes must be >= 1"),
+    ],
+)
+def test_run_checks_every_evaluation_condition_before_any_stage(flags, message, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not run_dir.exists()  # nothing written, not even config.json
+
+
 def test_console_script_collect_debug(tmp_path):
     out = tmp_path / "data"
     cmd = [

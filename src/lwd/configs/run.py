@@ -36,6 +36,13 @@ class RunConfig:
     """Conditions every evaluated policy (SFT, offline LWD, online LWD) is measured in."""
     eval_sft_in_lab: bool = True
     """Also evaluate the SFT policy in the lab, to show the deployment shift."""
+    generalisation_conditions: tuple[str, ...] = ("lab", "field2")
+    """Conditions no training stage used, where SFT and the online policy are also evaluated (paired
+    on the same episodes): does the field gain generalise? ``field2`` is a second shipped field site;
+    empty disables."""
+    generalisation_episodes: int = 10
+    """Episodes per task per evaluation seed in each generalisation condition (a prefix of the main
+    evaluation's held-out seeds, so SFT's lab evaluation pairs with them)."""
     skip_online: bool = False
     """Stop after the offline stage (no fleet)."""
     engine: Literal["local", "ray"] | None = None

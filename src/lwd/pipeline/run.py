@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lwd.configs.run import RunConfig
+from lwd.envs.shift import load_shift
 from lwd.eval.runner import evaluate
 from lwd.pipeline.collect import collect
 from lwd.pipeline.online import run_online, stop_online
@@ -78,8 +79,17 @@ class Stages:
         return rec
 
 
+def check_conditions(cfg: RunConfig) -> None:
+    """Every evaluation condition must load (shipped name or shift file) before any stage runs."""
+    for cond in (*cfg.eval_conditions, *cfg.generalisation_conditions):
+        load_shift(cond)  # ConfigError naming the condition and what is expected
+    if cfg.generalisation_conditions and cfg.generalisation_episodes < 1:
+        raise ConfigError(f"--generalisation-episodes must be >= 1, got {cfg.generalisation_episodes}")
+
+
 def run(cfg: RunConfig) -> Path:
     """Run (or resume) the main job; returns the report path."""
+    check_conditions(cfg)
     cfg = resolve(cfg)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
@@ -107,7 +117,14 @@ def run(cfg: RunConfig) -> Path:
                 cfg.eval, checkpoint=ckpt, shift=cond, out=cfg.run_dir / "eval" / f"{name}_{cond}", name=name
             )
             stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
-    conditions = tuple(dict.fromkeys((("lab",) if cfg.eval_sft_in_lab else ()) + tuple(cfg.eval_conditions)))
+    for cond in cfg.generalisation_conditions:  # never trained on: SFT and the final policy, paired
+        for name in ("sft", "lwd_online" if "lwd_online" in policies else "lwd_offline"):
+            ev = dataclasses.replace(cfg.eval, checkpoint=policies[name], shift=cond, name=name,
+                                     out=cfg.run_dir / "eval" / f"{name}_{cond}",
+                                     episodes_per_task=cfg.generalisation_episodes)  # fmt: skip
+            stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
+    conditions = tuple(dict.fromkeys((("lab",) if cfg.eval_sft_in_lab else ()) + tuple(cfg.eval_conditions)
+                                     + tuple(cfg.generalisation_conditions)))  # fmt: skip
     return write_report(cfg.run_dir, list(policies), conditions)
 
 
