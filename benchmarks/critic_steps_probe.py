@@ -33,6 +33,7 @@ from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.mixer import ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.reader import SnapshotReader
+from lwd.policy.batching import actions_to_policy
 from lwd.utils.io import atomic_write_json, read_json
 
 
@@ -45,6 +46,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--states", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("runs/bench/critic_steps.json"))
+    ap.add_argument("--online", type=Path, default=None,
+                    help="online stage whose fleet data to use (default: RUN/online), e.g. an online_probe run")
+    ap.add_argument("--contrast-weight", type=float, default=0.0,
+                    help="weight of the take-over contrast (divl.contrast_loss); needs episodes with rejected proposals")
+    ap.add_argument("--contrast-margin", type=float, default=0.05)
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -52,11 +58,15 @@ def main() -> None:
     algo, enc, stats = load_stage(args.stage, args.run / "sft" / "policy", DIVLConfig(tau_base=s.tau_base))
     offline = ReplayBuffer(balance="task")
     offline.add_episodes(LwdDataset.open(args.run / "offline_data").iter_episodes(), online=False)
-    dp = open_dataplane(read_json(args.run / "online" / "configs" / "dataplane.json"))
+    online_dir = args.online or args.run / "online"
+    dp = open_dataplane(read_json(online_dir / "configs" / "dataplane.json"))
     reader = SnapshotReader(dp)
     online = ReplayBuffer(balance="task")
     online.add_episodes(reader.read_snapshot(reader.latest()), online=True)
     mixer = ReplayMixer(offline, online, s.online_fraction, 0)
+    algo.learner.contrast_weight, algo.learner.contrast_margin = args.contrast_weight, args.contrast_margin
+    if args.contrast_weight > 0 and not online.num_rejections:
+        raise SystemExit(f"error: {online_dir}: no take-over with a rejected proposal to contrast")
     field = field_tensors(args.field_data, args.states, algo, enc, stats)
     rng = np.random.default_rng(0)
     rows, done, t0 = [], 0, time.perf_counter()
@@ -64,12 +74,19 @@ def main() -> None:
     for target in sorted(args.steps):
         for _ in tqdm(range(target - done), desc=f"critic steps -> {target}", leave=False):
             t = to_tensors(mixer.sample(args.batch, rng, h, s.gamma), enc, stats)
-            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+            pair = None
+            if args.contrast_weight > 0:
+                cb = online.sample_rejections(args.batch, rng, h, s.gamma)
+                c = to_tensors(cb, enc, stats)
+                pair = (c.obs, c.actions, c.mask, actions_to_policy(torch.from_numpy(cb.rejected), stats))
+            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pair)
         done = target
         row = {"critic_steps": target, "wall_s": round(time.perf_counter() - t0, 1), **ranking(algo, field)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online_transitions": len(online),
+    atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online": str(online_dir),
+                                 "contrast_weight": args.contrast_weight, "contrast_margin": args.contrast_margin,
+                                 "take_overs": online.num_rejections, "online_transitions": len(online),
                                  "batch": args.batch, "cpu_count": os.cpu_count(), "rows": rows})  # fmt: skip
 
 

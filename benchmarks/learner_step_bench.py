@@ -93,7 +93,11 @@ def main() -> None:
         for i in range(args.warmup + args.steps):
             batch = random_batch(args.batch, cfg, rng)
             t0 = time.perf_counter()
-            algo.update(batch, None)
+            needs = getattr(algo, "needs", None)  # BCUpdate (SFT) has no BatchNeeds
+            if needs is None:
+                algo.update(batch)
+            else:  # the random batch stands in for every batch the algorithm asks for
+                algo.update(batch if needs.rl else None, batch if needs.imitation else None)
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
         rows[name] = {"median_s": statistics.median(times), "min_s": min(times), "steps": len(times)}

@@ -19,6 +19,8 @@ SHRINK = [
     "3",
     "--eval.workers",
     "1",
+    "--generalisation-episodes",
+    "2",
 ]
 
 
@@ -50,6 +52,9 @@ def test_debug_run_end_to_end_and_resume(tmp_path):
         "eval_sft_lab",
         "eval_sft_field",
         "eval_lwd_online_field",
+        "eval_lwd_online_lab",  # generalisation: conditions no stage trained in, SFT and online paired
+        "eval_sft_field2",
+        "eval_lwd_online_field2",
     } <= stages
     online = json.loads((run_dir / "online" / "summary.json").read_text())
     assert online["learner_step"] >= 20 and len(online["versions"]) >= 2
@@ -57,9 +62,11 @@ def test_debug_run_end_to_end_and_resume(tmp_path):
     res = json.loads((run_dir / "eval" / "lwd_online_field" / "results.json").read_text())
     assert res["episodes"] == 4 * 3 and res["policy_version"] == online["final_version"]
     report = (run_dir / "report.md").read_text()
-    for section in ("## Offline data", "## Online LWD", "## Success rate: lab", "## Success rate: field"):
+    for section in ("## Offline data", "## Online LWD", "## Success rate: lab", "## Success rate: field",
+                    "## Success rate: field2", "Paired with SFT on the same episodes (field2"):  # fmt: skip
         assert section in report
-    assert (run_dir / "plots" / "success_field.png").read_bytes()[:4] == b"\x89PNG"
+    for png in ("success_field.png", "success_field2.png", "fleet_robot_hours.png"):
+        assert (run_dir / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
     # a second `lwd run` resumes: every stage is already done and is skipped
     r2 = run_cli(run_dir, 300)

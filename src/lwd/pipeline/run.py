@@ -110,7 +110,8 @@ def run(cfg: RunConfig) -> Path:
         policies["lwd_online"] = cfg.run_dir / "online" / "policy"
     for name, ckpt in policies.items():
         conds = list(cfg.eval_conditions)
-        if name == "sft" and cfg.eval_sft_in_lab and "lab" not in conds:
+        lab_later = "lab" in cfg.generalisation_conditions  # SFT's lab evaluation comes with those
+        if name == "sft" and cfg.eval_sft_in_lab and "lab" not in conds and not lab_later:
             conds.insert(0, "lab")
         for cond in conds:
             ev = dataclasses.replace(
