@@ -9,32 +9,50 @@ that exist before and after the learner speed-ups are used, so the same file tim
     PYTHONPATH=/path/to/old/src .venv/bin/python benchmarks/learner_speed.py --label before
 
 It also times the QAM step against the raw network work it needs (K reference forwards, K reference
-forward+VJP for the lean adjoint, K trained forward+backward, all on the same rows), so the
-``qam_raw_fraction`` says how close a QAM step is to its networks' raw throughput.
+forward+VJP for the lean adjoint, K trained forward+backward, all on the same rows, with the same
+velocity functions the step calls), so ``qam_raw_fraction`` = raw / step says how close a QAM step
+is to its networks' raw throughput; ``qam_naive_passes_ms`` times the same passes through the plain
+``velocity`` (no projections computed once), the same for every checkout.
 Writes ``runs/bench/learner_speed_<label>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lwd  # noqa: E402
-from learner_step_bench import random_batch  # noqa: E402
-from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors  # noqa: E402
-from lwd.algorithms.qam import QAMConfig  # noqa: E402
-from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig  # noqa: E402
-from lwd.policy.language import get_text_encoder  # noqa: E402
+import lwd
+from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors
+from lwd.algorithms.qam import QAMConfig
+from lwd.data.batch import TransitionBatch
+from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
+from lwd.policy.language import get_text_encoder
+
+
+def random_batch(b: int, cfg: FlowPolicyConfig, rng: np.random.Generator) -> TransitionBatch:
+    """A random state-mode batch (works with TransitionBatch versions with or without expert_mask)."""
+    h, a, d = cfg.chunk_len, cfg.action_dim, cfg.state_dim
+    kw = dict(
+        state=rng.normal(size=(b, d)).astype(np.float32), instruction_id=rng.integers(0, 8, b),
+        actions=rng.uniform(-1, 1, (b, h, a)).astype(np.float32), action_mask=np.ones((b, h), bool),
+        reward=(rng.random(b) < 0.05).astype(np.float32), discount=np.full(b, 0.995**8, np.float32),
+        next_state=rng.normal(size=(b, d)).astype(np.float32), intervention=rng.random(b) < 0.1,
+        source_id=rng.integers(0, 4, b), task_index=rng.integers(0, 8, b), is_online=rng.random(b) < 0.5,
+        instructions=tuple(f"instruction number {i}" for i in range(8)),
+        task_ids=tuple(f"task-{i}" for i in range(8)),
+    )  # fmt: skip
+    if "expert_mask" in {f.name for f in dataclasses.fields(TransitionBatch)}:
+        kw["expert_mask"] = np.ones((b, h), bool)
+    return TransitionBatch(**kw)
 
 
 def _median_s(fn, n: int, warmup: int = 2) -> float:
@@ -80,18 +98,30 @@ def main() -> None:
     x = torch.randn(args.batch, cfg.chunk_len, cfg.action_dim)
     w = torch.full((args.batch,), 0.5)
 
-    def ref_fwd():
-        with torch.no_grad():
-            algo.reference.velocity(cond, x, w)
+    def bound(policy):  # the velocity a QAM step calls: cond bound once where the policy supports it
+        fn = getattr(policy, "velocity_fn", None)
+        return fn(cond) if fn is not None else (lambda xx, ww: policy.velocity(cond, xx, ww))
 
-    def ref_vjp():
-        xx = x.clone().requires_grad_(True)
-        torch.autograd.grad(algo.reference.velocity(cond, xx, w), xx, grad_outputs=x)
+    def passes(f_ref, make_theta) -> float:
+        def ref_fwd():
+            with torch.no_grad():
+                f_ref(x, w)
 
-    def theta_fb():
-        algo.policy.velocity(cond, x, w).pow(2).sum().backward()
+        def ref_vjp():
+            xx = x.clone().requires_grad_(True)
+            torch.autograd.grad(f_ref(xx, w), xx, grad_outputs=x)
 
-    raw = k * (_median_s(ref_fwd, 20) + _median_s(ref_vjp, 20) + _median_s(theta_fb, 20))
+        def theta_fb():  # K forwards of the trained velocity, one backward through all of them
+            f_theta = make_theta()
+            sum(f_theta(x, w).pow(2).sum() for _ in range(k)).backward()
+
+        return k * (_median_s(ref_fwd, 20) + _median_s(ref_vjp, 20)) + _median_s(theta_fb, 5)
+
+    with torch.no_grad():
+        f_ref_bound = bound(algo.reference)
+    raw = passes(f_ref_bound, lambda: bound(algo.policy))
+    naive = passes(lambda xx, ww: algo.reference.velocity(cond, xx, ww),
+                   lambda: (lambda xx, ww: algo.policy.velocity(cond, xx, ww)))  # fmt: skip
     out = {
         "label": args.label,
         "lwd_file": lwd.__file__,
@@ -103,6 +133,7 @@ def main() -> None:
         "qam_step_ms": 1000 * qam_s,
         "qam_raw_ms": 1000 * raw,
         "qam_raw_fraction": raw / qam_s,
+        "qam_naive_passes_ms": 1000 * naive,
     }
     print(json.dumps(out, indent=1))
     path = Path("runs/bench") / f"learner_speed_{args.label}.json"

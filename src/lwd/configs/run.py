@@ -37,6 +37,8 @@ class RunConfig:
     eval_sft_in_lab: bool = True
     """Also evaluate the SFT policy in the lab, to show the deployment shift (with the main evaluation's
     episodes; when ``lab`` is a generalisation condition, that evaluation covers it)."""
+    eval_offline: bool = True
+    """Also evaluate the offline LWD policy (``lwd_offline``) in ``eval_conditions``."""
     generalisation_conditions: tuple[str, ...] = ("lab", "field2")
     """Conditions no training stage used, where SFT and the online policy are also evaluated (paired
     on the same episodes): does the field gain generalise? ``field2`` is a second shipped field site;

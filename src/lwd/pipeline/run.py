@@ -109,6 +109,8 @@ def run(cfg: RunConfig) -> Path:
         )
         policies["lwd_online"] = cfg.run_dir / "online" / "policy"
     for name, ckpt in policies.items():
+        if name == "lwd_offline" and not cfg.eval_offline:
+            continue
         conds = list(cfg.eval_conditions)
         lab_later = "lab" in cfg.generalisation_conditions  # SFT's lab evaluation comes with those
         if name == "sft" and cfg.eval_sft_in_lab and "lab" not in conds and not lab_later:
@@ -126,7 +128,8 @@ def run(cfg: RunConfig) -> Path:
             stages.run(f"eval_{name}_{cond}", lambda ev=ev: _summary(evaluate(ev)))
     conditions = tuple(dict.fromkeys((("lab",) if cfg.eval_sft_in_lab else ()) + tuple(cfg.eval_conditions)
                                      + tuple(cfg.generalisation_conditions)))  # fmt: skip
-    return write_report(cfg.run_dir, list(policies), conditions)
+    evaluated = [p for p in policies if p != "lwd_offline" or cfg.eval_offline]
+    return write_report(cfg.run_dir, evaluated, conditions)
 
 
 def stop(cfg: RunConfig) -> dict[str, Any]:
