@@ -91,10 +91,10 @@ def test_update_order_value_before_target_and_ema_rate():
         seen["value_after"] = copy.deepcopy(lr.value_net)
         return out
 
-    def critic_step(o, a, m, y):
+    def critic_step(o, a, m, y, contrast=None):
         calls.append("critic")
         seen["y"] = y.clone()
-        out = orig_critic_step(o, a, m, y)
+        out = orig_critic_step(o, a, m, y, contrast)
         seen["critic_after"] = copy.deepcopy(lr.critic)
         return out
 
