@@ -19,6 +19,11 @@ A learner variant runs in its own directories with ``--suffix``, e.g. LWD with Q
 
     .venv/bin/python benchmarks/online_baselines.py run --methods lwd --lam 0.01 --policy-every 8 --suffix _pe8
     .venv/bin/python benchmarks/online_baselines.py report --methods lwd --suffix _pe8 --out runs/bench/online_lwd_pe8.json
+
+Learner defaults come from the benchmark preset (BC-trained reference, QAM on every 4th step, lambda
+0.01); the paper's frozen reference is the ablation row:
+
+    .venv/bin/python benchmarks/online_baselines.py run --methods lwd --reference frozen --suffix _frozen
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ def online_config(args, algo: str, seed: int):
     base = ONLINE["benchmark"]
     learner = dataclasses.replace(
         base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
+        reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
@@ -169,9 +175,15 @@ def main() -> None:
     ap.add_argument("--robot-hours", type=float, default=0.75, help="online budget per run (equal for all)")
     ap.add_argument("--max-learner-steps", type=int, default=2000)
     ap.add_argument("--max-wall-s", type=float, default=1500.0, help="safety stop per run")
-    ap.add_argument("--lam", type=float, default=0.1)
-    ap.add_argument("--policy-lr", type=float, default=1e-4)
-    ap.add_argument("--policy-every", type=int, default=1, help="QAM on every k-th learner step (lwd, iql-qam)")
+    preset = ONLINE["benchmark"].learner  # defaults: the benchmark preset's learner
+    ap.add_argument("--lam", type=float, default=preset.lam)
+    ap.add_argument("--policy-lr", type=float, default=preset.policy_lr)
+    ap.add_argument("--policy-every", type=int, default=preset.policy_every,
+                    help="QAM on every k-th learner step (lwd, iql-qam)")
+    ap.add_argument("--reference", choices=["frozen", "bc"], default=preset.reference,
+                    help="QAM's reference (lwd, iql-qam): bc (the preset) or frozen (the paper; use --suffix)")
+    ap.add_argument("--reference-lr", type=float, default=preset.reference_lr)
+    ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
     ap.add_argument("--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)

@@ -27,6 +27,13 @@ def test_every_command_has_help(name, capsys):
     assert f"lwd {name}" in out and "Presets" in out
 
 
+def test_version(capsys):
+    from lwd import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"lwd {__version__}\n"
+
+
 def test_unknown_command_and_preset(capsys):
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err

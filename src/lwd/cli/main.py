@@ -26,7 +26,7 @@ def _overview() -> str:
         "commands:",
     ]
     lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
-    lines += ["", "Run `lwd <command> --help` for the options of a command."]
+    lines += ["", "Run `lwd <command> --help` for the options of a command, `lwd --version` for the version."]
     return "\n".join(lines)
 
 
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args or args[0] in ("-h", "--help"):
         print(_overview())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from lwd import __version__
+
+        print(f"lwd {__version__}")
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
