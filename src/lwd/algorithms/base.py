@@ -60,9 +60,9 @@ class Algorithm(Protocol):
 
 
 def adam(params: Iterable[Tensor], lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
-    """Adam (``weight_decay`` None) or AdamW, fused into one kernel over all parameters (measured ~7%
-    faster per critic step on one CPU thread, benchmarks/learner_step_bench.py); same update rule and
-    state layout as the unfused optimisers, so checkpoints load either way."""
+    """Adam (``weight_decay`` None) or AdamW, fused into one kernel over all parameters (part of the
+    learner speed-up in docs/results.md, ``benchmarks/learner_speed.py``); same update rule and state
+    layout as the unfused optimisers, so checkpoints load either way."""
     params = list(params)
     if weight_decay is None:
         return torch.optim.Adam(params, lr=lr, fused=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lwd.algorithms.base import optimizer_step
 from lwd.data.batch import TransitionBatch
 from lwd.policy.batching import actions_to_policy, embed_instructions, obs_from_arrays
 from lwd.policy.flow_policy import FlowPolicy
@@ -85,6 +86,19 @@ def flow_matching_loss(
     return loss, metrics
 
 
+def masked_bc_loss(
+    policy, batch: TransitionBatch, steps: Tensor, text_encoder: TextEncoder, norm_stats: NormStats | None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """Flow-matching BC loss (bc.py) of ``batch`` over the chunk steps ``steps`` [b, h] (bool)."""
+    device = module_device(policy)
+    obs = policy_obs(batch, text_encoder, norm_stats, device=device)
+    actions, _ = batch_actions(batch, norm_stats, device)
+    loss, metrics = flow_matching_loss(policy, obs, actions, steps.to(device), generator=generator)
+    metrics["policy/supervised_step_frac"] = float(steps.float().mean())
+    return loss, metrics
+
+
 @dataclass
 class BCUpdate:
     """One SFT step on a TransitionBatch: loss, backward, gradient clipping, optimiser step."""
@@ -117,10 +131,6 @@ def sft_step(
     obs = policy_obs(batch, text_encoder, norm_stats, device=device)
     actions, mask = batch_actions(batch, norm_stats, device)
     loss, metrics = flow_matching_loss(policy, obs, actions, mask, generator=generator)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     params = [p for p in policy.parameters() if p.requires_grad]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
-    optimizer.step()
-    metrics["policy/grad_norm"] = float(norm)
+    metrics["policy/grad_norm"] = optimizer_step(optimizer, loss, params, grad_clip)
     return metrics

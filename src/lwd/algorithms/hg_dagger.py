@@ -4,7 +4,7 @@ The learner hands this algorithm an *imitation batch* (``BatchNeeds.imitation``)
 only from the eligible set, i.e. every transition of a kept source (default: demonstrations) and every
 transition that starts on a human step ("intervention step": the human's action was executed at that
 step, the one meaning of the word in the code base). The flow-matching BC loss of
-``lwd.algorithms.bc`` is masked to the steps the human acted on (``supervised_mask``), so the policy's
+``lwd.algorithms.bc`` (``masked_bc_loss``) is masked to the steps the human acted on (``supervised_mask``), so the policy's
 own actions inside a mixed chunk are never imitated. With ``select_all`` the same class is plain BC on
 the RL batch (everything).
 """
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
-from lwd.algorithms.bc import batch_actions, flow_matching_loss, module_device, policy_obs
+from lwd.algorithms.bc import masked_bc_loss
 from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
 from lwd.data.replay import TransitionFilter, supervised_mask
@@ -49,19 +49,6 @@ class HGDAggerConfig:
     def imitation_filter(self) -> TransitionFilter:
         """The transitions HG-DAgger samples from."""
         return TransitionFilter(sources=tuple(self.sources), intervention_steps=self.use_interventions)
-
-
-def masked_bc_loss(
-    policy, batch: TransitionBatch, steps: Tensor, text_encoder: TextEncoder, norm_stats: NormStats | None,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, float]]:
-    """Flow-matching BC loss (bc.py) of ``batch`` over the chunk steps ``steps`` [b, h] (bool)."""
-    device = module_device(policy)
-    obs = policy_obs(batch, text_encoder, norm_stats, device=device)
-    actions, _ = batch_actions(batch, norm_stats, device)
-    loss, metrics = flow_matching_loss(policy, obs, actions, steps.to(device), generator=generator)
-    metrics["policy/supervised_step_frac"] = float(steps.float().mean())
-    return loss, metrics
 
 
 class HGDAggerAlgorithm:

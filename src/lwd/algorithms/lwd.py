@@ -31,9 +31,8 @@ import torch
 from torch import Tensor
 
 from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
-from lwd.algorithms.bc import batch_actions, module_device, policy_obs
+from lwd.algorithms.bc import batch_actions, masked_bc_loss, module_device, policy_obs
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
-from lwd.algorithms.hg_dagger import masked_bc_loss
 from lwd.algorithms.iql import IQLConfig, IQLLearner
 from lwd.algorithms.qam import QAMConfig, qam_loss
 from lwd.critic.networks import (
