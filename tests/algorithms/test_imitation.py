@@ -22,8 +22,9 @@ from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import RECAPAlgorithm
 from lwd.critic.networks import build_chunk_critic, build_value_distribution
+from lwd.data.filters import DEMOS_AND_INTERVENTIONS, supervised_mask
 from lwd.data.mixer import ReplayMixer
-from lwd.data.replay import DEMOS_AND_INTERVENTIONS, ReplayBuffer, supervised_mask
+from lwd.data.replay import ReplayBuffer
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import HashingTextEncoder
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from lwd_data_factories import make_episode, reference
 
-from lwd.data.replay import ALL, DEMOS, DEMOS_AND_INTERVENTIONS, ReplayBuffer, TransitionFilter
+from lwd.data.filters import ALL, DEMOS, DEMOS_AND_INTERVENTIONS, TransitionFilter
+from lwd.data.replay import ReplayBuffer
 from lwd.types import SOURCES
 
 H, GAMMA = 3, 0.9

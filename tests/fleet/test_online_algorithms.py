@@ -16,7 +16,7 @@ from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
 from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig
 from lwd.data import LwdDataset, ReplayBuffer
-from lwd.data.replay import DEMOS_AND_INTERVENTIONS
+from lwd.data.filters import DEMOS_AND_INTERVENTIONS
 from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.pipeline.train_offline import train_offline
 from lwd.policy.checkpoint import load_policy

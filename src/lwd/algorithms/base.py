@@ -3,7 +3,7 @@ for, and the one optimiser step.
 
 An algorithm declares the batches it needs (:class:`BatchNeeds`): the RL batch (every transition,
 offline:online mixed by the learner) and/or an imitation batch drawn only from the transitions its
-:class:`~lwd.data.replay.TransitionFilter` makes eligible (demonstrations and chunks that start on a
+:class:`~lwd.data.filters.TransitionFilter` makes eligible (demonstrations and chunks that start on a
 human step), and/or a contrast batch of take-overs (the human's chunk and the policy's rejected
 proposal at the same state). The learner samples what is asked for and calls
 ``update(batch, imitation, contrast)``.
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lwd.data.batch import TransitionBatch
-from lwd.data.replay import TransitionFilter
+from lwd.data.filters import TransitionFilter
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class BatchNeeds:
     """The RL batch: transitions sampled from everything (offline:online mixed online)."""
     imitation: TransitionFilter | None = None
     """If set, also an imitation batch of the same size drawn from the transitions this filter makes
-    eligible (e.g. :data:`lwd.data.replay.DEMOS_AND_INTERVENTIONS`)."""
+    eligible (e.g. :data:`lwd.data.filters.DEMOS_AND_INTERVENTIONS`)."""
     contrast: bool = False
     """Also a contrast batch when the online buffer holds take-overs with the policy's rejected
     proposal (``ReplayBuffer.sample_rejections``); ``None`` is passed while it holds none."""

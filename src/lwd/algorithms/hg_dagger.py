@@ -20,7 +20,7 @@ from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
 from lwd.algorithms.bc import masked_bc_loss
 from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
-from lwd.data.replay import TransitionFilter, supervised_mask
+from lwd.data.filters import TransitionFilter, supervised_mask
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats

@@ -43,7 +43,7 @@ from lwd.critic.networks import (
     build_value_distribution,
 )
 from lwd.data.batch import TransitionBatch
-from lwd.data.replay import DEMOS_AND_INTERVENTIONS, supervised_mask
+from lwd.data.filters import DEMOS_AND_INTERVENTIONS, supervised_mask
 from lwd.policy.batching import actions_to_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder

@@ -9,8 +9,9 @@
 from lwd.data.batch import TransitionBatch
 from lwd.data.dataset import LwdDataset
 from lwd.data.dataset_writer import DatasetWriter
+from lwd.data.filters import ALL, DEMOS, DEMOS_AND_INTERVENTIONS, TransitionFilter
 from lwd.data.mixer import ReplayMixer
-from lwd.data.replay import ALL, DEMOS, DEMOS_AND_INTERVENTIONS, ReplayBuffer, TransitionFilter
+from lwd.data.replay import ReplayBuffer
 from lwd.data.stats import compute_norm_stats
 
 __all__ = [

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from lwd.data.batch import TransitionBatch
-from lwd.data.replay import ALL, ReplayBuffer, TransitionFilter
+from lwd.data.filters import ALL, TransitionFilter
+from lwd.data.replay import ReplayBuffer
 
 
 def _merge_vocab(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:

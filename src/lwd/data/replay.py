@@ -19,58 +19,20 @@ Checkpointing is pickle-free: :meth:`to_arrays` (numpy arrays, safetensors-ready
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from lwd.data.batch import TransitionBatch
 from lwd.data.chunking import action_chunk_index, chunk_rewards, nstep_window, steps_remaining
+from lwd.data.filters import ALL, TransitionFilter
 from lwd.data.growable import GrowableArray
 from lwd.transforms import ACTION_KEY, STATE_KEY, FeatureStats, NormStats
 from lwd.types import SOURCES, Episode
 
 Balance = Literal["task", "uniform"]
 REPLAY_FORMAT = "lwd.replay/1"
-_DEMO = SOURCES.index("demo")
 _EPISODE_FIELDS = ("task_index", "instruction_id", "source_id", "policy_version", "online", "success")
-
-
-@dataclass(frozen=True)
-class TransitionFilter:
-    """Which transitions may be sampled. A transition (chunk start step) is eligible if its episode's
-    source is in ``sources`` (None: any source) OR ``intervention_steps`` is set and the human acted
-    at the start step."""
-
-    sources: tuple[str, ...] | None = None
-    intervention_steps: bool = False
-
-    def __post_init__(self) -> None:
-        bad = set(self.sources or ()) - set(SOURCES)
-        if bad:
-            raise ValueError(f"unknown sources {sorted(bad)}; expected a subset of {SOURCES}")
-
-
-def supervised_mask(batch: TransitionBatch, filt: TransitionFilter) -> np.ndarray:
-    """bool [b, h]: the chunk steps of ``batch`` an imitation loss under ``filt`` supervises.
-
-    Rows whose episode source is in ``filt.sources`` are supervised on every existing step; other
-    rows (eligible because they start on a human step) only on the human's steps
-    (``batch.expert_mask``), so the policy's own actions in a mixed chunk are never imitated.
-    """
-    mask = np.asarray(batch.action_mask, bool)
-    whole = np.isin(batch.source_id, [SOURCES.index(s) for s in filt.sources or ()])
-    if filt.sources is None:
-        whole = np.ones(batch.size, bool)
-    return mask & (whole[:, None] | np.asarray(batch.expert_mask, bool))
-
-
-ALL = TransitionFilter()
-DEMOS = TransitionFilter(sources=("demo",))
-"""Supervised fine-tuning data."""
-DEMOS_AND_INTERVENTIONS = TransitionFilter(sources=("demo",), intervention_steps=True)
-"""Imitation data (HG-DAgger, the BC reference): every demo transition plus every transition that
-starts on a human step; imitation losses mask the chunk with ``TransitionBatch.expert_mask``."""
 
 
 class ReplayBuffer:
@@ -270,7 +232,7 @@ class ReplayBuffer:
             discount=discount,
             next_state=self._states.view[next_rows],
             intervention=self._interv.view[steps],
-            expert_mask=mask & (self._interv.view[idx] | (source == _DEMO)[:, None]),
+            expert_mask=mask & (self._interv.view[idx] | (source == SOURCES.index("demo"))[:, None]),
             source_id=source,
             task_index=task,
             is_online=self._episodes["online"].view[ep],
