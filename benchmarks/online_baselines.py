@@ -41,24 +41,37 @@ import torch
 from lwd.configs.eval import EvalConfig
 from lwd.configs.online import Budget
 from lwd.configs.presets import ONLINE
+from lwd.envs.suites import SUITES
 from lwd.eval.report import bar_chart, markdown_table
-from lwd.eval.runner import evaluate, pooled_summaries
+from lwd.eval.runner import evaluate, paired_comparison, pooled_summaries
+from lwd.eval.stats import mcnemar_exact
 from lwd.pipeline.online import run_online
 from lwd.utils.io import atomic_write_json, read_json
 
-METHODS = ("lwd", "hg-dagger", "iql-qam", "recap")
+METHODS = {
+    # method: (learner algorithm, offline stage it starts from, learner overrides)
+    "lwd": ("lwd", "offline_lwd", {}),
+    "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen"}),  # the paper's frozen pi_ref (ablation)
+    "lwd-const-tau": ("lwd", "offline_lwd-const-tau", {"alpha": 0.0}),  # DIVL with constant tau
+    "iql-qam": ("iql-qam", "offline_iql", {}),
+    "hg-dagger": ("hg-dagger", "offline_lwd", {}),
+    "recap": ("recap", "offline_lwd", {}),
+}
+"""Online methods at one budget: LWD (the preset's learner), its ablations and the baselines."""
 MIN_CURVE_EPISODES = 20
 """Versions with fewer fleet episodes are left out of the learning curve (their robot time counts)."""
 
 
-def online_config(args, algo: str, seed: int):
+def online_config(args, method: str, seed: int):
     base = ONLINE["benchmark"]
+    algo, _, overrides = METHODS[method]
     learner = dataclasses.replace(
         base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
+    learner = dataclasses.replace(learner, **overrides)
     budget = Budget(
         robot_hours=args.robot_hours, max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s
     )
@@ -70,7 +83,7 @@ def cmd_run(args) -> None:
         sd = args.root / f"seed{seed}"
         for algo in args.methods:
             run_dir = sd / f"online_{algo}{args.suffix}"
-            init = sd / ("offline_iql" if algo == "iql-qam" else "offline_lwd")
+            init = sd / METHODS[algo][1]
             summary_file = run_dir / "online" / "summary.json"
             if not summary_file.is_file():  # else finished; a re-run resumes an interrupted stage
                 t0 = time.monotonic()
@@ -126,6 +139,49 @@ def plot_learning_curves(curves: dict[str, list[dict]], png: Path) -> None:
     plt.close(fig)
 
 
+def pooled_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str) -> dict:
+    """A vs B on the same held-out episodes, discordant counts summed over seeds, one exact McNemar."""
+    a_only = b_only = n = 0
+    for s in seeds:
+        da, db = root / f"seed{s}" / "eval" / sub_a, root / f"seed{s}" / "eval" / sub_b
+        if (da / "results.json").is_file() and (db / "results.json").is_file():
+            c = paired_comparison(da, db)
+            a_only, b_only, n = a_only + c["a_only"], b_only + c["b_only"], n + c["episodes"]
+    return {"episodes": n, "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)}
+
+
+def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]]) -> str:
+    """Markdown: per policy, short / long task averages and paired tests against SFT and against the
+    best other policy that is not the default online LWD (the best baseline)."""
+    kinds = {t.task_id: t.kind for t in SUITES["mw8"].tasks}
+    rows, avg = {}, {}
+    for name, sub in names:
+        res = [read_json(root / f"seed{s}" / "eval" / sub / "results.json") for s in seeds
+               if (root / f"seed{s}" / "eval" / sub / "results.json").is_file()]  # fmt: skip
+        if not res:
+            continue
+        rate = {t: sum(r["tasks"][t]["success_rate"] for r in res) / len(res) for t in kinds}
+        split = {k: sum(v for t, v in rate.items() if kinds[t] == k) / sum(kinds[t] == k for t in rate)
+                 for k in ("short", "long")}  # fmt: skip
+        rows[name] = (sub, split)
+        avg[name] = sum(rate.values()) / len(rate)
+    baselines = [n for n in rows if n != "lwd online"]
+    best = max(baselines, key=avg.get) if baselines else None
+    lines = [f"| policy | short | long | avg | vs SFT (only / only SFT, p) | vs best baseline {best} (only / only, p) |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, (sub, split) in rows.items():
+        cells = []
+        for other in ("SFT", best):
+            if other is None or other == name or other not in rows:
+                cells.append("-")
+                continue
+            c = pooled_pair(root, seeds, sub, rows[other][0])
+            cells.append(f"{c['a_only']} / {c['b_only']}, {c['p_value']:.2g} ({c['episodes']} ep.)")
+        lines.append(f"| {name} | {split['short']:.3f} | {split['long']:.3f} | {avg[name]:.3f} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> None:
     seeds = [s for s in args.seeds if (args.root / f"seed{s}" / "eval").is_dir()]
     cols, per_seed, runs = {}, {}, {}
@@ -151,6 +207,7 @@ def cmd_report(args) -> None:
     note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
+    paired = paired_table(args.root, seeds, names)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
@@ -160,9 +217,10 @@ def cmd_report(args) -> None:
         "seeds": seeds, "settings": {k: str(v) for k, v in vars(args).items()},
         "per_seed_average": per_seed, "runs": runs, "learning_curves": curves,
         "pooled": {c: {t: dataclasses.asdict(s) for t, s in v.items()} for c, v in cols.items()},
-        "table": table,
+        "table": table, "paired": paired,
     })  # fmt: skip
     print(table)
+    print(paired)
     print(json.dumps(runs, indent=1))
 
 
@@ -178,13 +236,23 @@ def main() -> None:
     preset = ONLINE["benchmark"].learner  # defaults: the benchmark preset's learner
     ap.add_argument("--lam", type=float, default=preset.lam)
     ap.add_argument("--policy-lr", type=float, default=preset.policy_lr)
-    ap.add_argument("--policy-every", type=int, default=preset.policy_every,
-                    help="QAM on every k-th learner step (lwd, iql-qam)")
-    ap.add_argument("--reference", choices=["frozen", "bc"], default=preset.reference,
-                    help="QAM's reference (lwd, iql-qam): bc (the preset) or frozen (the paper; use --suffix)")
+    ap.add_argument(
+        "--policy-every",
+        type=int,
+        default=preset.policy_every,
+        help="QAM on every k-th learner step (lwd, iql-qam)",
+    )
+    ap.add_argument(
+        "--reference",
+        choices=["frozen", "bc"],
+        default=preset.reference,
+        help="QAM's reference (lwd, iql-qam): bc (the preset) or frozen (the paper; use --suffix)",
+    )
     ap.add_argument("--reference-lr", type=float, default=preset.reference_lr)
     ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
-    ap.add_argument("--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart")
+    ap.add_argument(
+        "--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart"
+    )
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
