@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,98 @@ def test_leader_lease_standby_waits_and_fencing_refuses_a_replaced_leader(tmp_pa
     b.close()  # a clean shutdown releases the lease at once
     assert a.lease.hold()
     a.close()
+
+
+def test_production_coordinator_enforces_shape_version_and_length_rules(tmp_path):
+    """`open_coordinator` (what `python -m lwd.fleet.coordinator` and the launchers build) quarantines
+    episodes of the wrong state/action dimension, an unpublished policy version or too many steps, so
+    the learner never sees them; before, only tests wired these rules."""
+    from lwd.fleet.coordinator import open_coordinator
+    from lwd.fleet.registry import PolicyRegistry
+
+    root = tmp_path / "fleet"
+    reg = PolicyRegistry(str(root / "registry"))
+    v = reg.publish({"w": b"v1"})
+    coord = open_coordinator(
+        str(root), tasks=TASKS, state_dim=39, action_dim=4, max_steps=200, check_versions=True
+    )
+    dp = coord.dp
+    bad = {
+        "state": make_episode(state_dim=38, policy_version=v, seed=1),
+        "action": make_episode(action_dim=5, policy_version=v, seed=2),
+        "version": make_episode(policy_version=987654, seed=3),
+        "length": make_episode(steps=201, policy_version=v, seed=4),
+    }
+    for ep in bad.values():
+        dp.publish(ep)
+    good = make_episode(steps=200, policy_version=v, seed=5)
+    dp.publish(good)
+    r = coord.step()
+    assert r.committed == 1 and r.quarantined == 4
+    reasons = " | ".join(r.reasons)
+    for phrase in (
+        "wrong state shape",
+        "wrong action shape",
+        "unknown policy version 987654",
+        "201 steps > limit 200",
+    ):
+        assert phrase in reasons
+    assert {e.episode_id for e in SnapshotReader(dp).entries(r.snapshot)} == {good.episode_id}
+    coord.close()
+    dp.close()
+
+
+def test_fleet_plan_wires_validation_rules_into_the_coordinator(tmp_path, fake4_dataset):
+    """The launcher's coordinator command line carries the robots' spec (from the offline dataset), the
+    longest task's step limit and the version check, so a real fleet enforces them."""
+    import dataclasses
+
+    from lwd.configs.presets import ONLINE
+    from lwd.data.dataset import LwdDataset
+    from lwd.envs.suites import get_suite
+    from lwd.fleet.launch.plan import FleetPlan
+
+    cfg = dataclasses.replace(ONLINE["debug"], suite="fake4")
+    plan = FleetPlan(cfg, tmp_path / "online", fake4_dataset, tmp_path / "init")
+    argv = next(c for c in plan.components if c.kind == "coordinator").argv()
+    spec = LwdDataset.open(fake4_dataset).robot_spec
+    longest = max(t.max_steps for t in get_suite("fake4").tasks)
+    for flag in (f"--state-dim={spec.state_dim}", f"--action-dim={spec.action_dim}", f"--max-steps={longest}",
+                 "--check-versions", "--registry"):  # fmt: skip
+        assert flag in argv
+
+
+def test_event_uris_are_confined_to_regular_files_in_the_store(tmp_path):
+    """An event's uri is never trusted: paths that leave the store, links, FIFOs and devices are
+    quarantined without being read, and an object larger than the limit is never read past it (the
+    old size guard trusted ``fs.size()``, which is 0 for /dev/zero: the coordinator grew to GBs)."""
+    import os
+
+    from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
+    from lwd.fleet.dataplane.store import StoredPayload
+
+    dp = open_dataplane(DataPlaneConfig.local(tmp_path / "fleet", lease_s=0.5))
+    coord = Coordinator(
+        dp, str(tmp_path / "coordinator.db"), ValidationRules(max_bytes=100_000), max_attempts=1
+    )
+    outside = tmp_path / "secret.parquet"
+    outside.write_bytes(b"x" * 10)
+    ep_dir = Path(dp.store.root) / "episodes" / "a"
+    ep_dir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(ep_dir / "fifo.parquet")
+    os.symlink("/dev/zero", ep_dir / "zero.parquet")
+    os.symlink(outside, ep_dir / "link.parquet")
+    (ep_dir / "big.parquet").write_bytes(b"\0" * 300_000)
+    uris = ["../../secret.parquet", str(outside), "episodes/a/../../../secret.parquet", "episodes/a/fifo.parquet",
+            "episodes/a/zero.parquet", "episodes/a/link.parquet", "episodes/a/big.parquet", "snapshots/LATEST"]  # fmt: skip
+    for i, uri in enumerate(uris):
+        dp.announce(StoredPayload(f"a{i:03d}", uri, "0" * 64, 10), "robot-0", "pick-place", 0)
+    t0 = time.monotonic()
+    r = coord.step()
+    assert time.monotonic() - t0 < 10  # nothing blocked on the FIFO or streamed a device
+    assert r.committed == 0 and r.quarantined == len(uris), r.reasons
+    reasons = "\n".join(r.reasons)
+    assert reasons.count("invalid") >= 4 and "not a regular file" in reasons and "byte limit" in reasons
+    assert "secret" not in "".join(str(p) for p in Path(dp.store.root).rglob("*") if p.is_file())
+    coord.close()
+    dp.close()

@@ -99,3 +99,26 @@ def test_refuses_robot_spec_mismatch(saved, pixel_config) -> None:
 def test_refuses_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_policy(tmp_path / "nope")
+
+
+def test_non_finite_weights_are_never_saved_or_loaded(tmp_path: Path, saved, pixel_config):
+    path, policy, stats = saved
+    bad = FlowPolicy(pixel_config)
+    with torch.no_grad():
+        next(bad.parameters()).fill_(float("nan"))
+    with pytest.raises(DataError, match="non-finite"):
+        save_policy(tmp_path / "nan", bad, stats, pixel_config, 4, 3)
+    assert not (tmp_path / "nan").exists()
+    # weights written by other code with a valid manifest but inf inside are refused at load
+    import safetensors.torch
+
+    from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir
+
+    tensors = safetensors.torch.load((path / WEIGHTS).read_bytes())
+    first = next(iter(tensors))
+    tensors[first] = torch.full_like(tensors[first], float("inf"))
+    manifest = json.loads((path / MANIFEST).read_text())
+    manifest.pop("files")
+    write_checkpoint_dir(tmp_path / "inf", {WEIGHTS: safetensors.torch.save(tensors)}, manifest)
+    with pytest.raises(DataError, match="non-finite"):
+        load_policy(tmp_path / "inf")

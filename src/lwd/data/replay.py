@@ -348,6 +348,11 @@ class ReplayBuffer:
             values.append(value)
         return lookup[value]
 
+    def check_compatible(self, ep: Episode) -> None:
+        """Raise ``ValueError`` if ``ep`` is invalid or its shapes differ from this buffer's episodes."""
+        ep.validate()
+        self._check_shapes(ep)
+
     def _check_shapes(self, ep: Episode) -> None:
         if ep.rejected_steps.shape[0] and self._rej_actions is not None:
             if ep.rejected_actions.shape[1:] != self._rej_actions.row_shape:

@@ -63,6 +63,23 @@ class StepResult:
     """Another coordinator holds the leader lease: nothing was read."""
 
 
+class KnownVersions:
+    """``known(v)``: was policy version ``v`` ever published in ``registry``? Versions only appear,
+    so positive answers are cached and a miss re-reads the registry index once."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self._known: set[int] = set()
+
+    def __call__(self, version: int) -> bool:
+        if version in self._known:
+            return True
+        if version >= 1 and self.registry.has_version(version):
+            self._known.add(version)
+            return True
+        return False
+
+
 class Coordinator:
     """Data-plane duties of the fleet coordinator (validation, dedup, quarantine, snapshots, health)."""
 
@@ -288,17 +305,31 @@ class Coordinator:
 def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
                      tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256,
                      registry: str | None = None, rollout: dict[str, Any] | None = None,
-                     leader_lease_s: float = 10.0, registry_index: str | None = None) -> Coordinator:  # fmt: skip
+                     leader_lease_s: float = 10.0, registry_index: str | None = None,
+                     state_dim: int | None = None, action_dim: int | None = None, max_steps: int | None = None,
+                     check_versions: bool = False) -> Coordinator:  # fmt: skip
     """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
     ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL.
     ``rollout`` (RolloutSettings fields, ``enabled`` true) attaches the canary rollout manager on the
-    policy registry ``registry`` (default ``<root>/registry``; ``registry_index`` for a remote one)."""
+    policy registry ``registry`` (default ``<root>/registry``; ``registry_index`` for a remote one).
+
+    Validation (docs/dataplane.md): episodes must be of a task in ``tasks``, have ``state_dim`` /
+    ``action_dim`` columns and at most ``max_steps`` steps (each ``None``: unchecked) and, with
+    ``check_versions``, carry a policy version published in that registry; others are quarantined."""
     overrides: dict[str, Any] = {"lease_s": lease_s}
     if events:
         overrides["events"] = events
     dp = open_dataplane(dataplane or root, **overrides)
-    rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None)
-    coord = Coordinator(dp, f"{root}/coordinator.db", rules, batch=batch, leader_lease_s=leader_lease_s)
+    rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None, state_dim=state_dim,
+                            action_dim=action_dim, max_steps=max_steps)  # fmt: skip
+    known = None
+    if check_versions:
+        from lwd.fleet.registry import PolicyRegistry
+
+        known = KnownVersions(PolicyRegistry(registry or f"{root}/registry", index=registry_index or None))
+    coord = Coordinator(
+        dp, f"{root}/coordinator.db", rules, known, batch=batch, leader_lease_s=leader_lease_s
+    )
     if rollout is not None and rollout.get("enabled", True):
         coord.rollout = _rollout_manager(root, registry, rollout, coord.state, registry_index)
     return coord
@@ -320,7 +351,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--registry-index", help="registry index URL (redis://...) of a remote registry")
     p.add_argument("--rollout", help="JSON file of RolloutSettings (or with them under key 'rollout'): run the "
                    "canary rollout (docs/safety.md)")  # fmt: skip
+    p.add_argument("--state-dim", type=int, help="quarantine episodes whose state is not this long")
+    p.add_argument("--action-dim", type=int, help="quarantine episodes whose actions are not this long")
+    p.add_argument("--max-steps", type=int, help="quarantine episodes longer than this (control steps)")
+    p.add_argument("--check-versions", action="store_true",
+                   help="quarantine episodes of a policy version the registry never published")  # fmt: skip
     a = p.parse_args(argv)
+    for name in ("state_dim", "action_dim", "max_steps", "batch"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("lease_s", "leader_lease_s"):
+        if not 0 < getattr(a, name) < float("inf"):
+            p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     logging.basicConfig(level=logging.WARNING)
     rollout = None
     if a.rollout:
@@ -328,7 +370,8 @@ def main(argv: list[str] | None = None) -> None:
             rollout = json.load(f)
         rollout = rollout.get("rollout", rollout)
     coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch, a.registry,
-                             rollout, a.leader_lease_s, a.registry_index)  # fmt: skip
+                             rollout, a.leader_lease_s, a.registry_index, a.state_dim, a.action_dim, a.max_steps,
+                             a.check_versions)  # fmt: skip
     coord.run(idle_exit_s=a.idle_exit_s)
 
 

@@ -61,7 +61,7 @@ from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
-from lwd.utils.metric_means import MetricMeans
+from lwd.utils.metric_means import MetricMeans, check_finite_metrics
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
 
@@ -163,6 +163,8 @@ class Learner:
         self.dp = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
         self.reader = SnapshotReader(self.dp, prefetch=64).start()
         self.vstats = VersionStats()
+        self.quarantined = 0
+        """Committed episodes this process could not ingest (see :meth:`quarantine`)."""
         self.metrics = MetricsLog(self.out)
         self.version = self.registry.latest_version()
         self.published_step = self.step if self.version else -1
@@ -209,12 +211,34 @@ class Learner:
 
     # ---- loop ----------------------------------------------------------------------------------
     def ingest(self) -> int:
+        """Add the reader's new episodes to the online buffer; one it cannot ingest is quarantined
+        (defence in depth behind the coordinator's validation), never a crash."""
         n = 0
         while (ep := self.reader.get(timeout=0)) is not None:
-            if self.online.add_episode(ep, online=True):
+            try:
+                self.offline.check_compatible(ep)  # the policy's shapes, not the first online episode's
+                added = self.online.add_episode(ep, online=True)
+            except (ValueError, KeyError, TypeError, IndexError) as e:
+                self.quarantine(ep.episode_id, str(e))
+                continue
+            if added:
                 self.vstats.add(ep, self.version)
                 n += 1
         return n
+
+    def quarantine(self, episode_id: str, reason: str) -> None:
+        """Skip a committed episode the learner cannot use; recorded in ``quarantine.jsonl`` with its
+        reason (the same episode is skipped again after a restart: the reader dedups per process)."""
+        self.quarantined += 1
+        log.warning("learner quarantines episode %s: %s", episode_id, reason)
+        rec = {
+            "episode_id": episode_id,
+            "snapshot": self.reader.last_snapshot,
+            "reason": reason,
+            "time": time.time(),
+        }
+        with open(self.out / "quarantine.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
 
     def done(self) -> bool:
         return self.max_steps is not None and self.step >= self.max_steps
@@ -232,6 +256,9 @@ class Learner:
         if needs.contrast and self.online.num_rejections:  # take-overs with the rejected proposal
             contrast = self.online.sample_rejections(s.batch_size, self.rng, self.chunk_len, s.gamma)
         metrics = self.algo.update(batch, imitation, contrast)
+        check_finite_metrics(
+            metrics, self.step + 1, "online learner", "nothing of it was checkpointed or published"
+        )
         self.step += 1
         self._acc.add(metrics)
         if self.step % s.publish_every == 0:
@@ -255,6 +282,7 @@ class Learner:
             "fleet/robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
             "data/online_transitions": float(len(self.online)),
             "data/snapshot": float(self.reader.last_snapshot),
+            "data/quarantined": float(self.quarantined),
         })  # fmt: skip
         self.metrics.log(self.step, m)
         summary = self.vstats.summary()
@@ -272,7 +300,7 @@ class Learner:
             "state": state, "time": time.time(), "step": self.step, "version": self.version,
             "device": str(self.device), "versions_published": len(self.registry.versions()),
             "online_episodes": self.vstats.episodes, "online_transitions": len(self.online),
-            "snapshot": self.reader.last_snapshot,
+            "snapshot": self.reader.last_snapshot, "quarantined": self.quarantined,
             "robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
         })  # fmt: skip
 

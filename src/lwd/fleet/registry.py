@@ -41,6 +41,7 @@ from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex,
 from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import DataError
 from lwd.utils.io import sha256_bytes
+from lwd.utils.state_io import check_finite
 
 REGISTRY_META = "registry.json"
 """The registry's own metadata file in a version directory (every other file is the publisher's)."""
@@ -116,6 +117,7 @@ class PolicyRegistry:
         for name in files:
             if not name or "/" in name or name.startswith(".") or name == REGISTRY_META:
                 raise ValueError(f"invalid policy version file name {name!r}")
+        _check_weights_finite(files, version)  # a gap in the numbers, never a non-finite version
         key = version_dir(version)
         if self.local:
             _write_version_dir(Path(self.root) / key, files, meta)
@@ -274,3 +276,19 @@ def verify_version_dir(path: str | os.PathLike) -> dict[str, Any]:
             raise DataError(f"policy version {path} has no {REGISTRY_META}: it is partial; re-publish it")
         return manifest
     return verify_checkpoint_dir(path, REGISTRY_META)
+
+
+def _check_weights_finite(files: dict[str, bytes], version: int) -> None:
+    """``DataError`` if a ``*.safetensors`` file is unreadable or holds NaN/inf weights: the registry
+    never accepts what no robot may load (other files are opaque and stored untouched)."""
+    from safetensors.torch import load as st_load
+
+    for name, data in files.items():
+        if name.endswith(".safetensors"):
+            try:
+                tensors = st_load(data)
+            except Exception as e:  # safetensors raises its own error types
+                raise DataError(
+                    f"policy version {version}: {name} is not a readable safetensors file ({e})"
+                ) from e
+            check_finite(tensors, f"policy version {version} ({name})")

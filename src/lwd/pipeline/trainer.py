@@ -24,7 +24,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lwd.utils.metric_means import MetricMeans
+from lwd.utils.io import read_json
+from lwd.utils.metric_means import MetricMeans, check_finite_metrics
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class TrainLoop:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.metrics.log(step, metrics)
 
+    def _kept(self) -> str:
+        last = self.ckpt_dir / "latest.json"
+        return f"the last good checkpoint ({read_json(last)['path']}) is kept" if last.is_file() else "nothing was saved"
+
     # ---- loop ----------------------------------------------------------------------------------------
 
     def run(
@@ -103,6 +108,7 @@ class TrainLoop:
             try:
                 while step < self.total_steps:
                     metrics = step_fn(step)
+                    check_finite_metrics(metrics, step + 1, self.desc, self._kept())
                     step += 1
                     acc.add(metrics)
                     bar.update(1)

@@ -29,6 +29,7 @@ from lwd.specs import RobotSpec
 from lwd.transforms import NormStats, norm_stats_from_json, norm_stats_to_json
 from lwd.utils.checkpoint import verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import ConfigError, DataError
+from lwd.utils.state_io import check_finite
 
 FORMAT = "lwd.policy/v1"
 WEIGHTS = "policy.safetensors"
@@ -50,6 +51,7 @@ def save_policy(
     if config != policy.config:
         raise ConfigError("save_policy: config differs from policy.config; save the policy's own config")
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
+    check_finite(tensors, f"policy to save at {directory}")
     weights = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(version)})
     manifest = {
         "format": FORMAT,
@@ -92,6 +94,7 @@ def load_policy(
         tensors = safetensors.torch.load((directory / WEIGHTS).read_bytes())
     except (SafetensorError, ValueError, OSError) as e:
         raise DataError(f"checkpoint {directory}: unreadable {WEIGHTS} ({e})") from e
+    check_finite(tensors, f"checkpoint {directory}")
     policy = FlowPolicy(config)
     _check_shapes(directory, policy.state_dict(), tensors)
     policy.load_state_dict(tensors, strict=True)

@@ -11,3 +11,7 @@ class ConfigError(LwdError):
 
 class DataError(LwdError):
     """Missing, malformed or corrupt data (dataset, episode payload, checkpoint)."""
+
+
+class TrainingDiverged(LwdError):
+    """A loss or weight became NaN/inf; training stopped and nothing non-finite was saved."""

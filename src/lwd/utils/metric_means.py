@@ -6,7 +6,10 @@ metrics during a critic warm-up); dividing by every step of the window would shr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+
+from lwd.utils.errors import TrainingDiverged
 
 
 class MetricMeans:
@@ -29,3 +32,14 @@ class MetricMeans:
 
     def reset(self) -> None:
         self._sum, self._count, self.steps = {}, {}, 0
+
+
+def check_finite_metrics(metrics: Mapping[str, float], step: int, what: str, kept: str) -> None:
+    """Raise :class:`~lwd.utils.errors.TrainingDiverged` if a step reported a NaN/inf metric (a loss):
+    training stops before anything is saved or published. ``kept`` says what survives."""
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(float(v)))
+    if bad:
+        raise TrainingDiverged(
+            f"{what}: training diverged at step {step} (non-finite {', '.join(bad[:4])}); {kept}. "
+            "Check the learning rates and temperatures (e.g. lambda must be > 0)."
+        )

@@ -10,6 +10,7 @@ so a learner can resume from either's checkpoints.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 from lwd.utils.errors import DataError
 from lwd.utils.io import atomic_write_json, read_json
 from lwd.utils.state_io import load_state_dir, save_state_dir
+
+log = logging.getLogger(__name__)
 
 
 class StepCheckpoints:
@@ -28,18 +31,42 @@ class StepCheckpoints:
         self.keep = max(1, keep)
 
     def latest(self) -> tuple[int, Any] | None:
-        """(step, state) of the newest complete checkpoint, or None if there is none."""
+        """(step, state) of the newest readable checkpoint, or None if there is none.
+
+        ``latest.json`` names the newest; if it (or the checkpoint it names) is unreadable, the newest
+        older ``step-*`` directory that verifies is used instead, with a warning. ``DataError`` only if
+        checkpoints exist and none is readable."""
         pointer = self.dir / "latest.json"
-        if not pointer.is_file():
-            return None
-        try:
-            meta = read_json(pointer)
-            state, _ = load_state_dir(self.dir / meta["path"])
-        except (DataError, KeyError, json.JSONDecodeError) as e:
+        named = None
+        problems = []
+        if pointer.is_file():
+            try:
+                meta = read_json(pointer)
+                named = self.dir / str(meta["path"])
+                return int(meta["step"]), load_state_dir(named)[0]
+            except (DataError, KeyError, TypeError, ValueError, OSError) as e:
+                problems.append(f"{named or pointer}: {e}")
+        candidates = sorted((p for p in self.dir.glob("step-*") if p.is_dir() and p != named), reverse=True)
+        for path in candidates:
+            try:
+                state, manifest = load_state_dir(path)
+                step = int(manifest.get("step", path.name.removeprefix("step-")))
+            except (DataError, KeyError, TypeError, ValueError, OSError) as e:
+                problems.append(f"{path}: {e}")
+                continue
+            if problems:
+                log.warning(
+                    "checkpoint unreadable (%s); falling back to %s (step %d)",
+                    "; ".join(problems),
+                    path,
+                    step,
+                )
+            return step, state
+        if problems:
             raise DataError(
-                f"the latest checkpoint in {self.dir} is unreadable ({e}); delete {self.dir} to restart"
-            ) from e
-        return int(meta["step"]), state
+                f"no readable checkpoint in {self.dir} ({'; '.join(problems)}); delete it to restart"
+            )
+        return None
 
     def save(self, step: int, state: Any, manifest: dict[str, Any] | None = None) -> Path:
         """Write ``state`` as step ``step`` (no-op if it exists), point ``latest.json`` at it, prune."""

@@ -20,6 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from lwd.utils.checkpoint import verify_checkpoint_dir, write_checkpoint_dir
+from lwd.utils.errors import DataError
 
 TENSORS = "tensors.safetensors"
 SKELETON = "state.json"
@@ -70,6 +71,7 @@ def state_to_bytes(state: Any) -> dict[str, bytes]:
     """Serialise ``state`` to ``{TENSORS: safetensors bytes, SKELETON: json bytes}``."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
+    check_finite(tensors, "training state to save")  # a diverged state is never written
     # safetensors refuses tensors that share memory; clone to be safe
     blob = st_save({k: v.clone() for k, v in tensors.items()}) if tensors else st_save({})
     return {TENSORS: blob, SKELETON: json.dumps(skeleton).encode("utf-8")}
@@ -89,5 +91,28 @@ def load_state_dir(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Verify checksums and load a directory written by :func:`save_state_dir`; returns (state, manifest)."""
     manifest = verify_checkpoint_dir(path)
     path = Path(path)
-    files = {name: (path / name).read_bytes() for name in (TENSORS, SKELETON)}
-    return state_from_bytes(files), manifest
+    try:
+        files = {name: (path / name).read_bytes() for name in (TENSORS, SKELETON)}
+        tensors = st_load(files[TENSORS])
+        check_finite(tensors, f"checkpoint {path}")
+        return _unflatten(json.loads(files[SKELETON].decode("utf-8")), tensors), manifest
+    except DataError:
+        raise
+    except Exception as e:  # safetensors, JSON and skeleton errors alike: one error type for callers
+        raise DataError(f"checkpoint {path} is unreadable: {type(e).__name__}: {e}") from e
+
+
+def non_finite_tensors(tensors: dict[str, torch.Tensor] | Any) -> list[str]:
+    """Names of the floating-point tensors in ``tensors`` (a name -> tensor mapping) holding NaN or
+    inf. Nothing non-finite may be saved, published or loaded as a policy."""
+    return [k for k, v in tensors.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+
+
+def check_finite(tensors: dict[str, torch.Tensor] | Any, what: str) -> None:
+    """``DataError`` naming the non-finite tensors of ``what`` (e.g. a checkpoint path), if any."""
+    bad = non_finite_tensors(tensors)
+    if bad:
+        raise DataError(
+            f"{what}: {len(bad)} of {len(tensors)} tensors are non-finite (NaN/inf), e.g. {', '.join(bad[:3])}; "
+            "refusing it (training diverged?)"
+        )

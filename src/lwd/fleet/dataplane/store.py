@@ -27,6 +27,7 @@ import errno
 import json
 import os
 import posixpath
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,17 @@ class EpisodeStore:
         return f"episodes/{episode_id[0]}/{episode_id}.{sha256}.parquet"
 
     def _path(self, key: str) -> str:
+        """Absolute path of a store-relative ``key``; ``DataError`` for a key that could leave the store
+        (absolute, ``..``, empty or odd components): keys arrive in events and manifests from other
+        processes and are never trusted."""
+        if (
+            not isinstance(key, str)
+            or not key
+            or key.startswith("/")
+            or any(c in key for c in ("\\", "\x00", ":"))
+            or any(part in ("", ".", "..") for part in key.split("/"))
+        ):
+            raise DataError(f"invalid store key {key!r}: must be a relative path inside the store")
         return posixpath.join(self.root, key)
 
     # ---------------------------------------------------------------- raw objects
@@ -102,12 +114,23 @@ class EpisodeStore:
         else:
             self.fs.pipe_file(path, data)
 
-    def get_object(self, key: str) -> bytes:
+    def get_object(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The bytes at ``key``; at most ``max_bytes`` are read (``DataError`` if there are more). A local
+        store reads only regular files, never through a symlink (a FIFO or device could block or never
+        end; a link could leave the store)."""
         path = self._path(key)
+        limit = -1 if max_bytes is None else max_bytes + 1
         try:
-            return self.fs.cat_file(path)
+            if self.local:
+                data = _read_regular_file(path, limit)
+            else:
+                with self.fs.open(path, "rb") as f:
+                    data = f.read(limit)
         except FileNotFoundError as e:
             raise PayloadMissing(f"no object {key!r} in store {self.url}") from e
+        if max_bytes is not None and len(data) > max_bytes:
+            raise DataError(f"object {key} is over the {max_bytes}-byte limit")
+        return data
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
@@ -182,15 +205,11 @@ class EpisodeStore:
         return self.put_bytes(ep.episode_id, episode_to_bytes(ep))
 
     def get_bytes(self, uri: str, sha256: str, max_bytes: int | None = None) -> bytes:
-        """Fetch a payload and verify its checksum; raise ``DataError`` (never return bad bytes)."""
-        if max_bytes is not None:
-            try:
-                size = self.fs.size(self._path(uri))
-            except FileNotFoundError as e:
-                raise PayloadMissing(f"no object {uri!r} in store {self.url}") from e
-            if size is not None and size > max_bytes:
-                raise DataError(f"payload {uri} is {size} bytes, over the {max_bytes}-byte limit")
-        data = self.get_object(uri)
+        """Fetch a payload and verify its checksum; raise ``DataError`` (never return bad bytes). Only
+        episode payload keys are accepted, and at most ``max_bytes`` bytes are ever read."""
+        if not (isinstance(uri, str) and uri.startswith("episodes/") and uri.endswith(".parquet")):
+            raise DataError(f"invalid payload key {uri!r}: not an episode payload of this store")
+        data = self.get_object(uri, max_bytes)
         digest = sha256_bytes(data)
         if digest != sha256:
             raise DataError(
@@ -214,3 +233,18 @@ class EpisodeStore:
             k for k in self.list_keys(f"episodes/{episode_id[:2]}/{episode_id}") if k.endswith(".parquet")
         ]
         return sorted(flat + nested)
+
+
+def _read_regular_file(path: str, limit: int) -> bytes:
+    """Read up to ``limit`` bytes (-1: all) of the regular file ``path``, not following a final symlink;
+    ``DataError`` for anything else (directory, FIFO, device, socket, link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise FileNotFoundError(path) from e
+        raise DataError(f"cannot open store object {path}: {e.strerror} (not a regular file?)") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"store object {path} is not a regular file")
+        return f.read(limit)

@@ -80,7 +80,8 @@ class ComponentHost:
         from lwd.fleet.coordinator import open_coordinator
 
         # the canary rollout and its registry, if planned
-        extra = {k: cfg[k] for k in ("registry", "rollout", "registry_index") if k in cfg}
+        keys = ("registry", "rollout", "registry_index", "state_dim", "action_dim", "max_steps", "check_versions")
+        extra = {k: cfg[k] for k in keys if k in cfg}
         coord = open_coordinator(
             cfg["root"], cfg["dataplane"], tasks=cfg["tasks"], lease_s=cfg["lease_s"], **extra
         )

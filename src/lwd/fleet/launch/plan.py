@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lwd.configs.online import OnlineConfig
+from lwd.data.dataset import LwdDataset
+from lwd.envs.suites import get_suite
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
 from lwd.fleet.robot_client import task_weights_for
 from lwd.utils.io import atomic_write_json
@@ -51,8 +53,13 @@ class Component:
             if c["rollout"]["enabled"]
             else []
         )
+        rules = [f"--{k.replace('_', '-')}={c[k]}" for k in ("state_dim", "action_dim", "max_steps") if c.get(k)]
+        rules += ["--check-versions"] if c.get("check_versions") else []
+        if c.get("check_versions") and not c["rollout"]["enabled"]:  # the registry the versions live in
+            rules += ["--registry", c["registry"]]
+            rules += ["--registry-index", c["registry_index"]] if c.get("registry_index") else []
         return ["--root", c["root"], "--dataplane", c["dataplane_path"], "--tasks", ",".join(c["tasks"]),
-                "--lease-s", str(c["lease_s"]), *rollout]  # fmt: skip
+                "--lease-s", str(c["lease_s"]), *rollout, *rules]  # fmt: skip
 
 
 def dataplane_config(spec: str, fleet_root: Path, lease_s: float) -> dict[str, Any]:
@@ -93,11 +100,16 @@ class FleetPlan:
         atomic_write_json(conf / "dataplane.json", self.dataplane)
         atomic_write_json(conf / "online.json", c.to_dict())
         weights = task_weights_for(c.suite, c.tasks, c.short_task_weight, c.long_task_weight)
+        spec = LwdDataset.open(offline_dataset, verify_checksums=False).robot_spec
+        suite = get_suite(c.suite)
         self._add("coordinator", "coordinator", {
             "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
             "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
             "registry_index": c.registry_index,
             "rollout": c.to_dict()["rollout"],
+            # validation rules (docs/dataplane.md): the robots' spec, the longest task, published versions
+            "state_dim": spec.state_dim, "action_dim": spec.action_dim,
+            "max_steps": max(suite.task(t).max_steps for t in weights), "check_versions": True,
         })  # fmt: skip
         self._add("learner", "learner", {
             "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
