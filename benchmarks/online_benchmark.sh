@@ -21,6 +21,7 @@ ROOT=${ROOT:-runs/bench_qs}
 SEEDS=${SEEDS:-0 1}
 EPISODES=${EPISODES:-50}
 ROBOT_HOURS=${ROBOT_HOURS:-0.6}
+WORKERS=${WORKERS:-2}  # evaluation processes of the online stage (run alone: both cores)
 SEED0_FROM=${SEED0_FROM:-}
 LWD=.venv/bin/lwd
 PY=.venv/bin/python
@@ -56,7 +57,7 @@ case "${1:-}" in
   online)
     # shellcheck disable=SC2086
     $PY benchmarks/online_baselines.py run --root "$ROOT" --seeds $SEEDS --methods $METHODS \
-      --robot-hours "$ROBOT_HOURS" --episodes "$EPISODES" ;;
+      --robot-hours "$ROBOT_HOURS" --episodes "$EPISODES" --workers "$WORKERS" ;;
   report)
     # shellcheck disable=SC2086
     $PY benchmarks/online_baselines.py report --root "$ROOT" --seeds $SEEDS --methods $METHODS \

@@ -62,12 +62,10 @@ def test_non_finite_state_is_never_saved_and_never_loaded(tmp_path):
         save_state_dir(tmp_path / "bad", {"model": net.state_dict()})
     assert not (tmp_path / "bad").exists()
     # a checkpoint written by something else with inf inside (valid checksums) is refused on load
-    from lwd.utils.checkpoint import write_checkpoint_dir
-    from lwd.utils.state_io import state_to_bytes
-
     from safetensors.torch import save as st_save
 
-    from lwd.utils.state_io import TENSORS
+    from lwd.utils.checkpoint import write_checkpoint_dir
+    from lwd.utils.state_io import TENSORS, state_to_bytes
 
     files = state_to_bytes({"w": torch.zeros(2)})
     files[TENSORS] = st_save({"w": torch.tensor([1.0, float("inf")])})
