@@ -25,6 +25,7 @@ from lwd.eval.metrics import EpisodeResult, average_success, summaries_to_json, 
 from lwd.eval.report import bar_chart, markdown_table
 from lwd.utils.errors import ConfigError, DataError, LwdError
 from lwd.utils.io import atomic_write_json, atomic_write_text, read_json
+from lwd.utils.logs import show_progress
 from lwd.utils.seeding import eval_seed
 
 
@@ -165,7 +166,7 @@ def _run_workers(cfg: EvalConfig, obs_mode: str, plan: list, progress: bool) -> 
                         stderr=err_file,
                     )
                 )
-        bar = tqdm(total=len(plan), unit="ep", desc="eval", disable=not progress)
+        bar = tqdm(total=len(plan), unit="ep", desc="eval", disable=not show_progress(progress))
         while any(p.poll() is None for p in procs):
             time.sleep(0.5)
             bar.n = sum(_count_lines(o) for o in outs)

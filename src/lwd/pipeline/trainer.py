@@ -13,6 +13,7 @@ Layout of a stage directory::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -24,7 +25,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lwd.utils.errors import ConfigError
 from lwd.utils.io import read_json
+from lwd.utils.logs import show_progress
 from lwd.utils.metric_means import MetricMeans, check_finite_metrics
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 
@@ -38,6 +41,56 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int, final_fraction: f
     span = max(1, total - warmup)
     progress = min(1.0, (step - warmup) / span)
     return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+RESUME_FREE = ("out", "dataset", "loop.threads", "loop.log_every", "loop.checkpoint_every")
+"""Options a resumed stage may change (where things are, and how often it logs and checkpoints);
+every other option must equal the stage's ``config.json``, so that the record matches what ran."""
+
+
+def flatten_options(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"loop": {"steps": 3}}`` -> ``{"loop.steps": 3}`` (JSON values; paths as strings)."""
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flatten_options(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def options_record(cfg: Any) -> dict[str, Any]:
+    """A dataclass config as the JSON object written to ``config.json``."""
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def check_stage_dir(out: Path, cfg: Any, *, command: str, kind_keys: tuple[str, ...]) -> None:
+    """Refuse an ``out`` (before anything is written) that is neither missing, nor empty, nor a
+    previous stage of ``command`` (its ``config.json`` has ``kind_keys``) made with the same options
+    (except :data:`RESUME_FREE`): resuming into it would mix or clobber unrelated files, or load
+    checkpoints of another network."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a stage directory")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    prev = None
+    if (out / "config.json").is_file():
+        try:
+            prev = read_json(out / "config.json")
+        except (OSError, ValueError):
+            prev = None
+    if not isinstance(prev, dict) or not set(kind_keys) <= set(prev):
+        raise ConfigError(f"--out {out} is not empty and is not a previous `{command}` stage (no {command} "
+                          "config.json there); choose a new or empty --out")  # fmt: skip
+    old, new = flatten_options(prev), flatten_options(options_record(cfg))
+    diff = [k for k in new if k in old and k not in RESUME_FREE and old[k] != new[k]]
+    if diff:
+        shown = "; ".join(f"--{k.replace('_', '-')}: {old[k]!r} there, {new[k]!r} now" for k in diff[:6])
+        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+        raise ConfigError(f"--out {out} holds a `{command}` stage made with other options ({shown}{more}); "
+                          "pass the same options to resume it, or choose a new --out")  # fmt: skip
 
 
 class TrainLoop:
@@ -80,7 +133,11 @@ class TrainLoop:
 
     def _kept(self) -> str:
         last = self.ckpt_dir / "latest.json"
-        return f"the last good checkpoint ({read_json(last)['path']}) is kept" if last.is_file() else "nothing was saved"
+        return (
+            f"the last good checkpoint ({read_json(last)['path']}) is kept"
+            if last.is_file()
+            else "nothing was saved"
+        )
 
     # ---- loop ----------------------------------------------------------------------------------------
 
@@ -99,7 +156,8 @@ class TrainLoop:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         bar = tqdm(
-            total=self.total_steps, initial=start_step, desc=self.desc, unit="step", disable=not self.progress
+            total=self.total_steps, initial=start_step, desc=self.desc, unit="step",
+            disable=not show_progress(self.progress),
         )
         step = start_step
         acc = MetricMeans()
