@@ -1,7 +1,8 @@
 """The ``lwd`` command line: ``lwd <command> [--preset NAME] [--field value ...]``.
 
 Each command takes one typed frozen config (parsed by tyro); ``--preset`` picks the defaults
-(``quickstart``, ``debug``, ``benchmark``) that the other flags then override. User errors
+(``quickstart``, ``debug``, ``benchmark``) that the other flags then override. Every option is
+validated (:func:`check_options`) before the command does any work. User errors
 (:class:`~lwd.utils.errors.LwdError`) print one line ``error: ...`` and exit 2.
 """
 
@@ -55,6 +56,19 @@ def _split_preset(args: list[str], cmd: Command) -> tuple[str, list[str]]:
     return preset, rest
 
 
+def check_options(cfg, default) -> None:
+    """Validate every option before the command does any work: ``cfg.validate()`` (ranges, names,
+    cross-field rules), ``cfg.check_out()`` (the output directory) and, for ``lwd run``, that no
+    option the run sets itself was given (``check_not_set_by_run`` against the preset)."""
+    for hook in ("validate", "check_out"):
+        fn = getattr(cfg, hook, None)
+        if fn is not None:
+            fn()
+    fixed = getattr(cfg, "check_not_set_by_run", None)
+    if fixed is not None:
+        fixed(default)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             prog=f"lwd {name}",
             description=description,
         )
+        check_options(cfg, cmd.presets[preset])
         cmd.fn(cfg)
     except LwdError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lwd.configs.checks import Checks, check_shift, check_tasks
+from lwd.utils.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class CollectConfig:
@@ -39,6 +42,22 @@ class CollectConfig:
     """Continue an existing dataset at ``out`` (skips episodes already committed)."""
     episodes_per_file: int = 50
     """Episodes per parquet data file."""
+
+    def validate(self, prefix: str = "--") -> None:
+        """Check every option (ranges, names, the shift file) before anything is written."""
+        c = Checks(self, prefix)
+        c.integer("episodes_per_task", 1).integer("max_rollout_attempts", 1).integer("episodes_per_file", 1)
+        c.seed()
+        fr = {n: getattr(self, n) for n in ("demo_fraction", "rollout_success_fraction",
+                                             "rollout_failure_fraction", "play_fraction")}  # fmt: skip
+        if not all(isinstance(f, (int, float)) and 0 <= f < float("inf") for f in fr.values()) or not (
+            sum(fr.values()) > 0
+        ):
+            got = ", ".join(f"{prefix}{n.replace('_', '-')} {v}" for n, v in fr.items())
+            raise ConfigError(f"data-mix fractions must be finite, >= 0 and not all zero, got {got}")
+        c.one_of("obs_mode", ("state", "pixels"))
+        check_tasks(self.suite, self.tasks, f"{prefix}tasks")
+        check_shift(self.shift)
 
     def quotas(self) -> dict[str, int]:
         """Episodes per task for each slot: ``demo``, ``rollout_success``, ``rollout_failure``, ``play``.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lwd.configs.checks import Checks
+
 
 @dataclass(frozen=True)
 class DashboardConfig:
@@ -31,6 +33,9 @@ class DashboardConfig:
     """How often the page polls the server, in seconds."""
     robot_timeout_s: float = 30.0
     """A robot whose last heartbeat is older than this is shown as stale, in seconds."""
+
+    def validate(self, prefix: str = "--") -> None:
+        Checks(self, prefix).integer("port", 0, 65536).positive("refresh_s", "robot_timeout_s")
 
 
 DASHBOARD: dict[str, DashboardConfig] = {

@@ -15,7 +15,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lwd.configs.checks import Checks, check_shift, check_tasks
 from lwd.envs.intervention import InterventionConfig
+from lwd.utils.errors import ConfigError
 
 ONLINE_ALGORITHMS = ("lwd", "iql-qam", "hg-dagger", "recap")
 """What the online learner can run (``LearnerSettings.algorithm``): the method and its baselines."""
@@ -87,6 +89,24 @@ class LearnerSettings:
     seed: int = 0
     """Seed of sampling and noise of the learner."""
 
+    def validate(self, prefix: str = "--learner.") -> None:
+        from lwd.utils.device import check_device_spec
+
+        c = Checks(self, prefix)
+        c.one_of("algorithm", ONLINE_ALGORITHMS).one_of("reference", ("frozen", "bc"))
+        c.fraction("online_fraction").fraction("tau_base", open_lo=True, open_hi=True)
+        c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
+        c.non_negative("alpha", "contrast_weight", "contrast_margin")
+        c.positive("lam", "policy_lr", "critic_lr", "reference_lr", "utd")
+        for name in ("policy_every", "qam_flow_steps", "n_step", "publish_every", "checkpoint_every",
+                     "batch_size", "log_every"):  # fmt: skip
+            c.integer(name, 1)
+        c.integer("qam_batch", 0).integer("min_online_transitions", 0).integer("threads", 0).seed()
+        try:
+            check_device_spec(self.device)
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}device: {e}") from e
+
 
 @dataclass(frozen=True)
 class RolloutSettings:
@@ -120,6 +140,14 @@ class RolloutSettings:
     shift_alpha: float = 0.01
     """One-sided significance level of one shift-detector comparison (window vs previous window)."""
 
+    def validate(self, prefix: str = "--rollout.") -> None:
+        c = Checks(self, prefix)
+        c.fraction("canary_share", open_lo=True).fraction("alpha", open_lo=True, open_hi=True)
+        c.fraction("shift_alpha", open_lo=True, open_hi=True).non_negative("margin").positive("check_every_s")
+        c.integer("min_episodes", 1).integer("min_task_episodes", 1).integer("shift_window", 0)
+        c.integer("max_episodes", max(self.min_episodes, self.min_task_episodes))
+        c.one_of("on_newer", ("finish", "supersede"))
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -131,6 +159,17 @@ class Budget:
     """Learner steps in total (cumulative over resumes)."""
     max_wall_s: float | None = None
     """Wall-clock seconds of this invocation."""
+
+    def validate(self, prefix: str = "--budget.") -> None:
+        if self.robot_hours is None and self.max_learner_steps is None and self.max_wall_s is None:
+            raise ConfigError(f"the online budget needs {prefix}robot-hours, {prefix}max-learner-steps or "
+                              f"{prefix}max-wall-s")  # fmt: skip
+        c = Checks(self, prefix)
+        for name in ("robot_hours", "max_wall_s"):
+            if getattr(self, name) is not None:
+                c.positive(name)
+        if self.max_learner_steps is not None:
+            c.integer("max_learner_steps", 1)
 
 
 @dataclass(frozen=True)
@@ -164,8 +203,10 @@ class OnlineConfig:
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
     """Canary rollout, automatic rollback and shift detection of new policy versions."""
     dataplane: str = ""
-    """Data plane: ``""`` = embedded SQLite + local store under ``run_dir/online/fleet``; else a data
-    plane JSON config file (``{"events": "redis://...", "store": "s3://..."}``) or root directory."""
+    """Data plane: ``""`` = embedded SQLite + local store under ``run_dir/online/fleet``; a
+    ``redis://`` event-log URL (store under the run); an existing data-plane JSON config file
+    (``{"events": "redis://...", "store": "s3://..."}``; a ``.json`` path that does not exist is an
+    error); or a root directory (created if missing)."""
     registry: str = ""
     """Policy registry storage root (``""`` = ``run_dir/online/fleet/registry``), a directory or an fsspec
     URL such as ``s3://bucket/lwd/registry``."""
@@ -194,14 +235,49 @@ class OnlineConfig:
     """Seconds between robot heartbeats."""
     lease_s: float = 30.0
     """Seconds an unacknowledged data-plane event stays leased before redelivery."""
-    max_restarts: int = 3
-    """Restarts of a crashed child process before the launcher gives up on it."""
+    max_restarts: int = 5
+    """Restarts of one crashed child process the local launcher allows within any
+    ``restart_window_s`` seconds; one more crash inside the window and it gives up on that child
+    (chosen: a crash loop stops within minutes, occasional crashes are restarted forever). The Ray
+    launcher passes it to Ray as the actor's lifetime ``max_restarts``."""
+    restart_window_s: float = 300.0
+    """Sliding window of the restart budget, seconds (chosen; see ``max_restarts``)."""
+    restart_backoff_s: float = 1.0
+    """Delay before a restart, seconds: the first restart within the window is immediate, the k-th
+    (k >= 2) waits ``restart_backoff_s * 2**(k-2)``, at most ``restart_backoff_max_s`` (chosen: with
+    the defaults five restarts span ~15 s of an outage a child could not ride out itself)."""
+    restart_backoff_max_s: float = 30.0
+    """Largest delay before a restart, seconds (chosen)."""
     status_every_s: float = 2.0
     """Seconds between launcher status refreshes (table or log line)."""
     stop_timeout_s: float = 60.0
     """Seconds a child gets to flush and checkpoint after SIGTERM before it is killed."""
     seed: int = 0
     """Seed of the fleet (episode seeds come from ``ONLINE_SEED_BASE``, disjoint from evaluation)."""
+
+    def validate(self, prefix: str = "--") -> None:
+        """Check every option (ranges, names, the shift); the data-plane file and the engine's
+        availability are checked where the stage is launched (``lwd.pipeline.run``)."""
+        c = Checks(self, prefix)
+        c.integer("num_robots", 1).integer("robot_processes", 1).integer("max_restarts", 0).seed()
+        c.positive("short_task_weight", "long_task_weight", "heartbeat_s", "lease_s", "status_every_s")
+        c.positive("stop_timeout_s")
+        c.one_of("obs_mode", ("state", "pixels")).one_of("engine", ("local", "ray"))
+        c.one_of("ray_robot_strategy", ("SPREAD", "STRICT_SPREAD", "PACK"))
+        if self.ray_detached and self.engine != "ray":
+            raise ConfigError(f"{prefix}ray-detached needs the ray engine (--engine ray)")
+        check_tasks(self.suite, self.tasks, f"{prefix}tasks")
+        check_shift(self.shift)
+        iv = Checks(self.intervention, f"{prefix}intervention.")
+        for name in ("no_progress_steps", "deviation_steps", "budget_steps", "max_takeover_steps",
+                     "min_takeover_steps"):  # fmt: skip
+            iv.integer(name, 0)
+        iv.non_negative("progress_eps", "resume_eps").fraction("spot_check_prob")
+        if not self.intervention.deviation_threshold >= 0:  # inf disables the rule
+            raise ConfigError(f"{prefix}intervention.deviation-threshold must be >= 0")
+        self.learner.validate(f"{prefix}learner.")
+        self.budget.validate(f"{prefix}budget.")
+        self.rollout.validate(f"{prefix}rollout.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,19 +2,62 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from lwd.configs.checks import Checks, check_shift
 from lwd.configs.collect import CollectConfig
 from lwd.configs.eval import EvalConfig
 from lwd.configs.online import OnlineConfig
 from lwd.configs.train import RLConfig, SFTConfig
+from lwd.utils.errors import ConfigError
+
+SET_BY_RUN: dict[str, str] = {
+    "collect.out": "--run-dir (<run-dir>/offline_data)",
+    "collect.suite": "--suite",
+    "collect.seed": "--seed",
+    "collect.resume": "lwd run (it always resumes)",
+    "sft.dataset": "--run-dir (<run-dir>/offline_data)",
+    "sft.out": "--run-dir (<run-dir>/sft)",
+    "sft.loop.seed": "--seed",
+    "offline.dataset": "--run-dir (<run-dir>/offline_data)",
+    "offline.init": "--run-dir (<run-dir>/sft/policy)",
+    "offline.out": "--run-dir (<run-dir>/offline_lwd)",
+    "offline.loop.seed": "--seed",
+    "online.suite": "--suite",
+    "online.seed": "--seed",
+    "eval.checkpoint": "lwd run (each stage's policy)",
+    "eval.expert": "lwd run (each stage's policy)",
+    "eval.suite": "--suite",
+    "eval.shift": "--eval-conditions / --generalisation-conditions",
+    "eval.out": "--run-dir (<run-dir>/eval/<policy>_<condition>)",
+    "eval.name": "lwd run (the stage's name)",
+    "eval.overwrite": "lwd run (it re-evaluates only unfinished evaluations)",
+}
+"""Nested options ``lwd run`` sets itself (value: what sets them). ``tyro`` lists them under the stage
+groups of ``lwd run --help`` because the stage configs are shared with ``lwd collect`` & co.; giving
+one of them to ``lwd run`` is an error (:meth:`RunConfig.check_not_set_by_run`) rather than silently
+ignored: the run directory's layout, suite and seed must stay consistent across stages and resumes."""
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Chain the stages; each one's outputs live under ``run_dir`` and each resumes where it stopped."""
+    """Chain the stages; each one's outputs live under ``run_dir`` and each resumes where it stopped.
+
+    The stage options (``--collect.*``, ``--sft.*``, ``--offline.*``, ``--online.*``, ``--eval.*``) are
+    honoured, except the paths, suite, seed and evaluation target that the run sets for every stage
+    (:data:`SET_BY_RUN`): the command line rejects those with an error naming the option to use
+    instead, because silently replacing a value the user typed would make the run differ from what
+    was asked. Every option of every stage is validated (:meth:`validate`) before the first stage.
+    """
 
     run_dir: Path = Path("runs/quickstart")
     """Directory of the whole run (stage outputs, report). Running again resumes."""
@@ -61,3 +104,56 @@ class RunConfig:
     """Stop the detached Ray fleet of ``run_dir`` (robots, drain, learner, coordinator, as at the end of
     a run) and exit without running any stage; needs ``--engine ray``. ``--ray-address`` names the
     cluster (else the one the fleet was started with)."""
+
+    def resolved(self) -> RunConfig:
+        """Every stage pointed at ``run_dir`` and the run's suite and seed (:data:`SET_BY_RUN`)."""
+        rd = self.run_dir
+        rep = dataclasses.replace
+        collect_cfg = rep(
+            self.collect, out=rd / "offline_data", suite=self.suite, seed=self.seed, resume=True
+        )
+        sft = rep(
+            self.sft, dataset=rd / "offline_data", out=rd / "sft", loop=rep(self.sft.loop, seed=self.seed)
+        )
+        offline = rep(self.offline, dataset=rd / "offline_data", init=rd / "sft" / "policy",
+                      out=rd / "offline_lwd", loop=rep(self.offline.loop, seed=self.seed))  # fmt: skip
+        online = rep(self.online, suite=self.suite, seed=self.seed)
+        if self.engine is not None:
+            online = rep(online, engine=self.engine)
+        if self.ray_address is not None:
+            online = rep(online, ray_address=self.ray_address)
+        if self.ray_detached:
+            online = rep(online, ray_detached=True)
+        ev = rep(self.eval, suite=self.suite, expert=False, overwrite=False)
+        return rep(self, collect=collect_cfg, sft=sft, offline=offline, online=online, eval=ev)
+
+    def validate(self, prefix: str = "--") -> None:
+        """Check the options of every stage (ranges, names, conditions) before any stage runs."""
+        from lwd.envs.suites import get_suite
+
+        get_suite(self.suite)
+        c = Checks(self, prefix)
+        c.seed()
+        for cond in (*self.eval_conditions, *self.generalisation_conditions):
+            check_shift(cond)  # ConfigError naming the condition and what is expected
+        if self.generalisation_conditions and self.generalisation_episodes < 1:
+            raise ConfigError(
+                f"{prefix}generalisation-episodes must be >= 1, got {self.generalisation_episodes}"
+            )
+        r = self.resolved()
+        if r.online.ray_detached and r.online.engine != "ray":
+            raise ConfigError(f"{prefix}ray-detached needs {prefix}engine ray")
+        r.collect.validate(f"{prefix}collect.")
+        r.sft.validate(f"{prefix}sft.")
+        r.offline.validate(f"{prefix}offline.")
+        if not self.skip_online:
+            r.online.validate(f"{prefix}online.")
+        dataclasses.replace(r.eval, checkpoint=self.run_dir / "sft" / "policy").validate(f"{prefix}eval.")
+
+    def check_not_set_by_run(self, default: RunConfig, prefix: str = "--") -> None:
+        """Refuse options that differ from the preset ``default`` where the run sets them itself."""
+        given = [k for k in SET_BY_RUN if _get(self, k) != _get(default, k)]
+        if given:
+            opts = ", ".join(f"{prefix}{k.replace('_', '-')}" for k in given)
+            use = "; ".join(f"{prefix}{k.replace('_', '-')} comes from {SET_BY_RUN[k]}" for k in given)
+            raise ConfigError(f"lwd run sets {opts} itself: {use}")

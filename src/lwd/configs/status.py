@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lwd.configs.checks import Checks
+
 
 @dataclass(frozen=True)
 class StatusConfig:
@@ -16,3 +18,6 @@ class StatusConfig:
     """A robot whose last heartbeat is older than this is reported as stale, in seconds."""
     json: bool = False
     """Print the raw JSON instead of the text summary."""
+
+    def validate(self, prefix: str = "--") -> None:
+        Checks(self, prefix).positive("robot_timeout_s")

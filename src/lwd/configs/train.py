@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lwd.configs.checks import Checks
+from lwd.utils.errors import ConfigError
+
+OFFLINE_ALGORITHMS = ("lwd", "lwd-const-tau", "iql")
+"""What ``lwd train`` (``RLConfig.algorithm``) can run."""
+
 
 @dataclass(frozen=True)
 class PolicyArch:
@@ -26,6 +32,14 @@ class PolicyArch:
     text_encoder: str = "minilm"
     """Instruction encoder: ``minilm`` (frozen all-MiniLM-L6-v2, shipped with its weights) or ``hashing``."""
 
+    def validate(self, prefix: str = "--policy.") -> None:
+        from lwd.policy.language import TEXT_ENCODERS
+
+        c = Checks(self, prefix)
+        for name in ("chunk_len", "hidden_dim", "cond_dim", "expert_width", "expert_depth", "flow_steps"):
+            c.integer(name, 1)
+        c.one_of("text_encoder", sorted(TEXT_ENCODERS))
+
 
 @dataclass(frozen=True)
 class LoopConfig:
@@ -45,6 +59,12 @@ class LoopConfig:
     """torch threads of the learner; 0 = all cores. Default 1: our networks are small, and a
     multi-threaded torch next to other busy processes (robots, evaluation) spins and slows down
     many-fold (measured: SFT 8 steps/s with 1 thread vs 0.5 with 2 on a loaded 2-core machine)."""
+
+    def validate(self, prefix: str = "--loop.") -> None:
+        c = Checks(self, prefix)
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            c.integer(name, 1)
+        c.seed().integer("threads", 0)
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,21 @@ class SFTConfig:
     """Max global gradient norm (0 disables)."""
     sources: tuple[str, ...] = ("demo",)
     """Episode sources cloned (the paper clones demonstrations)."""
+
+    def validate(self, prefix: str = "--") -> None:
+        """Check every option (ranges, names) before anything is read or written."""
+        from lwd.types import SOURCES
+
+        self.policy.validate(f"{prefix}policy.")
+        self.loop.validate(f"{prefix}loop.")
+        c = Checks(self, prefix)
+        c.positive("lr").non_negative("weight_decay", "grad_clip").integer("warmup_steps", 0)
+        c.fraction("final_lr_fraction")
+        if not self.sources or isinstance(self.sources, str):
+            raise ConfigError(f"{prefix}sources must name at least one of: {', '.join(SOURCES)}")
+        for s in self.sources:
+            if s not in SOURCES:
+                raise ConfigError(f"unknown source {s!r} in {prefix}sources; valid: {', '.join(SOURCES)}")
 
 
 @dataclass(frozen=True)
@@ -121,3 +156,15 @@ class RLConfig:
     """AdamW learning rate of the BC-trained reference copy (``reference bc``; chosen)."""
     reference_ema: float = 0.05
     """EMA rate from the BC-trained copy to the reference per learner step (``reference bc``; chosen)."""
+
+    def validate(self, prefix: str = "--") -> None:
+        """Check every option (ranges, names) before anything is read or written."""
+        self.loop.validate(f"{prefix}loop.")
+        c = Checks(self, prefix)
+        c.one_of("stage", ("offline",)).one_of("algorithm", OFFLINE_ALGORITHMS)
+        c.one_of("reference", ("frozen", "bc"))
+        c.fraction("gamma", open_lo=True).fraction("tau_base", open_lo=True, open_hi=True)
+        c.fraction("expectile", open_lo=True, open_hi=True).fraction("reference_ema", open_lo=True)
+        c.non_negative("alpha").positive("lam", "policy_lr", "critic_lr", "reference_lr")
+        c.integer("n_step_long", 1).integer("policy_delay_steps", 0).integer("policy_every", 1)
+        c.integer("qam_batch", 0).integer("qam_flow_steps", 1)

@@ -26,10 +26,8 @@ from lwd.configs.collect import CollectConfig
 from lwd.data import DatasetWriter, LwdDataset
 from lwd.envs.experts import expert_policy
 from lwd.envs.rollout import run_episode
-from lwd.envs.shift import load_shift
 from lwd.envs.suites import get_suite, get_task, make_robot
 from lwd.types import Episode, TaskSpec
-from lwd.utils.errors import ConfigError
 from lwd.utils.seeding import COLLECT_SEED_BASE
 
 log = logging.getLogger(__name__)
@@ -52,21 +50,10 @@ class CollectSummary:
 
 
 def validate_config(cfg: CollectConfig) -> list[TaskSpec]:
-    """Check the whole config before anything is written; return the tasks to collect."""
-    if cfg.episodes_per_task < 1:
-        raise ConfigError(f"--episodes-per-task must be >= 1, got {cfg.episodes_per_task}")
-    fr = (cfg.demo_fraction, cfg.rollout_success_fraction, cfg.rollout_failure_fraction, cfg.play_fraction)
-    if any(f < 0 for f in fr) or sum(fr) <= 0:
-        raise ConfigError(f"data-mix fractions must be >= 0 and not all zero, got {fr}")
-    if cfg.max_rollout_attempts < 1:
-        raise ConfigError(f"--max-rollout-attempts must be >= 1, got {cfg.max_rollout_attempts}")
-    suite = get_suite(cfg.suite)
-    task_ids = cfg.tasks or suite.task_ids
-    tasks = [get_task(cfg.suite, t) for t in task_ids]
-    load_shift(cfg.shift)
-    if cfg.obs_mode not in ("state", "pixels"):
-        raise ConfigError(f"unknown observation mode {cfg.obs_mode!r}; valid: state, pixels")
-    return tasks
+    """Check the whole config before anything is written (:meth:`CollectConfig.validate`); return the
+    tasks to collect."""
+    cfg.validate()
+    return [get_task(cfg.suite, t) for t in cfg.tasks or get_suite(cfg.suite).task_ids]
 
 
 def episode_seed(cfg_seed: int, task_index: int, slot: str, j: int) -> int:

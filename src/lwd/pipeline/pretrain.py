@@ -17,16 +17,18 @@ import torch
 from lwd.algorithms.bc import sft_step
 from lwd.configs.train import PolicyArch, SFTConfig
 from lwd.data import LwdDataset, ReplayBuffer, TransitionFilter
-from lwd.pipeline.trainer import TrainLoop, cosine_lr
+from lwd.pipeline.trainer import TrainLoop, check_stage_dir, cosine_lr
 from lwd.policy.checkpoint import save_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import get_text_encoder
 from lwd.specs import RobotSpec
 from lwd.transforms import STATE_KEY, NormStats
-from lwd.types import SOURCES
-from lwd.utils.errors import ConfigError, DataError
+from lwd.utils.errors import DataError
 from lwd.utils.io import atomic_write_json
 from lwd.utils.seeding import seed_everything
+
+SFT_KEYS = ("dataset", "policy", "loop", "lr", "sources")
+"""Keys by which a ``config.json`` is recognised as an ``lwd pretrain`` stage's."""
 
 
 def set_threads(threads: int) -> int:
@@ -82,11 +84,8 @@ def provenance(ds: LwdDataset, dataset: Path) -> dict:
 
 def pretrain(cfg: SFTConfig, *, progress: bool = True) -> Path:
     """Run (or resume) SFT; returns the path of the saved reference policy."""
-    for s in cfg.sources:
-        if s not in SOURCES:
-            raise ConfigError(f"unknown source {s!r} in --sources; valid: {', '.join(SOURCES)}")
-    if cfg.loop.steps < 1:
-        raise ConfigError(f"--loop.steps must be >= 1, got {cfg.loop.steps}")
+    cfg.validate()
+    check_stage_dir(cfg.out, cfg, command="lwd pretrain", kind_keys=SFT_KEYS)
     final = cfg.out / "policy"
     if final.exists():
         return final
@@ -112,10 +111,15 @@ def pretrain(cfg: SFTConfig, *, progress: bool = True) -> Path:
     resumed = loop.latest_state()
     if resumed is not None:
         start, state = resumed
-        policy.load_state_dict(state["policy"])
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["np_rng"]
-        gen.set_state(state["torch_gen"])
+        try:
+            policy.load_state_dict(state["policy"])
+            opt.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["np_rng"]
+            gen.set_state(state["torch_gen"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"the checkpoint in {cfg.out / 'checkpoints'} does not fit this policy ({msg}); "
+                            "choose a new --out") from e  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg.out / "config.json", dataclasses.asdict(cfg))
     filt = TransitionFilter(sources=tuple(cfg.sources))

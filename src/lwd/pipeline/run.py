@@ -9,6 +9,7 @@ running stage checkpoints) and ``lwd run`` again resumes.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import time
@@ -16,14 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lwd.configs.run import RunConfig
-from lwd.envs.shift import load_shift
+from lwd.configs.checks import load_json_object
+from lwd.configs.run import SET_BY_RUN, RunConfig
 from lwd.eval.runner import evaluate
+from lwd.fleet.dataplane import DataPlaneConfig
 from lwd.pipeline.collect import collect
 from lwd.pipeline.online import run_online, stop_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.pipeline.report import write_report
 from lwd.pipeline.train_offline import train_offline
+from lwd.pipeline.trainer import flatten_options
+from lwd.utils.device import resolve_device
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
 
@@ -31,27 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve(cfg: RunConfig) -> RunConfig:
-    """Point every stage at ``run_dir`` and the run's suite and seed."""
-    rd = cfg.run_dir
-    rep = dataclasses.replace
-    collect_cfg = rep(cfg.collect, out=rd / "offline_data", suite=cfg.suite, seed=cfg.seed, resume=True)
-    sft = rep(cfg.sft, dataset=rd / "offline_data", out=rd / "sft", loop=rep(cfg.sft.loop, seed=cfg.seed))
-    offline = rep(
-        cfg.offline,
-        dataset=rd / "offline_data",
-        init=rd / "sft" / "policy",
-        out=rd / "offline_lwd",
-        loop=rep(cfg.offline.loop, seed=cfg.seed),
-    )
-    online = rep(cfg.online, suite=cfg.suite, seed=cfg.seed)
-    if cfg.engine is not None:
-        online = rep(online, engine=cfg.engine)
-    if cfg.ray_address is not None:
-        online = rep(online, ray_address=cfg.ray_address)
-    if cfg.ray_detached:
-        online = rep(online, ray_detached=True)
-    ev = rep(cfg.eval, suite=cfg.suite)
-    return rep(cfg, collect=collect_cfg, sft=sft, offline=offline, online=online, eval=ev)
+    """Point every stage at ``run_dir`` and the run's suite and seed (:meth:`RunConfig.resolved`)."""
+    return cfg.resolved()
 
 
 class Stages:
@@ -80,21 +65,103 @@ class Stages:
 
 
 def check_conditions(cfg: RunConfig) -> None:
-    """Every evaluation condition must load (shipped name or shift file) before any stage runs."""
-    for cond in (*cfg.eval_conditions, *cfg.generalisation_conditions):
-        load_shift(cond)  # ConfigError naming the condition and what is expected
-    if cfg.generalisation_conditions and cfg.generalisation_episodes < 1:
-        raise ConfigError(f"--generalisation-episodes must be >= 1, got {cfg.generalisation_episodes}")
+    """Every option of every stage must be valid before any stage runs (:meth:`RunConfig.validate`)."""
+    cfg.validate()
+
+
+def check_dataplane(spec: str, option: str = "--online.dataplane") -> str:
+    """A data-plane option is ``""`` (embedded), a ``redis://`` URL (the event log; the store stays
+    under the run), a directory (an embedded data plane lives there; created if missing) or an
+    existing ``.json`` file holding a valid :class:`DataPlaneConfig`. Returns the event-log URL kind:
+    ``"redis"`` or ``"sqlite"``."""
+    if spec.startswith(("redis://", "rediss://")):
+        return "redis"
+    s = spec[len("file://") :] if spec.startswith("file://") else spec
+    if not s:
+        return "sqlite"
+    if "://" in s:
+        raise ConfigError(f"{option} {spec!r}: expected a redis:// URL, a data-plane JSON config file or a "
+                          "directory")  # fmt: skip
+    p = Path(s)
+    if p.is_dir():
+        return "sqlite"
+    if p.suffix != ".json":
+        if p.exists():
+            raise ConfigError(f"{option} {p} is a file; a data-plane config file must end in .json")
+        return "sqlite"  # a new embedded data plane in that directory
+    d = load_json_object(p, f"{option} data-plane config file")
+    known = {f.name for f in dataclasses.fields(DataPlaneConfig)}
+    if set(d) - known or not {"events", "store"} <= set(d):
+        raise ConfigError(f"{option} {p}: expected keys events and store (optional: "
+                          f"{', '.join(sorted(known - {'events', 'store'}))}), got {sorted(d)}")  # fmt: skip
+    events = str(d["events"])
+    if not events.startswith(("sqlite://", "redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f"{option} {p}: events must be a sqlite://, redis:// or unix:// URL, got {events!r}"
+        )
+    return "sqlite" if events.startswith("sqlite://") else "redis"
+
+
+def _ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def check_environment(cfg: RunConfig) -> None:
+    """What the online stage needs, checked before the first stage: a valid data-plane option, and
+    for ``engine="ray"`` the ray package and a Redis event log every node reaches; for a local fleet,
+    the learner's device on this machine. ``cfg`` is resolved."""
+    if cfg.skip_online:
+        return
+    events = check_dataplane(cfg.online.dataplane)
+    if cfg.online.engine == "ray":
+        if not _ray_installed():
+            raise ConfigError("--engine ray needs the ray package (pip install 'lwd[scale]'), which is not "
+                              "installed; use --engine local")  # fmt: skip
+        if events != "redis":
+            raise ConfigError("--engine ray needs a data plane every node reaches: set --online.dataplane "
+                              "to a redis:// URL or a data-plane JSON config with Redis events")  # fmt: skip
+    else:
+        resolve_device(cfg.online.learner.device)  # the learner runs on this machine
+
+
+IGNORED_ON_RERUN = ("run_dir", "stop", "ray_address", "online.ray_address")
+"""Keys of ``config.json`` a re-run may change: the directory itself, the action, and where the Ray
+cluster is (it may move between invocations). The stage options the run sets (``SET_BY_RUN``) are
+not compared either: they follow ``run_dir``, ``--suite`` and ``--seed``."""
+
+
+def check_rerun(run_dir: Path, record: dict[str, Any]) -> bool:
+    """``True`` if ``run_dir`` already holds a run; a ConfigError naming the options that differ
+    from that run's ``config.json`` (the record must keep matching what ran)."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return False
+    old = flatten_options(load_json_object(path, "run record"))
+    new = flatten_options(record)
+    skip = set(IGNORED_ON_RERUN) | set(SET_BY_RUN)  # those follow run_dir, --suite and --seed
+    diff = [k for k in new if k in old and k not in skip and old[k] != new[k]]
+    if diff:
+        shown = "; ".join(f"--{k.replace('_', '-')}: {old[k]!r} before, {new[k]!r} now" for k in diff[:6])
+        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
+        raise ConfigError(f"{run_dir} holds a run made with other options ({shown}{more}); re-run with "
+                          "the same options to resume it, or choose a new --run-dir")  # fmt: skip
+    return True
 
 
 def run(cfg: RunConfig) -> Path:
-    """Run (or resume) the main job; returns the report path."""
+    """Run (or resume) the main job; returns the report path.
+
+    Every option is checked before the first stage and before anything is written: the stages'
+    options (:meth:`RunConfig.validate`), this machine (:func:`check_environment`) and, for an
+    existing ``run_dir``, that the options equal the ones it was started with (:func:`check_rerun`).
+    """
     check_conditions(cfg)
     cfg = resolve(cfg)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        cfg.run_dir / "config.json", json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    )
+    check_environment(cfg)
+    record = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    if not check_rerun(cfg.run_dir, record):
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg.run_dir / "config.json", record)
     stages = Stages(cfg.run_dir)
     stages.run("collect", lambda: dataclasses.asdict(collect(cfg.collect)))
     stages.run("sft", lambda: {"policy": str(pretrain(cfg.sft))})

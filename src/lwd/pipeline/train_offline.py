@@ -17,17 +17,19 @@ from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.iql import IQLConfig
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
-from lwd.configs.train import RLConfig
+from lwd.configs.train import OFFLINE_ALGORITHMS, RLConfig
 from lwd.envs.suites import SUITES
 from lwd.pipeline.pretrain import load_offline, provenance, set_threads
-from lwd.pipeline.trainer import TrainLoop
+from lwd.pipeline.trainer import TrainLoop, check_stage_dir
 from lwd.policy.checkpoint import load_policy, save_policy
 from lwd.policy.language import get_text_encoder
-from lwd.utils.errors import ConfigError
+from lwd.utils.errors import ConfigError, DataError
 from lwd.utils.io import atomic_write_json
 from lwd.utils.seeding import seed_everything
 
-ALGORITHMS = ("lwd", "lwd-const-tau", "iql")
+ALGORITHMS = OFFLINE_ALGORITHMS
+RL_KEYS = ("stage", "dataset", "init", "algorithm", "loop")
+"""Keys by which a ``config.json`` is recognised as an ``lwd train`` stage's."""
 
 
 def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
@@ -81,11 +83,11 @@ def build_algorithm(cfg: RLConfig, *, tau_base: float | None = None) -> tuple[LW
 
 def train_offline(cfg: RLConfig, *, progress: bool = True):
     """Run (or resume) offline RL; returns the path of the saved policy."""
+    cfg.validate()
+    check_stage_dir(cfg.out, cfg, command="lwd train", kind_keys=RL_KEYS)
     final = cfg.out / "policy"
     if final.exists():
         return final
-    if cfg.loop.steps < 1:
-        raise ConfigError(f"--loop.steps must be >= 1, got {cfg.loop.steps}")
     set_threads(cfg.loop.threads)
     seed_everything(cfg.loop.seed)
     algo, stats, manifest = build_algorithm(cfg)
@@ -105,8 +107,13 @@ def train_offline(cfg: RLConfig, *, progress: bool = True):
     resumed = loop.latest_state()
     if resumed is not None:
         start, state = resumed
-        algo.load_state_dict(state["algorithm"])
-        rng.bit_generator.state = state["np_rng"]
+        try:
+            algo.load_state_dict(state["algorithm"])
+            rng.bit_generator.state = state["np_rng"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"the checkpoint in {cfg.out / 'checkpoints'} does not fit this learner ({msg}); "
+                            "choose a new --out") from e  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg.out / "config.json", dataclasses.asdict(cfg))
 

@@ -1,0 +1,204 @@
+"""Every entry point validates every option before doing work: one line ``error: ...``, exit 2,
+nothing written (issue 13)."""
+
+import dataclasses
+import json
+
+import pytest
+
+from lwd.cli.main import main
+from lwd.configs.presets import RUN
+from lwd.pipeline import run as run_mod
+from lwd.utils.errors import LwdError
+
+
+def one_line_error(capsys, start: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {start}") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.fixture
+def no_stages(monkeypatch):
+    """Stop `lwd run` where the first stage would start (validation passed) with a recognisable error."""
+
+    def reached(self, name, fn):
+        raise LwdError(f"reached stage {name}")
+
+    monkeypatch.setattr(run_mod.Stages, "run", reached)
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--online.dataplane", "x.json"], "--online.dataplane data-plane config file x.json does not exist"),
+        (["--suite", "nosuite"], "unknown suite 'nosuite'"),
+        (["--sft.loop.batch-size", "0"], "--sft.loop.batch-size must be >= 1, got 0"),
+        (["--offline.algorithm", "sac"], "unknown --offline.algorithm 'sac'"),
+        (["--online.learner.device", "tpu"], "--online.learner.device: unknown device 'tpu'"),
+        (["--online.budget.max-learner-steps", "0"], "--online.budget.max-learner-steps must be >= 1"),
+        (["--eval.workers", "0"], "--eval.workers must be >= 1"),
+        (["--collect.tasks", "fly"], "unknown task 'fly'"),
+        (["--ray-detached"], "--ray-detached needs --engine ray"),
+        (["--engine", "ray"], "--engine ray needs a data plane every node reaches"),
+    ],
+)
+def test_run_validates_every_stage_before_any_stage(flags, message, tmp_path, capsys, no_stages):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), *flags]) == 2
+    one_line_error(capsys, message)
+    assert not run_dir.exists()  # nothing written, not even config.json
+
+
+def test_run_dataplane_file_must_be_json_data_plane_config(tmp_path, capsys, no_stages):
+    run_dir = tmp_path / "run"
+    bad = tmp_path / "dp.json"
+    bad.write_text("{not json")
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), "--online.dataplane", str(bad)]) == 2
+    one_line_error(capsys, f"--online.dataplane data-plane config file {bad} is not valid JSON")
+    bad.write_text(json.dumps({"events": "sqlite:///x.db"}))
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), "--online.dataplane", str(bad)]) == 2
+    one_line_error(capsys, f"--online.dataplane {bad}: expected keys events and store")
+    assert not run_dir.exists() and not (tmp_path / "x.json").exists()
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"events": f"sqlite://{tmp_path}/ev.db", "store": str(tmp_path / "store")}))
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), "--online.dataplane", str(good)]) == 2
+    one_line_error(capsys, "reached stage collect")
+
+
+def test_run_engine_ray_without_ray_fails_before_any_stage(tmp_path, capsys, monkeypatch, no_stages):
+    monkeypatch.setattr(run_mod, "_ray_installed", lambda: False)
+    run_dir = tmp_path / "run"
+    flags = ["--engine", "ray", "--online.dataplane", "redis://127.0.0.1:1/0"]
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), *flags]) == 2
+    one_line_error(capsys, "--engine ray needs the ray package")
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "flags,option",
+    [
+        (["--collect.out", "elsewhere"], "--collect.out"),
+        (["--sft.dataset", "elsewhere"], "--sft.dataset"),
+        (["--eval.checkpoint", "elsewhere"], "--eval.checkpoint"),
+        (["--offline.loop.seed", "3"], "--offline.loop.seed"),
+        (["--eval.shift", "lab"], "--eval.shift"),
+    ],
+)
+def test_run_rejects_options_it_sets_itself(flags, option, tmp_path, capsys, no_stages):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--preset", "debug", "--run-dir", str(run_dir), *flags]) == 2
+    err = one_line_error(capsys, f"lwd run sets {option} itself")
+    assert "comes from" in err
+    assert not run_dir.exists()
+
+
+def test_run_rerun_with_other_options_is_refused_same_options_resume(tmp_path, capsys, no_stages):
+    run_dir = tmp_path / "run"
+    base = ["run", "--preset", "debug", "--run-dir", str(run_dir)]
+    assert main(base) == 2
+    one_line_error(capsys, "reached stage collect")  # first run: config.json written, stages start
+    record = json.loads((run_dir / "config.json").read_text())
+    assert main([*base, "--seed", "1", "--sft.lr", "0.01"]) == 2
+    err = one_line_error(capsys, f"{run_dir} holds a run made with other options")
+    assert "--seed: 0 before, 1 now" in err and "--sft.lr: 0.001 before, 0.01 now" in err
+    assert "--collect.seed" not in err  # derived from --seed: named once
+    assert json.loads((run_dir / "config.json").read_text()) == record  # the record still matches
+    assert main(base) == 2
+    one_line_error(capsys, "reached stage collect")  # the same options resume
+
+
+def test_resolve_still_points_stages_at_the_run_dir(tmp_path):
+    cfg = run_mod.resolve(dataclasses.replace(RUN["debug"], run_dir=tmp_path, seed=3, suite="fake4"))
+    assert cfg.collect.out == tmp_path / "offline_data" and cfg.collect.resume and cfg.collect.seed == 3
+    assert cfg.sft.out == tmp_path / "sft" and cfg.offline.init == tmp_path / "sft" / "policy"
+    assert cfg.online.seed == 3 and cfg.eval.suite == "fake4"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["collect", "--episodes-per-file", "0"], "--episodes-per-file must be >= 1, got 0"),
+        (["collect", "--demo-fraction", "nan"], "data-mix fractions must be finite"),
+        (["pretrain", "--lr", "-1"], "--lr must be > 0, got -1.0"),
+        (["pretrain", "--loop.batch-size", "0"], "--loop.batch-size must be >= 1, got 0"),
+        (["pretrain", "--policy.text-encoder", "bert"], "unknown --policy.text-encoder 'bert'"),
+        (["pretrain", "--sources", "dreams"], "unknown source 'dreams' in --sources"),
+        (["train", "--gamma", "1.5"], "--gamma must be in (0, 1], got 1.5"),
+        (["train", "--loop.threads", "-1"], "--loop.threads must be >= 0"),
+        (["eval", "--workers", "0"], "--workers must be >= 1"),
+        (["eval", "--seeds", "5000"], "evaluation --seeds must be integers in [0, 1000)"),
+        (["status", "--robot-timeout-s", "0"], "--robot-timeout-s must be > 0"),
+        (["dashboard", "--port", "70000"], "--port must be < 65536"),
+    ],
+)
+def test_bad_options_are_one_line_errors_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # presets write under runs/: nothing may appear there
+    assert main([argv[0], "--preset", "debug", *argv[1:]]) == 2
+    one_line_error(capsys, message)
+    assert not (tmp_path / "runs").exists()
+
+
+def tiny_pretrain(dataset, out, *extra):
+    return ["pretrain", "--preset", "debug", "--dataset", str(dataset), "--out", str(out), "--loop.steps", "2",
+            "--loop.batch-size", "8", "--loop.checkpoint-every", "1", *extra]  # fmt: skip
+
+
+def test_pretrain_batch_size_zero_leaves_no_config_behind(fake4_dataset, tmp_path, capsys):
+    out = tmp_path / "sft"
+    assert main(tiny_pretrain(fake4_dataset, out, "--loop.batch-size", "0")) == 2
+    one_line_error(capsys, "--loop.batch-size must be >= 1")
+    assert not out.exists()
+
+
+def test_pretrain_refuses_unrelated_out_and_resume_with_other_network(fake4_dataset, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(tiny_pretrain(fake4_dataset, mine)) == 2
+    one_line_error(capsys, f"--out {mine} is not empty and is not a previous `lwd pretrain` stage")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+    out = tmp_path / "sft"
+    assert main(tiny_pretrain(fake4_dataset, out)) == 0
+    capsys.readouterr()
+    record = (out / "config.json").read_text()
+    assert main(tiny_pretrain(fake4_dataset, out, "--policy.hidden-dim", "32")) == 2
+    err = one_line_error(capsys, f"--out {out} holds a `lwd pretrain` stage made with other options")
+    assert "--policy.hidden-dim: 64 there, 32 now" in err
+    assert (out / "config.json").read_text() == record
+    # a stopped stage (checkpoints, no policy yet) is refused the same way, before its checkpoint loads
+    (out / "policy").rename(tmp_path / "done")
+    assert main(tiny_pretrain(fake4_dataset, out, "--policy.expert-depth", "3")) == 2
+    one_line_error(capsys, f"--out {out} holds a `lwd pretrain` stage made with other options")
+    assert main(tiny_pretrain(fake4_dataset, out, "--loop.threads", "1")) == 0  # same options: resumes
+
+
+def test_pretrain_checkpoint_of_another_network_is_a_one_line_error(fake4_dataset, tmp_path, capsys):
+    out = tmp_path / "sft"
+    assert main(tiny_pretrain(fake4_dataset, out)) == 0
+    capsys.readouterr()
+    (out / "policy").rename(tmp_path / "done")
+    cfg = json.loads((out / "config.json").read_text())
+    del cfg["policy"]["hidden_dim"]  # an older record that does not say the width
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(tiny_pretrain(fake4_dataset, out, "--policy.hidden-dim", "32")) == 2
+    one_line_error(capsys, f"the checkpoint in {out / 'checkpoints'} does not fit this policy")
+
+
+def test_eval_refuses_existing_results_unless_overwrite(fake4_sft_policy, tmp_path, capsys):
+    out = tmp_path / "ev"
+    argv = ["eval", "--preset", "debug", "--checkpoint", str(fake4_sft_policy), "--out", str(out),
+            "--tasks", "reach-red", "--episodes-per-task", "1", "--workers", "1"]  # fmt: skip
+    assert main(argv) == 0
+    results = (out / "results.json").read_text()
+    capsys.readouterr()
+    assert main(argv) == 2
+    one_line_error(capsys, f"--out {out} holds evaluation results; pass --overwrite")
+    assert (out / "results.json").read_text() == results
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main([*argv[:6], str(mine), *argv[7:]]) == 2
+    one_line_error(capsys, f"--out {mine} is not empty; pass --overwrite")
+    assert main([*argv, "--overwrite"]) == 0
