@@ -3,6 +3,9 @@ nothing written (issue 13)."""
 
 import dataclasses
 import json
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -202,3 +205,62 @@ def test_eval_refuses_existing_results_unless_overwrite(fake4_sft_policy, tmp_pa
     assert main([*argv[:6], str(mine), *argv[7:]]) == 2
     one_line_error(capsys, f"--out {mine} is not empty; pass --overwrite")
     assert main([*argv, "--overwrite"]) == 0
+
+
+def run_module(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("module", ["lwd.fleet.robot_client", "lwd.fleet.learner"])
+def test_fleet_processes_report_bad_config_files_in_one_line(module, tmp_path):
+    missing = tmp_path / "missing.json"
+    r = run_module(module, "--config", str(missing))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "does not exist" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = run_module(module, "--config", str(bad))
+    assert r.returncode == 2 and "is not valid JSON" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    bad.write_text(json.dumps({"client_id": "c"}))
+    r = run_module(module, "--config", str(bad))
+    assert r.returncode == 2 and "lacks required keys" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_robot_client_reports_an_unimportable_factory_in_one_line(tmp_path):
+    from lwd.fleet.robot_client import CLIENT_REQUIRED
+
+    cfg = {k: "x" for k in CLIENT_REQUIRED} | {"robot_factory": "no_such_module:make_robot"}
+    path = tmp_path / "client.json"
+    path.write_text(json.dumps(cfg))
+    r = run_module("lwd.fleet.robot_client", "--config", str(path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: factory 'no_such_module:make_robot' cannot be loaded")
+
+
+def test_learner_reports_bad_settings_in_one_line(tmp_path):
+    from lwd.fleet.learner import LEARNER_REQUIRED
+
+    cfg = {k: "x" for k in LEARNER_REQUIRED} | {"settings": {"batch_size": 0}}
+    path = tmp_path / "learner.json"
+    path.write_text(json.dumps(cfg))
+    r = run_module("lwd.fleet.learner", "--config", str(path))
+    assert r.returncode == 2 and r.stderr == "error: settings.batch-size must be >= 1, got 0\n"
+
+
+def test_status_on_a_corrupt_coordinator_database_is_one_line(tmp_path, capsys):
+    root = tmp_path / "fleet"
+    root.mkdir()
+    (root / "coordinator.db").write_bytes(bytes(range(256)) * 64)
+    assert main(["status", "--root", str(root)]) == 2
+    one_line_error(capsys, f"the coordinator database {root / 'coordinator.db'} cannot be read")
+
+
+def test_dashboard_port_in_use_is_one_line(tmp_path, capsys):
+    (tmp_path / "online" / "fleet").mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["dashboard", "--run-dir", str(tmp_path), "--port", str(port)]) == 2
+    err = one_line_error(capsys, f"cannot listen on 127.0.0.1:{port}")
+    assert "--port" in err

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
 import threading
 
 from lwd.configs.dashboard import DashboardConfig
+from lwd.utils.errors import ConfigError
 
 TOKEN_ENV = "LWD_DASHBOARD_TOKEN"
 
@@ -20,8 +22,15 @@ def run_dashboard(cfg: DashboardConfig) -> None:
     generated = token is None and cfg.allow_control
     if generated:
         token = new_token()
-    server = DashboardServer(paths, cfg.host, cfg.port, token=token, allow_remote=cfg.allow_remote,
-                             robot_timeout_s=cfg.robot_timeout_s, refresh_s=cfg.refresh_s)  # fmt: skip
+    try:
+        server = DashboardServer(paths, cfg.host, cfg.port, token=token, allow_remote=cfg.allow_remote,
+                                 robot_timeout_s=cfg.robot_timeout_s, refresh_s=cfg.refresh_s)  # fmt: skip
+    except OSError as e:  # the port is taken, or the address is not this machine's
+        hint = (
+            " (another program, or another dashboard, listens there)" if e.errno == errno.EADDRINUSE else ""
+        )
+        raise ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}{hint}; pass another "
+                          "--port (0 picks a free one)") from e  # fmt: skip
     print(f"fleet: {paths.fleet_root}", flush=True)
     if token is None:
         print(f"dashboard (read-only): {server.url}", flush=True)

@@ -101,7 +101,8 @@ class LearnerSettings:
         for name in ("policy_every", "qam_flow_steps", "n_step", "publish_every", "checkpoint_every",
                      "batch_size", "log_every"):  # fmt: skip
             c.integer(name, 1)
-        c.integer("qam_batch", 0).integer("min_online_transitions", 0).integer("threads", 0).seed()
+        c.integer("qam_batch", 0).integer("min_online_transitions", 0).integer("threads", 0)
+        c.integer("seed", 0)
         try:
             check_device_spec(self.device)
         except ConfigError as e:
@@ -259,7 +260,7 @@ class OnlineConfig:
         """Check every option (ranges, names, the shift); the data-plane file and the engine's
         availability are checked where the stage is launched (``lwd.pipeline.run``)."""
         c = Checks(self, prefix)
-        c.integer("num_robots", 1).integer("robot_processes", 1).integer("max_restarts", 0).seed()
+        c.integer("num_robots", 1).integer("robot_processes", 1).integer("max_restarts", 0).integer("seed", 0)
         c.positive("short_task_weight", "long_task_weight", "heartbeat_s", "lease_s", "status_every_s")
         c.positive("stop_timeout_s")
         c.one_of("obs_mode", ("state", "pixels")).one_of("engine", ("local", "ray"))

@@ -64,7 +64,7 @@ class LoopConfig:
         c = Checks(self, prefix)
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             c.integer(name, 1)
-        c.seed().integer("threads", 0)
+        c.integer("seed", 0).integer("threads", 0)
 
 
 @dataclass(frozen=True)

@@ -338,6 +338,33 @@ class Learner:
         return state
 
 
+LEARNER_REQUIRED = ("learner_dir", "init", "offline_dataset", "dataplane", "registry")
+
+
+def load_learner_config(path: str) -> dict[str, Any]:
+    """The learner config at ``path``, checked before anything starts (keys, settings). A problem
+    prints one line ``error: ...`` and exits with status 2 (no traceback)."""
+    import sys
+
+    from lwd.configs.checks import load_json_object, require_keys
+    from lwd.utils.errors import ConfigError, LwdError
+
+    try:
+        cfg = load_json_object(path, "learner config")
+        require_keys(cfg, LEARNER_REQUIRED, f"learner config {path}")
+        settings = cfg.get("settings", {})
+        if not isinstance(settings, dict):
+            raise ConfigError(f"learner config {path}: settings must be a JSON object")
+        try:
+            LearnerSettings(**settings).validate("settings.")
+        except TypeError as e:
+            raise ConfigError(f"learner config {path}: settings: {e}") from e
+    except LwdError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.learner --config learner.json``.
 
@@ -347,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--config", required=True)
-    cfg = json.loads(Path(p.parse_args(argv).config).read_text())
+    cfg = load_learner_config(p.parse_args(argv).config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     threads = int(cfg.get("settings", {}).get("threads", 1))
     if threads > 0:

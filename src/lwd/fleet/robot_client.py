@@ -357,6 +357,31 @@ class RobotClient:
         self.dp.close()
 
 
+CLIENT_REQUIRED = ("client_id", "dataplane", "registry", "status_path", "suite", "robot_ids", "robot_indices",
+                   "task_weights", "outbox_root")  # fmt: skip
+
+
+def load_client_config(path: str) -> dict[str, Any]:
+    """The client config at ``path``, checked before anything starts (keys, factories importable). A
+    problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
+    import sys
+
+    from lwd.configs.checks import load_json_object, require_keys
+    from lwd.fleet.adapters import load_factory
+    from lwd.utils.errors import LwdError
+
+    try:
+        cfg = load_json_object(path, "robot-client config")
+        require_keys(cfg, CLIENT_REQUIRED, f"robot-client config {path}")
+        for key in ("robot_factory", "intervener_factory"):
+            if cfg.get(key):
+                load_factory(cfg[key])
+    except LwdError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.robot_client --config client.json``.
 
@@ -368,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--config", required=True)
-    cfg = json.loads(Path(p.parse_args(argv).config).read_text())
+    cfg = load_client_config(p.parse_args(argv).config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import torch
 

@@ -9,44 +9,64 @@ tasks), the event log backlog, ``<root>/registry`` (latest policy version, assig
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
+from lwd.utils.errors import DataError
 
 
 def status(
     root: str | os.PathLike, robot_timeout_s: float = 30.0, group: str = "coordinator"
 ) -> dict[str, Any]:
-    """Fleet health summary (the same keys as :meth:`Coordinator.fleet_status`, plus ``registry``)."""
+    """Fleet health summary (the same keys as :meth:`Coordinator.fleet_status`, plus ``registry``).
+
+    A database or state file that cannot be read (corrupt, not SQLite, not JSON) is a
+    :class:`DataError` naming it, not a traceback."""
     root = Path(root)
     out: dict[str, Any] = {"root": str(root)}
     db = root / "coordinator.db"
     if db.is_file():
-        st = CoordinatorState(db)
-        try:
-            out.update(st.status(robot_timeout_s))
-        finally:
-            st.close()
+        with _readable(db, "coordinator database"):
+            st = CoordinatorState(db)
+            try:
+                out.update(st.status(robot_timeout_s))
+            finally:
+                st.close()
     else:
         out["coordinator"] = "no coordinator state yet"
     if (root / "events.db").is_file():
-        dp = open_dataplane(root)
-        try:
-            out["event_backlog"] = dp.events.backlog(group)
-        finally:
-            dp.close()
+        with _readable(root / "events.db", "event log"):
+            dp = open_dataplane(root)
+            try:
+                out["event_backlog"] = dp.events.backlog(group)
+            finally:
+                dp.close()
     if (root / "registry" / "registry.db").is_file():
         from lwd.fleet.registry import PolicyRegistry
 
-        reg = PolicyRegistry(root / "registry")
-        out["registry"] = {"latest_version": reg.latest_version(), "assignments": reg.assignments()}
+        with _readable(root / "registry" / "registry.db", "policy registry index"):
+            reg = PolicyRegistry(root / "registry")
+            out["registry"] = {"latest_version": reg.latest_version(), "assignments": reg.assignments()}
     if (root / "rollout" / "state.json").is_file():
         from lwd.fleet.rollout_state import RolloutStore
 
-        out["rollout"] = RolloutStore(root).load()
+        with _readable(root / "rollout" / "state.json", "rollout state"):
+            out["rollout"] = RolloutStore(root).load()
     return out
+
+
+@contextmanager
+def _readable(path: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"the {what} {path} cannot be read ({msg}); is it corrupt?") from e
 
 
 def format_status(st: dict[str, Any]) -> str:
