@@ -66,15 +66,20 @@ class RunConfig:
     seed: int = 0
     """Seed of collection and training (evaluation seeds are separate and fixed)."""
     collect: CollectConfig = field(default_factory=CollectConfig)
-    """Offline data collection (its ``out`` is replaced by ``run_dir/offline_data``)."""
+    """Offline data collection; ``out``, ``suite``, ``seed`` and ``resume`` are set by the run
+    (``run_dir/offline_data``, ``--suite``, ``--seed``, always resumed) and rejected here."""
     sft: SFTConfig = field(default_factory=SFTConfig)
-    """Behaviour cloning (paths replaced by ``run_dir/sft``)."""
+    """Behaviour cloning; ``dataset``, ``out`` and ``loop.seed`` are set by the run (``run_dir/sft``,
+    ``--seed``) and rejected here."""
     offline: RLConfig = field(default_factory=RLConfig)
-    """Offline RL from the SFT policy (paths replaced by ``run_dir/offline_lwd``)."""
+    """Offline RL from the SFT policy; ``dataset``, ``init``, ``out`` and ``loop.seed`` are set by the
+    run (``run_dir/offline_lwd``, ``--seed``) and rejected here."""
     online: OnlineConfig = field(default_factory=OnlineConfig)
-    """Learning while deploying: the simulated fleet + learner (state under ``run_dir/online``)."""
+    """Learning while deploying: the simulated fleet + learner (state under ``run_dir/online``);
+    ``suite`` and ``seed`` come from ``--suite`` and ``--seed``."""
     eval: EvalConfig = field(default_factory=EvalConfig)
-    """Evaluation settings used for every policy the run produces (paths replaced)."""
+    """Evaluation settings used for every policy the run produces; ``checkpoint``, ``expert``,
+    ``suite``, ``shift``, ``out``, ``name`` and ``overwrite`` are set by the run and rejected here."""
     eval_conditions: tuple[str, ...] = ("field",)
     """Conditions every evaluated policy (SFT, offline LWD, online LWD) is measured in."""
     eval_sft_in_lab: bool = True
