@@ -63,6 +63,11 @@ class StepResult:
     """Another coordinator holds the leader lease: nothing was read."""
 
 
+ACTION_BOUND = 1.0 + 1e-4
+"""Largest |action| a fleet episode may carry when the robot spec is known (actions live in [-1, 1];
+the margin absorbs float32 rounding)."""
+
+
 class KnownVersions:
     """``known(v)``: was policy version ``v`` ever published in ``registry``? Versions only appear,
     so positive answers are cached and a miss re-reads the registry index once."""
@@ -321,7 +326,8 @@ def open_coordinator(root: str, dataplane: str | dict | None = None, events: str
         overrides["events"] = events
     dp = open_dataplane(dataplane or root, **overrides)
     rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None, state_dim=state_dim,
-                            action_dim=action_dim, max_steps=max_steps)  # fmt: skip
+                            action_dim=action_dim, max_steps=max_steps,
+                            max_abs_action=ACTION_BOUND if action_dim is not None else None)  # fmt: skip
     known = None
     if check_versions:
         from lwd.fleet.registry import PolicyRegistry

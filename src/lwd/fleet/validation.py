@@ -35,6 +35,8 @@ class ValidationRules:
     """Required action dimension a (``None``: any)."""
     max_steps: int | None = None
     """Longest accepted episode in control steps (``None``: any)."""
+    max_abs_action: float | None = None
+    """Largest accepted |action| (``RobotSpec``: actions live in [-1, 1]; ``None``: any)."""
 
 
 def validate_episode(
@@ -71,4 +73,6 @@ def validate_episode(
         raise Rejected(f"wrong action shape {ep.actions.shape}: expected a={rules.action_dim}")
     if rules.max_steps is not None and ep.length > rules.max_steps:
         raise Rejected(f"episode has {ep.length} steps > limit {rules.max_steps}")
+    if rules.max_abs_action is not None and ep.actions.size and float(abs(ep.actions).max()) > rules.max_abs_action:
+        raise Rejected(f"actions leave [-{rules.max_abs_action}, {rules.max_abs_action}] (max |a| {abs(ep.actions).max():.4g})")
     return ep

@@ -244,7 +244,13 @@ def _read_regular_file(path: str, limit: int) -> bytes:
         if e.errno == errno.ENOENT:
             raise FileNotFoundError(path) from e
         raise DataError(f"cannot open store object {path}: {e.strerror} (not a regular file?)") from e
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise DataError(f"store object {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DataError(f"store object {path} is not a regular file")
         return f.read(limit)
