@@ -13,6 +13,9 @@ while that task still has a positive weight, otherwise it gets the most under-se
   between the read and the write, the transaction aborts and the claim is decided again on the new
   state, so concurrent claims from any number of machines never double-count. Durable as far as
   the server persists (run Redis with ``appendonly yes``, as the event log requires anyway).
+  A claim made while the broker is down or restarting waits for it (:class:`~lwd.fleet.backoff.Backoff`:
+  bounded exponential backoff with jitter, one warning per outage) instead of failing, so a robot
+  started during a broker outage joins the fleet once the broker is back.
 
 :func:`claims_url_for` picks the backend from the data plane: a Redis event log means Redis claims
 (remote robots need nothing else than the broker), otherwise the coordinator database.
@@ -21,11 +24,13 @@ while that task still has a positive weight, otherwise it gets the most under-se
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from lwd.fleet.allocator import balanced_counts, choose_task
+from lwd.fleet.backoff import Backoff
 from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import DataPlaneConfig
 from lwd.fleet.dataplane.events import now
@@ -96,7 +101,8 @@ class SqliteTaskClaims:
 class RedisTaskClaims:
     """Claims in the Redis hash ``<stream>:tasks``, decided under ``WATCH`` (see module docstring)."""
 
-    def __init__(self, url: str, stream: str = "lwd:episodes", max_attempts: int = 1000):
+    def __init__(self, url: str, stream: str = "lwd:episodes", max_attempts: int = 1000,
+                 give_up_s: float | None = None, stop: threading.Event | None = None) -> None:  # fmt: skip
         try:
             import redis
         except ImportError as e:  # pragma: no cover - exercised only without the extra
@@ -109,11 +115,21 @@ class RedisTaskClaims:
         """Test hook: called between the read and ``EXEC`` (a concurrent claim there forces a retry)."""
         self.attempts = 0
         """Transactions tried by the last :meth:`claim` (1 unless it raced with another claim)."""
+        self.give_up_s = give_up_s
+        """Seconds a claim waits for an unreachable broker before raising (``None``: as long as the
+        outage lasts)."""
+        self.stop = stop
+        """Set it to make a claim waiting for the broker raise at once (e.g. on SIGTERM)."""
+        self.backoff = Backoff(f"task claims broker {url}", base_s=0.1, max_s=5.0)
 
     def _read(self, conn) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in conn.hgetall(self.key).items()}
 
     def claim(self, robot_id: str, weights: dict[str, float]) -> str:
+        """Decide and record ``robot_id``'s task; waits out broker outages (see module docstring)."""
+        return self.backoff.call(lambda: self._claim(robot_id, weights), self.stop, self.give_up_s)
+
+    def _claim(self, robot_id: str, weights: dict[str, float]) -> str:
         with self.client.pipeline() as pipe:
             for attempt in range(1, self.max_attempts + 1):
                 self.attempts = attempt

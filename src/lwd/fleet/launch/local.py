@@ -3,8 +3,10 @@
 Children are started as ``python -m lwd.fleet.<module>`` with the JSON configs of the
 :class:`~lwd.fleet.launch.plan.FleetPlan` (no pickle) and talk only through the data plane and the
 policy registry, so they may start in any order. The launcher restarts a child that dies with a
-non-zero status (at most ``max_restarts`` times each); budget, stop order and display are the
-shared :class:`~lwd.fleet.launch.supervisor.FleetSupervisor` ones (SIGTERM asks a child to stop).
+non-zero status, at most ``max_restarts`` times within any ``restart_window_s`` seconds and with
+backoff between them (:class:`~lwd.fleet.launch.supervisor.RestartBudget`); budget, stop order and
+display are the shared :class:`~lwd.fleet.launch.supervisor.FleetSupervisor` ones (SIGTERM asks a
+child to stop).
 
 Everything durable lives under ``<online_dir>``, so launching again resumes: the learner from its
 checkpoint, the registry and coordinator from their databases, robots from their outboxes and
@@ -18,11 +20,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lwd.fleet.launch.plan import Component
-from lwd.fleet.launch.supervisor import FleetSupervisor
+from lwd.fleet.launch.supervisor import FleetSupervisor, RestartBudget
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ class Child:
     """Exited with status 0 (done) or gave up after too many restarts."""
     history: list[int] = field(default_factory=list)
     """Exit statuses seen so far."""
+    budget: RestartBudget | None = None
+    """Restarts left in the current window (set by the launcher from its config)."""
+    restart_at: float | None = None
+    """``time.monotonic()`` at which a crashed child is due to restart (``None``: none scheduled)."""
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,20 +90,37 @@ class LocalFleet(FleetSupervisor):
         return Child(component.name, component.module, component.argv(), component.log_path)
 
     def supervise(self) -> None:
-        """Restart children that crashed (bounded), note the ones that finished."""
+        """Restart children that crashed (within each one's :class:`RestartBudget`, after its backoff
+        delay), note the ones that finished."""
+        now = time.monotonic()
         for c in self.children:
             if c.finished or c.alive or c.proc is None:
+                continue
+            if c.restart_at is not None:  # crashed earlier, restart scheduled
+                if self.stopping:
+                    c.finished, c.restart_at = True, None
+                elif now >= c.restart_at:
+                    c.restart_at = None
+                    c.start()
                 continue
             code = c.proc.returncode
             c.history.append(code)
             if code == 0 or self.stopping:
                 c.finished = True
-            elif c.restarts < self.cfg.max_restarts:
-                c.restarts += 1
-                log.warning(
-                    "%s exited with status %s; restart %d/%d", c.name, code, c.restarts, self.cfg.max_restarts
-                )
-                c.start()
-            else:
-                log.error("%s exited with status %s; giving up after %d restarts", c.name, code, c.restarts)
+                continue
+            if c.budget is None:
+                c.budget = RestartBudget.from_config(self.cfg)
+            delay = c.budget.next_delay(now)
+            if delay is None:
+                log.error("%s exited with status %s; giving up: %d restarts within %.0fs", c.name, code,
+                          c.budget.max_restarts, c.budget.window_s)  # fmt: skip
                 c.finished = True
+                continue
+            c.restarts += 1
+            log.warning("%s exited with status %s; restart %d in %.1fs (%d/%d within %.0fs)", c.name, code,
+                        c.restarts, delay, c.budget.recent(now), c.budget.max_restarts,
+                        c.budget.window_s)  # fmt: skip
+            c.restart_at = now + delay
+            if delay == 0:
+                c.restart_at = None
+                c.start()

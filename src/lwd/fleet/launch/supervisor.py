@@ -9,6 +9,11 @@ subprocess, a Ray actor) plus :meth:`FleetSupervisor.supervise`. The supervisor:
   their outboxes) -> wait for the coordinator to drain the event log -> learner (publishes,
   checkpoints) -> coordinator;
 * shows a live ``rich`` table on a TTY, periodic log lines otherwise.
+
+A launcher that restarts crashed children itself (the local one) spends a :class:`RestartBudget` per
+child: at most ``max_restarts`` restarts within any ``restart_window_s`` seconds, each later one in
+the window delayed with exponential backoff, so occasional crashes are restarted forever while a
+crash loop is given up on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +32,43 @@ from lwd.fleet.launch.plan import Component, FleetPlan
 from lwd.utils.io import read_json
 
 log = logging.getLogger(__name__)
+
+
+class RestartBudget:
+    """Restarts allowed to one child: at most ``max_restarts`` within any ``window_s`` seconds.
+
+    :meth:`next_delay` answers a crash: ``None`` to give up (the window already holds
+    ``max_restarts`` restarts), else the seconds to wait before restarting -- 0 for the first restart
+    in the window, then ``backoff_s * 2**(k-2)`` for the k-th, at most ``max_backoff_s``.
+    """
+
+    def __init__(self, max_restarts: int, window_s: float, backoff_s: float = 1.0,
+                 max_backoff_s: float = 30.0) -> None:  # fmt: skip
+        self.max_restarts = int(max_restarts)
+        self.window_s = float(window_s)
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self._times: deque[float] = deque()
+
+    @classmethod
+    def from_config(cls, cfg: OnlineConfig) -> RestartBudget:
+        return cls(cfg.max_restarts, cfg.restart_window_s, cfg.restart_backoff_s, cfg.restart_backoff_max_s)
+
+    def recent(self, now: float | None = None) -> int:
+        """Restarts within the last ``window_s`` seconds."""
+        now = time.monotonic() if now is None else now
+        while self._times and now - self._times[0] >= self.window_s:
+            self._times.popleft()
+        return len(self._times)
+
+    def next_delay(self, now: float | None = None) -> float | None:
+        """Record a restart and return its delay (seconds), or ``None`` when the budget is spent."""
+        now = time.monotonic() if now is None else now
+        k = self.recent(now)
+        if k >= self.max_restarts:
+            return None
+        self._times.append(now)
+        return 0.0 if k == 0 else min(self.max_backoff_s, self.backoff_s * 2 ** (k - 1))
 
 
 class Handle(Protocol):
