@@ -1,16 +1,19 @@
-"""Online stage on mw8 (field): LWD vs HG-DAgger, IQL-expectile + QAM and RECAP at an equal budget.
+"""Online stage on mw8 (field): LWD, its ablations (the paper's frozen reference, constant-tau DIVL) and
+the baselines (IQL-expectile + QAM, HG-DAgger, RECAP) at an equal robot-hour budget.
 
 Paper Table I shape (algorithms.md sections 6-7). Every method starts from the same per-seed offline
-stage of ``benchmarks/offline_rl.py`` (same ``--root``: ``seed{s}/offline_lwd``; ``iql-qam`` starts
-from ``seed{s}/offline_iql``), runs the real local fleet (16 simulated robots in the field condition,
+stage (same ``--root``, see ``METHODS``: ``seed{s}/offline_lwd``, ``offline_iql``, ``offline_lwd-const-tau``;
+written by ``benchmarks/offline_rl.py`` or ``benchmarks/online_benchmark.sh prep``), runs the real local fleet (16 simulated robots in the field condition,
 scripted-expert interventions, coordinator, registry, learner processes) until the same robot-hour
 budget, and its final published policy is evaluated on held-out field seeds. The learning curve is
 the fleet's per-version success rate (training-time episodes, interventions included) against
 cumulative robot-hours.
 
-Run (each call resumes: finished methods are skipped), then report:
+Run (each call resumes: finished methods are skipped), optionally evaluate intermediate versions for
+the held-out learning curve, then report:
 
     .venv/bin/python benchmarks/online_baselines.py run --seeds 0 1
+    .venv/bin/python benchmarks/online_baselines.py curve --seeds 0 1 --methods lwd
     .venv/bin/python benchmarks/online_baselines.py report
 
 The report writes ``runs/bench/online_baselines.json`` and ``runs/bench/online_*.png`` and prints the
@@ -117,6 +120,94 @@ def learning_curve(run_dir: Path) -> list[dict]:
     return out
 
 
+def cmd_curve(args) -> None:
+    """Held-out field success of intermediate policy versions against the robot-hours spent before each
+    was published (the paper's headline figure). Per run, ``--curve-points`` versions evenly spaced in
+    robot time are materialised from the run's registry and evaluated on ``--curve-episodes`` held-out
+    episodes per task; the start (the offline stage) and the final policy come from the main evaluations."""
+    from lwd.fleet.robot_client import materialize_version
+    from lwd.fleet.registry import PolicyRegistry
+
+    for seed in args.seeds:
+        sd = args.root / f"seed{seed}"
+        for m in args.methods:
+            rd = sd / f"online_{m}{args.suffix}"
+            if not (rd / "online" / "summary.json").is_file():
+                continue
+            pts = version_hours(rd)
+            total = pts[-1][1] if pts else 0.0
+            for k in range(1, args.curve_points + 1):
+                want = total * k / (args.curve_points + 1)
+                v, before = min(pts, key=lambda p: abs(p[1] - want))
+                out = sd / "eval" / f"curve_{m}{args.suffix}_v{v}"
+                if not (out / "results.json").is_file():
+                    reg = PolicyRegistry(str(rd / "online" / "fleet" / "registry"))
+                    ckpt = materialize_version(reg, v, rd / "curve" / f"v{v}")
+                    evaluate(EvalConfig(checkpoint=ckpt, shift="field", episodes_per_task=args.curve_episodes,
+                                        seeds=(0,), workers=args.workers, out=out, name=f"{m}-v{v}-seed{seed}"),
+                             progress=False)  # fmt: skip
+                atomic_write_json(out / "curve_point.json", {"version": v, "robot_hours": before})
+                print(seed, m, v, round(before, 3), read_json(out / "results.json")["average_success"], flush=True)
+
+
+def version_hours(run_dir: Path) -> list[tuple[int, float]]:
+    """(version, robot-hours the fleet spent on earlier versions), in version order."""
+    versions = read_json(run_dir / "online" / "learner" / "versions.json")
+    hz = read_json(run_dir / "online" / "summary.json").get("control_hz", 80.0)
+    hours, out = 0.0, []
+    for v in sorted(versions, key=int):
+        out.append((int(v), hours))
+        hours += versions[v].get("env_steps", 0) / hz / 3600.0
+    return out
+
+
+def held_out_curves(root: Path, seeds: list[int], methods: list[str], suffix: str) -> dict[str, list[dict]]:
+    """Per method (seeds averaged where a point exists for each): held-out success vs robot-hours,
+    starting at the offline stage (0 h) and ending at the final policy (the run's robot-hours)."""
+    curves = {}
+    for m in methods:
+        per_seed = []
+        for s in seeds:
+            sd = root / f"seed{s}"
+            rd = sd / f"online_{m}{suffix}"
+            final, start = sd / "eval" / f"online_{m}{suffix}_field", sd / "eval" / ("lwd_field")
+            if not (final / "results.json").is_file() or not (rd / "bench_summary.json").is_file():
+                continue
+            pts = [(0.0, read_json(start / "results.json")["average_success"])] if (start / "results.json").is_file() else []
+            for d in sorted(sd.glob(f"eval/curve_{m}{suffix}_v*")):
+                if (d / "curve_point.json").is_file() and (d / "results.json").is_file():
+                    pts.append((read_json(d / "curve_point.json")["robot_hours"], read_json(d / "results.json")["average_success"]))
+            pts.append((read_json(rd / "bench_summary.json")["robot_hours"], read_json(final / "results.json")["average_success"]))
+            per_seed.append(sorted(pts))
+        if per_seed and len({len(p) for p in per_seed}) == 1:
+            curves[m] = [{"robot_hours": sum(p[i][0] for p in per_seed) / len(per_seed),
+                          "success": sum(p[i][1] for p in per_seed) / len(per_seed)} for i in range(len(per_seed[0]))]  # fmt: skip
+    return curves
+
+
+def plot_held_out(held_out: dict[str, list[dict]], fleet: dict[str, list[dict]], png: Path) -> None:
+    """Left: held-out field success vs robot-hours (seed mean); right: the fleet's intervention rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, pts in held_out.items():
+        axes[0].plot([p["robot_hours"] for p in pts], [p["success"] for p in pts], marker="o", label=name)
+    for name, pts in fleet.items():
+        axes[1].plot([p["robot_hours"] for p in pts], [p["intervention_rate"] for p in pts], marker=".", label=name)
+    axes[0].set_ylabel("held-out field success (seed mean)")
+    axes[1].set_ylabel("fleet intervention rate per version")
+    for ax in axes:
+        ax.set_xlabel("robot-hours")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def plot_learning_curves(curves: dict[str, list[dict]], png: Path) -> None:
     import matplotlib
 
@@ -212,10 +303,12 @@ def cmd_report(args) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
     plot_learning_curves(curves, out_dir / f"online_learning_curves{args.suffix}.png")
+    held_out = held_out_curves(args.root, seeds, args.methods, args.suffix)
+    plot_held_out(held_out, curves, out_dir / f"online_heldout_curve{args.suffix}.png")
     atomic_write_json(args.out, {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "seeds": seeds, "settings": {k: str(v) for k, v in vars(args).items()},
-        "per_seed_average": per_seed, "runs": runs, "learning_curves": curves,
+        "per_seed_average": per_seed, "runs": runs, "learning_curves": curves, "held_out_curves": held_out,
         "pooled": {c: {t: dataclasses.asdict(s) for t, s in v.items()} for c, v in cols.items()},
         "table": table, "paired": paired,
     })  # fmt: skip
@@ -226,7 +319,7 @@ def cmd_report(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["run", "report"])
+    ap.add_argument("mode", choices=["run", "curve", "report"])
     ap.add_argument("--root", type=Path, default=Path("runs/benchmark"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -257,10 +350,12 @@ def main() -> None:
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--curve-points", type=int, default=2, help="curve: intermediate versions per run")
+    ap.add_argument("--curve-episodes", type=int, default=10, help="curve: held-out episodes per task per point")
     ap.add_argument("--out", type=Path, default=Path("runs/bench/online_baselines.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    (cmd_run if args.mode == "run" else cmd_report)(args)
+    {"run": cmd_run, "curve": cmd_curve, "report": cmd_report}[args.mode](args)
 
 
 if __name__ == "__main__":
