@@ -2,10 +2,10 @@
 the baselines (IQL-expectile + QAM, HG-DAgger, RECAP) at an equal robot-hour budget.
 
 Paper Table I shape (algorithms.md sections 6-7). Every method starts from the same per-seed offline
-stage (same ``--root``, see ``METHODS``: ``seed{s}/offline_lwd``, ``offline_iql``, ``offline_lwd-const-tau``;
-written by ``benchmarks/offline_rl.py`` or ``benchmarks/online_benchmark.sh prep``), runs the real local fleet (16 simulated robots in the field condition,
-scripted-expert interventions, coordinator, registry, learner processes) until the same robot-hour
-budget, and its final published policy is evaluated on held-out field seeds. The learning curve is
+stage (same ``--root``, see ``METHODS``: ``seed{s}/offline_lwd``, ``offline_iql``,
+``offline_lwd-const-tau``; written by ``benchmarks/offline_rl.py`` or ``benchmarks/online_benchmark.sh
+prep``), runs the real local fleet (16 simulated robots in the field condition, scripted-expert
+interventions, coordinator, registry, learner processes) until the same robot-hour budget, and its final published policy is evaluated on held-out field seeds. The learning curve is
 the fleet's per-version success rate (training-time episodes, interventions included) against
 cumulative robot-hours.
 
@@ -24,9 +24,7 @@ A learner variant runs in its own directories with ``--suffix``, e.g. LWD with Q
     .venv/bin/python benchmarks/online_baselines.py report --methods lwd --suffix _pe8 --out runs/bench/online_lwd_pe8.json
 
 Learner defaults come from the benchmark preset (BC-trained reference, QAM on every 4th step, lambda
-0.01); the paper's frozen reference is the ablation row:
-
-    .venv/bin/python benchmarks/online_baselines.py run --methods lwd --reference frozen --suffix _frozen
+0.01); the paper's frozen reference is the ``lwd-frozen`` row.
 """
 
 from __future__ import annotations
@@ -125,8 +123,8 @@ def cmd_curve(args) -> None:
     was published (the paper's headline figure). Per run, ``--curve-points`` versions evenly spaced in
     robot time are materialised from the run's registry and evaluated on ``--curve-episodes`` held-out
     episodes per task; the start (the offline stage) and the final policy come from the main evaluations."""
-    from lwd.fleet.robot_client import materialize_version
     from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.robot_client import materialize_version
 
     for seed in args.seeds:
         sd = args.root / f"seed{seed}"
