@@ -14,8 +14,16 @@ upload each (idempotent: the object name is the episode id + checksum, so a re-u
 writes the same name with the same bytes), fsync the store directories touched once per batch, then
 announce the whole batch with one durable append (group commit), then delete the local files without
 a directory fsync (a delete lost in a crash only re-announces an episode the coordinator then
-deduplicates). Retries use exponential backoff (full jitter) while the store or the event log is
-unreachable. A robot killed at any instant re-sends its pending items when it restarts.
+deduplicates). Retries use bounded exponential backoff with jitter while the store or the event log
+is unreachable (:class:`~lwd.fleet.backoff.Backoff`: one warning per outage, not per retry). A robot
+killed at any instant re-sends its pending items when it restarts.
+
+An item that cannot be read (not a parquet file, no or malformed episode metadata, a file name that
+is not ``<ns>-<episode_id>.parquet``) would otherwise fail every batch forever and hold back every
+later episode of the robot: it is moved aside to ``<dir>/quarantine/<name>`` with a small JSON
+``<name>.reason.json`` (reason, time, size), counted in :attr:`Outbox.quarantined` (the robot
+client reports it in its status file), logged as a warning, and sending carries on with the next
+items. Store and event-log errors are never a reason to quarantine (they are retried).
 
 One process at a time owns an outbox directory (``flock`` on ``<dir>/.lock``; released by the
 kernel if the owner dies).
@@ -27,7 +35,6 @@ import fcntl
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -37,14 +44,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lwd.data.episode_io import META_KEY, episode_to_bytes
+from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import DataPlane, StoredPayload
 from lwd.types import Episode
-from lwd.utils.io import atomic_write_bytes
+from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".parquet"
 UPLOADED = ".uploaded"  # markers written by older versions; removed on start
+REASON = ".reason.json"
+
+
+class Unreadable(ValueError):
+    """An outbox item that can never be sent as it is (quarantined with this reason)."""
 
 
 class OutboxLocked(RuntimeError):
@@ -65,6 +78,7 @@ class Outbox:
         self.dir = Path(directory)
         self.pending_dir = self.dir / "pending"
         self.pending_dir.mkdir(parents=True, exist_ok=True)
+        self.quarantine_dir = self.dir / "quarantine"
         self.dp = dataplane
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
@@ -72,6 +86,13 @@ class Outbox:
         self.sent = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.backoff = Backoff(
+            f"outbox {self.dir.name}: store / event log", base_backoff_s, max_backoff_s, log
+        )
+        self.quarantined = (
+            len(list(self.quarantine_dir.glob(f"*{REASON}"))) if self.quarantine_dir.is_dir() else 0
+        )
+        """Items moved to ``quarantine/`` (unreadable), this process's and earlier ones."""
         self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -133,12 +154,44 @@ class Outbox:
         if self.crash_hook is not None:
             self.crash_hook(phase)
 
+    @staticmethod
+    def _parse(item: Path) -> tuple[bytes, dict]:
+        """An item's payload and episode metadata; :class:`Unreadable` if it can never be sent."""
+        payload = item.read_bytes()  # FileNotFoundError / OSError: not the item's fault
+        name = item.name
+        if not (name[:20].isdigit() and name[20:21] == "-" and len(name) > 21 + len(SUFFIX)):
+            raise Unreadable(f"file name is not <ns>-<episode_id>{SUFFIX}")
+        try:
+            meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
+        except Exception as e:  # truncated / not parquet / no or bad metadata
+            raise Unreadable(f"unreadable episode payload ({type(e).__name__}: {e})") from e
+        if not isinstance(meta, dict):
+            raise Unreadable("episode metadata is not an object")
+        for key, kind in (("robot_id", str), ("task_id", str), ("policy_version", int)):
+            if not isinstance(meta.get(key), kind):
+                raise Unreadable(f"episode metadata field {key!r} missing or not {kind.__name__}")
+        return payload, meta
+
     def _upload(self, item: Path) -> tuple[StoredPayload, dict, str | None]:
         """Upload one item; return its address, its episode metadata and the store directory to fsync."""
-        payload = item.read_bytes()
-        meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
+        payload, meta = self._parse(item)
         stored, directory = self.dp.store.put_file(item.name[21 : -len(SUFFIX)], item, payload)
         return stored, meta, directory
+
+    def _quarantine(self, item: Path, reason: str) -> None:
+        """Move an unreadable item to ``quarantine/`` with a reason file (see module docstring)."""
+        self.quarantine_dir.mkdir(exist_ok=True)
+        try:
+            size = item.stat().st_size
+        except FileNotFoundError:
+            return
+        atomic_write_json(self.quarantine_dir / f"{item.name}{REASON}",
+                          {"file": item.name, "reason": reason, "time": time.time(), "bytes": size})  # fmt: skip
+        os.replace(item, self.quarantine_dir / item.name)
+        fsync_dir(self.quarantine_dir)
+        fsync_dir(self.pending_dir)
+        self.quarantined += 1
+        log.warning("outbox %s: quarantined %s (%s); sending the next items", self.dir, item.name, reason)
 
     def send_pending(self, batch: int = 64) -> int:
         """Synchronously send pending items, oldest first: upload a batch, make the uploads durable (one
@@ -155,6 +208,9 @@ class Outbox:
                     stored, meta, directory = self._upload(item)
                 except FileNotFoundError:
                     continue  # sent by a previous pass between listing and reading
+                except Unreadable as e:
+                    self._quarantine(item, str(e))
+                    continue
                 except Exception as e:
                     error = e
                     break
@@ -183,18 +239,14 @@ class Outbox:
             self._thread.start()
 
     def _loop(self) -> None:
-        attempt = 0
         while not self._stop.is_set():
             try:
                 self.send_pending()
-                attempt = 0
+                self.backoff.succeeded()
             except Exception as e:  # network, broker or store down: back off and retry
                 self.failures += 1
                 self.last_error = f"{type(e).__name__}: {e}"
-                delay = min(self.max_backoff_s, self.base_backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
-                attempt += 1
-                log.info("outbox send failed (%s); retry in %.2fs", self.last_error, delay)
-                self._stop.wait(delay)
+                self._stop.wait(self.backoff.failed(e))
                 continue
             if not self._items():
                 self._idle.set()
