@@ -17,7 +17,10 @@ Members of one process step in lockstep (:meth:`RobotClient.run`): each member's
 generator (:func:`~lwd.envs.rollout.episode_steps`) paused where it needs an action chunk, and all
 waiting members of one policy version get their chunks from one batched ``act_batch`` call; each
 member still loads versions only at its own episode boundaries. Torch is limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
-(disjoint from evaluation seeds) and a per-robot counter kept in the status file.
+(disjoint from evaluation seeds) and a per-robot episode index reserved durably before the episode
+starts (:class:`~lwd.fleet.robot_counter.EpisodeCounter`, next to the outbox), so no seed is ever used
+twice, even across SIGKILLs. Broker outages (task claim, registry) are waited out with backoff
+(:class:`~lwd.fleet.backoff.Backoff`), never fatal.
 
 Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: see :func:`main`).
 """
@@ -25,9 +28,7 @@ Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: se
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import signal
 import tempfile
 import threading
@@ -42,14 +43,21 @@ import numpy as np
 from lwd.envs.rollout import episode_steps
 from lwd.envs.suites import get_suite
 from lwd.fleet.adapters import make_member
+from lwd.fleet.backoff import Backoff, is_transient
 from lwd.fleet.claims import claims_url_for, open_task_claims
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.outbox import Outbox
+from lwd.fleet.policy_versions import (  # noqa: F401 (policy_dir, materialize_version, ... re-exported)
+    POLICY_META,
+    PolicyVersions,
+    materialize_version,
+    policy_dir,
+    policy_files,
+)
 from lwd.fleet.registry import PolicyRegistry
-from lwd.policy.checkpoint import load_policy
+from lwd.fleet.robot_counter import COUNTER_FILE, EpisodeCounter
 from lwd.policy.inference import InferencePolicy
 from lwd.types import Episode, Observation, TaskSpec
-from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir
 from lwd.utils.io import atomic_write_json, read_json
 from lwd.utils.seeding import ONLINE_SEED_BASE
 
@@ -71,84 +79,22 @@ def episode_seed(run_seed: int, robot_index: int, episode_index: int) -> int:
     return ONLINE_SEED_BASE + run_seed * 100 * SEEDS_PER_ROBOT + robot_index * SEEDS_PER_ROBOT + episode_index
 
 
-POLICY_META = "policy_manifest.json"
-"""Where versions published before the registry kept its metadata in ``registry.json`` hold the
-policy checkpoint's own manifest (newer versions carry the checkpoint untouched)."""
-
-
-def policy_files(policy_dir: str | os.PathLike) -> dict[str, bytes]:
-    """A policy checkpoint directory as registry files, untouched (its own ``manifest.json`` included)."""
-    return {p.name: p.read_bytes() for p in sorted(Path(policy_dir).iterdir()) if p.is_file()}
-
-
-def policy_dir(registry: PolicyRegistry, version: int, cache_dir: str | os.PathLike) -> Path:
-    """A loadable policy checkpoint of registry ``version``: the verified version directory itself when
-    its checkpoint already carries the registry number (what the learner publishes), else one rebuilt
-    under ``cache_dir`` by :func:`materialize_version` (older versions, foreign checkpoints)."""
-    src = registry.fetch(version)  # refuses unpublished / corrupt versions
-    own = {} if (src / POLICY_META).is_file() else json.loads((src / MANIFEST).read_bytes())
-    if own.get("version") == version:
-        return src
-    return materialize_version(registry, version, Path(cache_dir) / f"v{version:08d}")
-
-
-def materialize_version(registry: PolicyRegistry, version: int, target: str | os.PathLike) -> Path:
-    """Registry ``version`` -> a policy checkpoint directory at ``target`` (verified by the registry
-    first; its manifest's ``version`` becomes the registry number). Idempotent."""
-    target = Path(target)
-    if target.is_dir():
-        return target
-    src = registry.fetch(version)  # refuses unpublished / corrupt versions
-    legacy = src / POLICY_META
-    meta = json.loads((legacy if legacy.is_file() else src / MANIFEST).read_bytes())
-    names = meta.pop("files")
-    meta["version"] = int(version)
-    try:
-        write_checkpoint_dir(target, {n: (src / n).read_bytes() for n in names}, meta)
-    except FileExistsError:
-        pass  # another process of this client materialised it first
-    return target
-
-
-class PolicyVersions:
-    """Registry versions loaded in this process, shared by its members (one load per version)."""
-
-    def __init__(
-        self, registry: PolicyRegistry, cache_dir: str | os.PathLike, expected_spec=None, seed: int = 0
-    ):
-        self.registry = registry
-        self.cache_dir = Path(cache_dir)
-        self.expected_spec = expected_spec
-        self.seed = seed
-        self._cache: dict[int, InferencePolicy] = {}
-
-    def resolve(self, robot_id: str) -> InferencePolicy | None:
-        """The verified policy ``robot_id`` should run now (``None`` while nothing is published)."""
-        version = self.registry.resolve_version(robot_id)
-        if version <= 0:
-            return None
-        if version not in self._cache:
-            path = policy_dir(self.registry, version, self.cache_dir)
-            policy, stats, _ = load_policy(path, self.expected_spec)  # verifies checksums again
-            self._cache[version] = InferencePolicy(policy, stats, version, seed=self.seed + version)
-        return self._cache[version]
-
-    def prune(self, in_use: set[int]) -> None:
-        for v in [v for v in self._cache if v not in in_use]:
-            del self._cache[v]
-
-
 class FleetMember:
     """One simulated robot of the fleet: env, intervener, outbox, current task and policy."""
 
     def __init__(self, robot_id: str, index: int, robot, intervener, outbox: Outbox, task: TaskSpec,
                  run_seed: int = 0, episodes: int = 0, steps: int = 0) -> None:  # fmt: skip
+        """``episodes`` / ``steps``: counts from an older status file, used when the durable counter
+        (``<outbox>/episode_counter.json``) is missing or behind."""
         self.robot_id, self.index = robot_id, index
         self.robot, self.intervener, self.outbox = robot, intervener, outbox
         self.task = task
         self.run_seed = run_seed
         self.policy: InferencePolicy | None = None
-        self.episodes, self.steps = episodes, steps
+        self.counter = EpisodeCounter(outbox.dir / COUNTER_FILE, episodes, steps)
+        self.episode_index = -1
+        """Index (seed offset) of the current or last episode, reserved durably before it started."""
+        self._episode_steps = 0
         self.recent: deque[bool] = deque(maxlen=20)
         self.loads: list[int] = []
         """Versions loaded, in order (each load happened at an episode boundary)."""
@@ -161,6 +107,16 @@ class FleetMember:
     @property
     def version(self) -> int:
         return 0 if self.policy is None else self.policy.version
+
+    @property
+    def episodes(self) -> int:
+        """Episodes handed to the outbox (durable across restarts)."""
+        return self.counter.episodes
+
+    @property
+    def steps(self) -> int:
+        """Control steps run (robot time), episodes cut short by a crash included."""
+        return self.counter.steps
 
     def begin_episode(self, versions: PolicyVersions) -> bool:
         """Episode boundary: switch to the assigned version if it changed. False if none exists yet."""
@@ -180,18 +136,24 @@ class FleetMember:
             return None
         policy = self.policy
         assert policy is not None
-        seed = episode_seed(self.run_seed, self.index, self.episodes)
+        self.episode_index = self.counter.reserve()  # durable before the seed is used
+        self._episode_steps = 0
+        seed = episode_seed(self.run_seed, self.index, self.episode_index)
         self._steps = episode_steps(
             self.robot,
             self.task,
-            self.task.instructions[self.episodes % len(self.task.instructions)],
+            self.task.instructions[self.episode_index % len(self.task.instructions)],
             seed,
             self.intervener,
             robot_id=self.robot_id,
             policy_version=policy.version,
             source="online",
         )
-        self.pending = next(self._steps)
+        try:
+            self.pending = next(self._steps)
+        except BaseException:  # the robot failed to reset: no episode (its index stays used)
+            self._steps = None
+            raise
         return self.pending
 
     @property
@@ -204,13 +166,14 @@ class FleetMember:
         assert self._steps is not None, "advance() without an active episode"
         try:
             self.pending = self._steps.send(chunk)
+            self._episode_steps += len(chunk)  # at most one chunk over (an early stop ends the episode)
+            self.counter.progress(self._episode_steps)
             return None
         except StopIteration as done:
             self._steps, self.pending = None, None
             ep: Episode = done.value
         self.outbox.put(ep)
-        self.episodes += 1
-        self.steps += ep.length
+        self.counter.finish(ep.length)
         self.recent.append(bool(ep.success))
         return ep
 
@@ -234,6 +197,8 @@ class FleetMember:
             "recent_success": (sum(self.recent) / len(self.recent)) if self.recent else None,
             "load_latency_s": list(self.load_latency_s),
             "pending": len(self.outbox.pending_ids()),
+            "quarantined": self.outbox.quarantined,
+            "killed_episodes": self.counter.killed,
         }
 
 
@@ -277,18 +242,24 @@ class RobotClient:
         self.versions = PolicyVersions(self.registry, cache, spec, seed=cfg.get("seed", 0))
         self.max_episodes = cfg.get("max_episodes")
         self._last_hb = 0.0
+        self.backoff = Backoff("policy registry", base_s=0.2, max_s=5.0, logger=log)
+        """Episode starts (registry lookups) during a broker outage; one warning per outage."""
+        self.hb_backoff = Backoff("event log (heartbeats)", base_s=1.0, max_s=30.0, logger=log)
+        self._retry_at = self._hb_retry_at = 0.0
 
     def heartbeat(self, force: bool = False, status: str | None = None) -> None:
         """Report every member's task, status and version (``status`` overrides, e.g. ``stopped``)."""
-        if not force and time.monotonic() - self._last_hb < self.cfg.get("heartbeat_s", 5.0):
+        now = time.monotonic()
+        if not force and (now - self._last_hb < self.cfg.get("heartbeat_s", 5.0) or now < self._hb_retry_at):
             return
-        self._last_hb = time.monotonic()
-        for m in self.members:
-            try:
+        self._last_hb = now
+        try:
+            for m in self.members:
                 st = status or ("running" if m.policy is not None else "waiting")
                 self.dp.heartbeat(m.robot_id, m.task.task_id, st, m.version)
-            except Exception as e:  # the event log may be briefly unavailable; heartbeats are best effort
-                log.info("heartbeat failed: %s", e)
+            self.hb_backoff.succeeded()
+        except Exception as e:  # broker down: heartbeats are best effort, retried with backoff
+            self._hb_retry_at = time.monotonic() + self.hb_backoff.failed(e)
 
     def write_status(self) -> None:
         atomic_write_json(
@@ -312,9 +283,10 @@ class RobotClient:
                 if (
                     not m.active
                     and not stopping
+                    and time.monotonic() >= self._retry_at
                     and (self.max_episodes is None or m.episodes < self.max_episodes)
                 ):
-                    m.start(self.versions)
+                    self._guard(lambda m=m: m.start(self.versions))
             waiting = [m for m in self.members if m.active]
             if not waiting:
                 if stopping or (
@@ -322,8 +294,11 @@ class RobotClient:
                     and all(m.episodes >= self.max_episodes for m in self.members)
                 ):
                     break
-                self.heartbeat()  # nothing published yet: wait for the learner's first version
-                self.registry.watch(0, timeout_s=1.0)
+                self.heartbeat()  # nothing published yet (or the broker is down): wait
+                if (left := self._retry_at - time.monotonic()) > 0:
+                    self.stop_event.wait(min(left, 1.0))
+                else:
+                    self._guard(lambda: self.registry.watch(0, timeout_s=1.0))
                 continue
             finished = 0
             for chunk_of in self._act_batched(waiting):
@@ -336,6 +311,17 @@ class RobotClient:
                 self.write_status()
                 self.versions.prune({m.version for m in self.members})
         return total
+
+    def _guard(self, call) -> None:
+        """Run a registry-bound ``call``; a transient error (broker down) postpones the next try."""
+        try:
+            call()
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            self._retry_at = time.monotonic() + self.backoff.failed(e)
+            return
+        self.backoff.succeeded()
 
     @staticmethod
     def _act_batched(members: list[FleetMember]):

@@ -10,7 +10,7 @@ child to stop).
 
 Everything durable lives under ``<online_dir>``, so launching again resumes: the learner from its
 checkpoint, the registry and coordinator from their databases, robots from their outboxes and
-status files (episode counters).
+episode counters (``<outbox>/<robot>/episode_counter.json``).
 """
 
 from __future__ import annotations
