@@ -262,7 +262,8 @@ class OnlineConfig:
         c = Checks(self, prefix)
         c.integer("num_robots", 1).integer("robot_processes", 1).integer("max_restarts", 0).integer("seed", 0)
         c.positive("short_task_weight", "long_task_weight", "heartbeat_s", "lease_s", "status_every_s")
-        c.positive("stop_timeout_s")
+        c.positive("stop_timeout_s", "restart_window_s")
+        c.non_negative("restart_backoff_s", "restart_backoff_max_s")
         c.one_of("obs_mode", ("state", "pixels")).one_of("engine", ("local", "ray"))
         c.one_of("ray_robot_strategy", ("SPREAD", "STRICT_SPREAD", "PACK"))
         if self.ray_detached and self.engine != "ray":
