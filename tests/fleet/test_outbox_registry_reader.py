@@ -95,17 +95,17 @@ def test_outbox_single_owner(tmp_path):
 def test_registry_publish_list_fetch(tmp_path):
     reg = PolicyRegistry(tmp_path / "registry")
     assert reg.latest_version() == 0 and reg.versions() == []
-    v1 = reg.publish({"model.safetensors": b"w1", "norm.json": b"{}"}, learner_step=100, data_snapshot=3)
-    v2 = reg.publish({"model.safetensors": b"w2"}, parent=v1, learner_step=200)
+    v1 = reg.publish({"model.bin": b"w1", "norm.json": b"{}"}, learner_step=100, data_snapshot=3)
+    v2 = reg.publish({"model.bin": b"w2"}, parent=v1, learner_step=200)
     assert (v1, v2) == (1, 2) and reg.latest_version() == 2 and reg.versions() == [1, 2]
     info = reg.info(2)
     assert info["parent"] == 1 and info["learner_step"] == 200 and info["version"] == 2
     path = reg.fetch(1)
-    assert (path / "model.safetensors").read_bytes() == b"w1"
+    assert (path / "model.bin").read_bytes() == b"w1"
     assert reg.watch(since_version=1, timeout_s=0.1) == [2]
     assert reg.watch(since_version=2, timeout_s=0.1) == []
     # corrupt file on disk: refused
-    (tmp_path / "registry" / version_dir(2) / "model.safetensors").write_bytes(b"evil")
+    (tmp_path / "registry" / version_dir(2) / "model.bin").write_bytes(b"evil")
     with pytest.raises(DataError, match="corrupt"):
         reg.fetch(2)
     with pytest.raises(DataError, match="not published"):
@@ -126,12 +126,12 @@ def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_pa
     from lwd.utils.checkpoint import write_checkpoint_dir
 
     ckpt = write_checkpoint_dir(
-        tmp_path / "ckpt", {"policy.safetensors": b"w"}, {"format": "x", "version": 0}
+        tmp_path / "ckpt", {"policy.bin": b"w"}, {"format": "x", "version": 0}
     )
     reg = PolicyRegistry(tmp_path / "registry")
     v = reg.publish_dir(ckpt, learner_step=5)
     path = reg.fetch(v)
-    for name in ("policy.safetensors", "manifest.json"):  # the checkpoint's own manifest survives
+    for name in ("policy.bin", "manifest.json"):  # the checkpoint's own manifest survives
         assert (path / name).read_bytes() == (ckpt / name).read_bytes()
     assert json.loads((path / "registry.json").read_text())["learner_step"] == 5
     # files built from the allocated number: a checkpoint can carry its own registry version
@@ -149,9 +149,9 @@ def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_pa
         "extra": {},
         "version": old,
     }
-    write_checkpoint_dir(tmp_path / "registry" / version_dir(old), {"model.safetensors": b"old"}, meta)
+    write_checkpoint_dir(tmp_path / "registry" / version_dir(old), {"model.bin": b"old"}, meta)
     reg.index.mark_published(old, meta)
-    assert (reg.fetch(old) / "model.safetensors").read_bytes() == b"old"
+    assert (reg.fetch(old) / "model.bin").read_bytes() == b"old"
     # a version dir whose registry.json is missing is refused even though a manifest.json verifies
     (tmp_path / "registry" / version_dir(v) / "registry.json").unlink()
     with pytest.raises(DataError, match="partial"):
@@ -184,14 +184,14 @@ def test_registry_redis_index_and_s3_storage(moto_s3, redis_url, tmp_path):
     bucket = moto_s3.make_bucket("lwd-registry-test")
     reg = PolicyRegistry(f"{bucket}/reg", index=redis_url, storage_options=moto_s3.storage_options(),
                          cache_dir=tmp_path / "cache")  # fmt: skip
-    v = reg.publish({"model.safetensors": b"abc" * 100})
+    v = reg.publish({"model.bin": b"abc" * 100})
     assert reg.latest_version() == v == 1
     path = reg.fetch(v)
-    assert (path / "model.safetensors").read_bytes() == b"abc" * 100
+    assert (path / "model.bin").read_bytes() == b"abc" * 100
     import threading
 
     publisher = threading.Timer(
-        0.3, lambda: reg.publish({"model.safetensors": b"v2", "manifest.json": b"{}"})
+        0.3, lambda: reg.publish({"model.bin": b"v2", "manifest.json": b"{}"})
     )
     publisher.start()
     t0 = time.monotonic()

@@ -8,6 +8,8 @@ validated (:func:`check_options`) before the command does any work. User errors
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 
@@ -69,6 +71,38 @@ def check_options(cfg, default) -> None:
         fixed(default)
 
 
+def _parse(cmd, preset: str, rest: list[str], prog: str, description: str):
+    """``tyro.cli`` with its parse errors (a boxed, multi-line message) turned into one ``LwdError``
+    line; ``--help`` output passes through untouched."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            return tyro.cli(cmd.config_type, default=cmd.presets[preset], args=rest, prog=prog,
+                            description=description)  # fmt: skip
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(buf.getvalue())
+            raise
+        raise LwdError(_one_line(buf.getvalue()) or f"invalid arguments for {prog}") from None
+
+
+def _one_line(boxed: str) -> str:
+    """``Title: message`` from tyro's error box (the text above its first separator line)."""
+    title, body = "", []
+    for line in boxed.splitlines():
+        text = line.strip().strip("│╭╮╰╯").strip()
+        if line.strip().startswith("╭"):
+            title = text.strip("─ ").strip()
+        elif set(text) <= set("─ ") and body:
+            break
+        elif text:
+            body.append(text)
+    msg = " ".join(body)
+    if title and msg and not msg.lower().startswith(title.lower()):
+        return f"{title}: {msg}"
+    return msg or title
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -91,13 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{cmd.help}\n\nPresets (--preset NAME, default {cmd.default_preset}): {', '.join(cmd.presets)}; "
             "any option below overrides the preset."
         )
-        cfg = tyro.cli(
-            cmd.config_type,
-            default=cmd.presets[preset],
-            args=rest,
-            prog=f"lwd {name}",
-            description=description,
-        )
+        cfg = _parse(cmd, preset, rest, f"lwd {name}", description)
         check_options(cfg, cmd.presets[preset])
         cmd.fn(cfg)
     except LwdError as e:
