@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import sys
 
 import tyro
 
 from lwd.cli.commands import COMMANDS, Command
 from lwd.utils.errors import LwdError
+from lwd.utils.logs import configure_logging
 
 
 def _overview() -> str:
@@ -105,7 +105,7 @@ def _one_line(boxed: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()  # our INFO lines; third-party libraries only from WARNING up
     if not args or args[0] in ("-h", "--help"):
         print(_overview())
         return 0

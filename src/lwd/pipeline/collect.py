@@ -28,6 +28,7 @@ from lwd.envs.experts import expert_policy
 from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_suite, get_task, make_robot
 from lwd.types import Episode, TaskSpec
+from lwd.utils.logs import show_progress
 from lwd.utils.seeding import COLLECT_SEED_BASE
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def collect(cfg: CollectConfig, *, progress: bool = True) -> CollectSummary:
     bar = tqdm(
         total=len(tasks) * cfg.episodes_per_task,
         unit="ep",
-        disable=not progress,
+        disable=not show_progress(progress),
         desc="collect",
         smoothing=0.1,
     )
