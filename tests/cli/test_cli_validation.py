@@ -264,3 +264,12 @@ def test_dashboard_port_in_use_is_one_line(tmp_path, capsys):
         assert main(["dashboard", "--run-dir", str(tmp_path), "--port", str(port)]) == 2
     err = one_line_error(capsys, f"cannot listen on 127.0.0.1:{port}")
     assert "--port" in err
+
+
+def test_train_refuses_an_unrelated_non_empty_out(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text(json.dumps({"something": "else"}))
+    assert main(["train", "--preset", "debug", "--out", str(mine)]) == 2
+    one_line_error(capsys, f"--out {mine} is not empty and is not a previous `lwd train` stage")
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json"]
