@@ -329,3 +329,32 @@ def test_event_uris_are_confined_to_regular_files_in_the_store(tmp_path):
     assert "secret" not in "".join(str(p) for p in Path(dp.store.root).rglob("*") if p.is_file())
     coord.close()
     dp.close()
+
+
+def test_coordinator_rides_out_a_broker_outage_with_one_warning(dataplane, tmp_path, caplog):
+    """Transient errors (a restarting Redis) are retried with the shared jittered backoff and logged
+    once per outage; other errors still surface."""
+    from lwd.fleet.coordinator import StepResult
+
+    coord = _coord(dataplane, tmp_path)
+    calls = {"n": 0}
+
+    def flaky(block_s=0.2):
+        calls["n"] += 1
+        if calls["n"] <= 4:
+            raise ConnectionError("broker restarting")
+        return StepResult()
+
+    coord.step = flaky
+    with caplog.at_level("WARNING", logger="lwd.fleet.coordinator"):
+        coord.run(max_steps=3)
+    assert calls["n"] == 7
+    assert sum("unavailable" in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1
+
+    def broken(block_s=0.2):
+        raise KeyError("a bug")
+
+    coord.step = broken
+    with pytest.raises(KeyError):
+        coord.run(max_steps=1)
+    coord.close()

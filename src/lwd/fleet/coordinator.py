@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwd.fleet.allocator import balanced_counts, choose_task
+from lwd.fleet.backoff import Backoff, is_transient
 from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
@@ -223,23 +224,21 @@ class Coordinator:
         Errors reaching the event log (e.g. a restarting Redis) are logged and retried with backoff:
         the coordinator keeps running. Returns the number of steps taken.
         """
-        steps, idle_since, backoff = 0, time.monotonic(), 0.1
+        steps, idle_since = 0, time.monotonic()
+        backoff = Backoff("event log", logger=log)  # one warning per outage, jittered retries
         while not (stop is not None and stop.is_set()) and (max_steps is None or steps < max_steps):
             try:
                 res = self.step(block_s=block_s)
-                backoff = 0.1
-            except (OSError, ConnectionError, TimeoutError) as e:
-                log.warning("coordinator step failed (%s); retrying in %.1fs", e, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.succeeded()
+            except Exception as e:  # a restarting Redis, a lost connection: wait it out
+                if not (is_transient(e) or type(e).__module__.startswith("redis")):
+                    raise
+                delay = backoff.failed(e)
+                if stop is not None:
+                    stop.wait(delay)
+                else:
+                    time.sleep(delay)
                 continue
-            except Exception as e:  # redis errors are not OSError subclasses
-                if type(e).__module__.startswith("redis"):
-                    log.warning("event log unavailable (%s); retrying in %.1fs", e, backoff)
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                raise
             steps += 1
             self._tick_rollout()
             self._maybe_compact()
