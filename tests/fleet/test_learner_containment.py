@@ -102,3 +102,26 @@ def test_a_diverging_online_learner_stops_before_saving_or_publishing(tmp_path, 
         learner.reader.close()
     reg = PolicyRegistry(str(tmp_path / "fleet" / "registry"))
     assert reg.versions() == [1, 2]
+
+
+def test_learner_publish_waits_out_a_registry_outage(tmp_path, fake4_dataset, fake4_sft_policy, caplog):
+    """A registry index on a restarting broker: the publish is retried with backoff (one warning), the
+    version lands once, and the checkpoint written for a failed attempt does not block the retry."""
+    learner = Learner(_learner_config(tmp_path, fake4_dataset, fake4_sft_policy))
+    real, calls = learner.registry.publish, {"n": 0}
+
+    def flaky(files, **kw):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            files(1000 + calls["n"])  # the failed attempt already wrote its checkpoint files
+            raise ConnectionError("registry index restarting")
+        return real(files, **kw)
+
+    learner.registry.publish = flaky
+    try:
+        with caplog.at_level("WARNING", logger="lwd.fleet.learner"):
+            v = learner.publish()
+    finally:
+        learner.finish("stopped")
+    assert calls["n"] == 3 and PolicyRegistry(str(tmp_path / "fleet" / "registry")).versions() == [v]
+    assert sum("policy registry unavailable" in r.getMessage() for r in caplog.records) == 1

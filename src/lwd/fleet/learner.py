@@ -51,6 +51,7 @@ import torch
 
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
+from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.fleet.reader import SnapshotReader
@@ -163,6 +164,7 @@ class Learner:
         self.dp = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
         self.reader = SnapshotReader(self.dp, prefetch=64).start()
         self.vstats = VersionStats()
+        self._registry_backoff = Backoff("policy registry", logger=log)
         self.quarantined = 0
         """Committed episodes this process could not ingest (see :meth:`quarantine`)."""
         self.metrics = MetricsLog(self.out)
@@ -196,15 +198,19 @@ class Learner:
         with tempfile.TemporaryDirectory(dir=self.out, prefix=".publish-") as tmp:
 
             def files(version: int) -> dict[str, bytes]:  # the checkpoint carries its own registry number
-                path = save_policy(Path(tmp) / "policy", policy, self.stats, policy.config, version=version,
+                path = save_policy(Path(tmp) / f"policy-{version}", policy, self.stats, policy.config, version=version,
                                    parent_version=parent, extra=extra)  # fmt: skip
                 return policy_files(path)
 
-            v = self.registry.publish(files, parent=parent, learner_step=self.step,
-                                      data_snapshot=self.reader.last_snapshot, extra=extra)  # fmt: skip
+            v = self._registry_backoff.call(  # a Redis registry index may be restarting: wait it out
+                lambda: self.registry.publish(files, parent=parent, learner_step=self.step,
+                                              data_snapshot=self.reader.last_snapshot, extra=extra),
+                stop=self.stop_event, give_up_s=600.0,
+            )  # fmt: skip
         policy.train()
-        if not self.canary_mode or DEFAULT not in self.registry.assignments():
-            self.registry.set_default(v)
+        call = self._registry_backoff.call
+        if not self.canary_mode or DEFAULT not in call(self.registry.assignments, stop=self.stop_event):
+            call(lambda: self.registry.set_default(v), stop=self.stop_event, give_up_s=600.0)
         self.version, self.published_step = v, self.step
         log.info("published policy version %d at learner step %d", v, self.step)
         return v
