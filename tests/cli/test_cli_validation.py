@@ -273,3 +273,31 @@ def test_train_refuses_an_unrelated_non_empty_out(tmp_path, capsys):
     assert main(["train", "--preset", "debug", "--out", str(mine)]) == 2
     one_line_error(capsys, f"--out {mine} is not empty and is not a previous `lwd train` stage")
     assert sorted(p.name for p in mine.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--max-steps", "0"], "--max-steps must be >= 1"),
+        (["--lease-s", "-1"], "--lease-s must be a positive number"),
+        (["--batch", "abc"], "invalid int value"),
+        (["--dataplane", "/nonexistent/dataplane.json"], "no such data-plane config file"),
+        (["--rollout", "/nonexistent/rollout.json"], "does not exist"),
+        (["--rollout", "BAD_JSON"], "is not valid JSON"),
+        (["--rollout", "UNKNOWN_KEY"], "rollout settings"),
+        ([], "the following arguments are required: --root"),
+    ],
+)
+def test_coordinator_process_reports_bad_options_in_one_line(args, message, tmp_path):
+    bad = tmp_path / "bad.json"
+    args = [str(bad) if a == "BAD_JSON" else a for a in args]
+    if str(bad) in args:
+        bad.write_text("{not json")
+    if "UNKNOWN_KEY" in args:
+        bad.write_text(json.dumps({"rollout": {"warp_speed": 9}}))
+        args = [str(bad) if a == "UNKNOWN_KEY" else a for a in args]
+    root = [] if not args else ["--root", str(tmp_path / "fleet")]
+    r = run_module("lwd.fleet.coordinator", *root, *args)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr, r.stderr
+    assert not (tmp_path / "fleet" / "coordinator.db").exists()

@@ -8,11 +8,13 @@ fail every range check.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lwd.utils.errors import ConfigError
 
@@ -121,3 +123,18 @@ def require_keys(cfg: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
     missing = [k for k in keys if k not in cfg]
     if missing:
         raise ConfigError(f"{what} lacks required keys: {', '.join(missing)}")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse`` for process entry points: a usage error is one line ``error: ...``, exit 2 (plain
+    ``argparse`` prints the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line ``error: message`` and exit 2 (process entry points, before any work)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -22,13 +22,12 @@ outcome of every committed episode (success, take-overs) is stored for it in the
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lwd.fleet.allocator import balanced_counts, choose_task
@@ -38,7 +37,8 @@ from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
 from lwd.fleet.leader import LeaderLease, NotLeader
 from lwd.fleet.snapshots import SNAPSHOT_TOPIC, write_latest, write_manifest
-from lwd.fleet.validation import Rejected, ValidationRules, validate_episode
+from lwd.fleet.validation import ACTION_BOUND, KnownVersions, Rejected, ValidationRules, validate_episode
+from lwd.utils.errors import ConfigError, LwdError
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +62,6 @@ class StepResult:
     reasons: list[str] = field(default_factory=list)
     standby: bool = False
     """Another coordinator holds the leader lease: nothing was read."""
-
-
-ACTION_BOUND = 1.0 + 1e-4
-"""Largest |action| a fleet episode may carry when the robot spec is known (actions live in [-1, 1];
-the margin absorbs float32 rounding)."""
-
-
-class KnownVersions:
-    """``known(v)``: was policy version ``v`` ever published in ``registry``? Versions only appear,
-    so positive answers are cached and a miss re-reads the registry index once."""
-
-    def __init__(self, registry: Any) -> None:
-        self.registry = registry
-        self._known: set[int] = set()
-
-    def __call__(self, version: int) -> bool:
-        if version in self._known:
-            return True
-        if version >= 1 and self.registry.has_version(version):
-            self._known.add(version)
-            return True
-        return False
 
 
 class Coordinator:
@@ -342,7 +320,9 @@ def open_coordinator(root: str, dataplane: str | dict | None = None, events: str
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.coordinator --root DIR``: run the coordinator until idle or killed."""
-    p = argparse.ArgumentParser(description=main.__doc__)
+    from lwd.configs.checks import OneLineParser, fail, load_json_object
+
+    p = OneLineParser(description=main.__doc__)
     p.add_argument("--root", required=True, help="fleet root (embedded data plane + coordinator.db)")
     p.add_argument("--dataplane", help="data-plane JSON config file (default: the embedded one under --root)")
     p.add_argument("--events", help="event log URL override (e.g. redis://127.0.0.1:6379/0)")
@@ -370,13 +350,18 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     logging.basicConfig(level=logging.WARNING)
     rollout = None
-    if a.rollout:
-        with open(a.rollout) as f:
-            rollout = json.load(f)
-        rollout = rollout.get("rollout", rollout)
-    coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch, a.registry,
-                             rollout, a.leader_lease_s, a.registry_index, a.state_dim, a.action_dim, a.max_steps,
-                             a.check_versions)  # fmt: skip
+    try:
+        if a.dataplane and not Path(a.dataplane).is_file():
+            raise ConfigError(f"--dataplane {a.dataplane}: no such data-plane config file")
+        if a.rollout:
+            rollout = load_json_object(a.rollout, "rollout settings")
+            rollout = rollout.get("rollout", rollout)
+            _check_rollout(rollout, a.rollout)
+        coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch,
+                                 a.registry, rollout, a.leader_lease_s, a.registry_index, a.state_dim,
+                                 a.action_dim, a.max_steps, a.check_versions)  # fmt: skip
+    except LwdError as e:
+        fail(str(e))
     coord.run(idle_exit_s=a.idle_exit_s)
 
 
@@ -394,6 +379,20 @@ def _rollout_manager(
     settings = RolloutSettings(**rollout)
     reg = PolicyRegistry(registry or f"{root}/registry", index=registry_index or None)
     return RolloutManager(root, reg, state, settings)
+
+
+
+def _check_rollout(rollout: dict[str, Any], path: str) -> None:
+    """``ConfigError`` unless ``rollout`` holds valid RolloutSettings fields."""
+    from lwd.configs.online import RolloutSettings
+
+    try:
+        settings = RolloutSettings(**rollout)
+    except TypeError as e:
+        raise ConfigError(f"rollout settings {path}: {e}") from e
+    validate = getattr(settings, "validate", None)
+    if validate is not None:
+        validate("rollout.")
 
 
 if __name__ == "__main__":

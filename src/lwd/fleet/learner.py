@@ -35,7 +35,6 @@ Entry point: ``python -m lwd.fleet.learner --config learner.json`` (keys: see :f
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
@@ -378,7 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     registry, settings (LearnerSettings fields), max_learner_steps (optional), lease_s, canary_mode
     (optional, default false: every version becomes the fleet default).
     """
-    p = argparse.ArgumentParser(description=main.__doc__)
+    from lwd.configs.checks import OneLineParser
+
+    p = OneLineParser(description=main.__doc__)
     p.add_argument("--config", required=True)
     cfg = load_learner_config(p.parse_args(argv).config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

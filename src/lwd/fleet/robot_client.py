@@ -27,7 +27,6 @@ Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: se
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import tempfile
@@ -377,7 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
     lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
     """
-    p = argparse.ArgumentParser(description=main.__doc__)
+    from lwd.configs.checks import OneLineParser
+
+    p = OneLineParser(description=main.__doc__)
     p.add_argument("--config", required=True)
     cfg = load_client_config(p.parse_args(argv).config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")

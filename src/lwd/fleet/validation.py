@@ -9,12 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from lwd.data.episode_io import episode_from_bytes
 from lwd.fleet.dataplane.events import EpisodeEvent
 from lwd.fleet.dataplane.store import EpisodeStore, PayloadMissing
 from lwd.types import Episode
 from lwd.utils.errors import DataError
+
+ACTION_BOUND = 1.0 + 1e-4
+"""Largest |action| a fleet episode may carry when the robot spec is known (actions live in [-1, 1];
+the margin absorbs float32 rounding)."""
+
+
+class KnownVersions:
+    """``known(v)``: was policy version ``v`` ever published in ``registry``? Versions only appear,
+    so positive answers are cached and a miss re-reads the registry index once."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self._known: set[int] = set()
+
+    def __call__(self, version: int) -> bool:
+        if version in self._known:
+            return True
+        if version >= 1 and self.registry.has_version(version):
+            self._known.add(version)
+            return True
+        return False
 
 
 class Rejected(Exception):
