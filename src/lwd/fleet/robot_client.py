@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from lwd.envs.rollout import episode_steps
-from lwd.envs.suites import get_suite
+from lwd.envs.suites import get_suite, task_weights
 from lwd.fleet.adapters import make_member
 from lwd.fleet.backoff import Backoff, is_transient
 from lwd.fleet.claims import claims_url_for, open_task_claims
@@ -67,10 +67,9 @@ SEEDS_PER_ROBOT = 1_000_000
 
 def task_weights_for(suite: str, tasks: tuple[str, ...] | list[str] = (), short: float = 1.0,
                      long: float = 3.0) -> dict[str, float]:  # fmt: skip
-    """Allocation weight per task id: ``short`` for short tasks, ``long`` for long ones."""
-    spec = get_suite(suite)
-    chosen = set(tasks) if tasks else set(spec.task_ids)
-    return {t.task_id: (short if t.kind == "short" else long) for t in spec.tasks if t.task_id in chosen}
+    """Allocation weight per task id: the task's ``weight`` from its suite file, else ``short`` for short
+    tasks and ``long`` for long ones (:func:`lwd.envs.suites.task_weights`)."""
+    return task_weights(suite, tasks, short, long)
 
 
 def episode_seed(run_seed: int, robot_index: int, episode_index: int) -> int:
