@@ -2,7 +2,8 @@
 
 ``StepCheckpoints`` keeps full training states as ``<dir>/step-0000500/`` (written atomically with
 :mod:`lwd.utils.state_io`) plus an atomic pointer ``<dir>/latest.json`` (``{"step", "path"}``), and
-prunes old ones. ``MetricsLog`` appends ``metrics.jsonl`` and mirrors scalars to TensorBoard.
+prunes old ones. ``MetricsLog`` appends ``metrics.jsonl`` and mirrors scalars to TensorBoard (and,
+with ``LWD_WANDB=1``, to Weights & Biases: :mod:`lwd.utils.wandb_log`).
 Used by the offline stages (``lwd.pipeline.trainer``) and the online learner (``lwd.fleet.learner``),
 so a learner can resume from either's checkpoints.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from lwd.utils.errors import DataError
 from lwd.utils.io import atomic_write_json, read_json
 from lwd.utils.state_io import load_state_dir, save_state_dir
+from lwd.utils.wandb_log import wandb_mirror
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +91,17 @@ class MetricsLog:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         self._tb = None
+        # W&B mirror of log() (not of direct scalars() calls: W&B steps must increase); None unless
+        # LWD_WANDB=1 (lwd.utils.wandb_log; offline by default; one ConfigError if wandb is missing)
+        self._wandb = wandb_mirror(self.out)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
         self.scalars(step, metrics)
+        if self._wandb is not None:
+            self._wandb.log(step, metrics)
 
     def scalars(self, step: int, metrics: dict[str, float]) -> None:
         if self._tb is None:
