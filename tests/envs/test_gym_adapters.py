@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 
@@ -17,7 +18,7 @@ from lwd.envs.gym_robot import GymRobot, gym_robot_factory, gym_suite_robot
 from lwd.envs.robot import Robot
 from lwd.envs.rollout import run_episode
 from lwd.envs.shift import ShiftSpec
-from lwd.envs.suites import make_robot
+from lwd.envs.suites import get_task, held_out_instructions, make_robot
 from lwd.fleet.adapters import make_member
 from lwd.specs import SuiteSpec
 from lwd.types import TaskSpec
@@ -203,3 +204,18 @@ def test_registered_gymnasium_ids():
         env = gym.make("lwd/fake4-v0", shift="field", tasks=["reach-green"])
         _, info = env.reset(seed=0)
     assert info["task_id"] == "reach-green" and env.unwrapped.robot.shift.name == "field"
+
+
+def test_a_suite_file_runs_on_a_gym_robot(tmp_path):
+    path = tmp_path / "mountaincar.json"
+    path.write_text(json.dumps({
+        "name": "mountaincar", "robot_factory": "lwd.envs.gym_robot:gym_suite_robot",
+        "robot_options": {"env_id": MC, "terminated_is_success": True},
+        "tasks": [{"id": "hill", "kind": "short", "max_steps": 400, "instructions": ["drive up the hill"],
+                   "held_out_instructions": ["reach the flag"]}],
+    }))  # fmt: skip
+    robot = make_robot(str(path), "state", "lab")
+    task = get_task(str(path), "hill")
+    assert isinstance(robot, GymRobot) and robot.task == task
+    ep = run_episode(robot, pump, task, held_out_instructions(str(path), "hill")[0], seed=0)
+    assert ep.success and ep.task_id == "hill"
