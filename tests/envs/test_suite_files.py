@@ -283,3 +283,20 @@ def test_shipped_suites_are_definitions_too():
         suites.suite_definition("mw8").robot == "metaworld" and suites.suite_definition("fake4").weights == {}
     )
     assert task_weights("mw8")["hammer"] == 3.0 and task_weights("mw8")["push"] == 1.0
+
+
+def test_collect_runs_a_file_suite(tmp_path):
+    from lwd.configs.collect import CollectConfig
+    from lwd.data import LwdDataset
+    from lwd.pipeline.collect import collect
+
+    path = write(tmp_path, KITCHEN)
+    out = tmp_path / "data"
+    collect(CollectConfig(out=out, suite=path, episodes_per_task=2, shift="lab"), progress=False)
+    records = LwdDataset.open(out).episode_records
+    assert {r["task_id"] for r in records} == {"reach-red", "reach-blue"} and len(records) == 4
+    assert {r["instruction"] for r in records} <= {
+        "fetch the tomato",
+        "grab the red thing",
+        "fetch the blueberry",
+    }
