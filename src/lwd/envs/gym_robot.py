@@ -31,7 +31,6 @@ Mapping (shapes: d state dim, a action dim):
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -45,6 +44,7 @@ from lwd.envs.shift import ShiftSpec
 from lwd.specs import RobotSpec, SuiteSpec
 from lwd.types import Observation, TaskKind, TaskSpec
 from lwd.utils.errors import ConfigError
+from lwd.utils.imports import load_callable
 
 log = logging.getLogger(__name__)
 DEFAULT_SUCCESS_KEYS = ("success", "is_success")
@@ -117,22 +117,6 @@ class GymRobotConfig:
         cfg = cls(**values)
         cfg.validate()
         return cfg
-
-
-def load_callable(path: str) -> Callable:
-    """The callable at ``"package.module:attr"`` (the envs-layer twin of ``lwd.fleet.adapters.load_factory``)."""
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
-        raise ConfigError(f"{path!r}: expected 'package.module:function'")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{path!r} cannot be loaded: {e}") from e
-    if not callable(obj):
-        raise ConfigError(f"{path!r} is not callable")
-    return obj
 
 
 class GymRobot:

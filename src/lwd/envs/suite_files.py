@@ -34,6 +34,7 @@ from typing import Any
 
 from lwd.specs import SuiteSpec
 from lwd.types import TaskSpec
+from lwd.utils import imports
 from lwd.utils.errors import ConfigError
 
 ENTRY_POINT_GROUP = "lwd.suites"
@@ -224,16 +225,5 @@ def entry_points() -> dict[str, metadata.EntryPoint]:
 
 
 def load_callable(path: str, where: str) -> Callable[..., Any]:
-    """The callable at ``"package.module:attr"``; a one-line error naming ``where`` if it cannot load."""
-    import importlib
-
-    module, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{where}: robot_factory {path!r} cannot be loaded: {e}") from e
-    if not callable(obj):
-        raise ConfigError(f"{where}: robot_factory {path!r} is not callable")
-    return obj
+    """The robot factory at ``"package.module:attr"``; a one-line error naming ``where``."""
+    return imports.load_callable(path, f"{where}: robot_factory")

@@ -16,29 +16,18 @@ without ``intervener_factory`` records no interventions (the scripted expert nee
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from lwd.envs.intervention import InterventionConfig, ScriptedExpertIntervener
 from lwd.envs.robot import Robot
 from lwd.envs.suites import make_robot
 from lwd.utils.errors import ConfigError
+from lwd.utils.imports import load_callable
 
 
 def load_factory(path: str) -> Any:
     """The object at ``"package.module:attr"`` (a clear error if it cannot be imported)."""
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
-        raise ConfigError(f"factory {path!r}: expected 'package.module:function'")
-    try:
-        obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"factory {path!r} cannot be loaded: {e}") from e
-    if not callable(obj):
-        raise ConfigError(f"factory {path!r} is not callable")
-    return obj
+    return load_callable(path, "factory")
 
 
 def make_member(cfg: dict[str, Any], robot_id: str, index: int) -> tuple[Robot, Any]:
