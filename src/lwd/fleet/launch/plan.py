@@ -123,7 +123,7 @@ class FleetPlan:
             idx = list(range(i, c.num_robots, k))
             self._add(f"client-{i}", "robot", {
                 "client_id": f"client-{i}", "fleet_root": str(self.fleet_root), "dataplane": self.dataplane,
-                "registry": self.registry, "registry_index": c.registry_index, "suite": c.suite,
+                "registry": self.registry, "registry_index": c.registry_index, "suite": _portable_suite(c.suite),
                 "obs_mode": c.obs_mode, "shift": c.shift,
                 "robot_ids": [f"robot-{j:03d}" for j in idx], "robot_indices": idx, "task_weights": weights,
                 "intervene": c.intervene, "intervention": c.to_dict()["intervention"],
@@ -131,3 +131,9 @@ class FleetPlan:
                 "heartbeat_s": c.heartbeat_s, "lease_s": c.lease_s, "seed": c.seed, "threads": 1,
                 "cache_dir": str(self.dir / "cache" / f"client-{i}"),
             })  # fmt: skip
+
+
+def _portable_suite(suite: str) -> str:
+    """A suite given as a relative file path, made absolute: components may run in other directories."""
+    path = Path(suite)
+    return str(path.resolve()) if suite.endswith(".json") and path.is_file() else suite
