@@ -15,6 +15,7 @@ from lwd.data.dataset import LwdDataset
 from lwd.envs.suites import get_suite
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
 from lwd.fleet.robot_client import task_weights_for
+from lwd.utils.errors import LwdError
 from lwd.utils.io import atomic_write_json
 
 MODULES = {
@@ -94,22 +95,32 @@ class FleetPlan:
         atomic_write_json(path, config)
         self.components.append(Component(name, kind, config, path, self.dir / "logs" / f"{name}.log"))
 
+    def _validation_rules(self, offline_dataset: Path, tasks: dict[str, float]) -> dict[str, Any]:
+        """The coordinator's production rules (docs/dataplane.md): the robots' state/action dims (from
+        the offline dataset's robot spec; left unchecked if there is no dataset yet, in which case the
+        learner refuses to start anyway), the longest task's step limit, published versions only."""
+        rules: dict[str, Any] = {"check_versions": True}
+        suite = get_suite(self.cfg.suite)
+        rules["max_steps"] = max(suite.task(t).max_steps for t in tasks)
+        try:
+            spec = LwdDataset.open(offline_dataset, verify_checksums=False).robot_spec
+        except LwdError:
+            return rules
+        return {**rules, "state_dim": spec.state_dim, "action_dim": spec.action_dim}
+
     def _write(self, offline_dataset: Path, init: Path) -> None:
         c, conf = self.cfg, self.dir / "configs"
         self.fleet_root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(conf / "dataplane.json", self.dataplane)
         atomic_write_json(conf / "online.json", c.to_dict())
         weights = task_weights_for(c.suite, c.tasks, c.short_task_weight, c.long_task_weight)
-        spec = LwdDataset.open(offline_dataset, verify_checksums=False).robot_spec
-        suite = get_suite(c.suite)
+        rules = self._validation_rules(offline_dataset, weights)
         self._add("coordinator", "coordinator", {
             "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
             "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
             "registry_index": c.registry_index,
             "rollout": c.to_dict()["rollout"],
-            # validation rules (docs/dataplane.md): the robots' spec, the longest task, published versions
-            "state_dim": spec.state_dim, "action_dim": spec.action_dim,
-            "max_steps": max(suite.task(t).max_steps for t in weights), "check_versions": True,
+            **rules,
         })  # fmt: skip
         self._add("learner", "learner", {
             "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
