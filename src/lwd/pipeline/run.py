@@ -26,7 +26,7 @@ from lwd.pipeline.online import run_online, stop_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.pipeline.report import write_report
 from lwd.pipeline.train_offline import train_offline
-from lwd.pipeline.trainer import flatten_options
+from lwd.pipeline.trainer import option_differences
 from lwd.utils.device import resolve_device
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
@@ -136,14 +136,10 @@ def check_rerun(run_dir: Path, record: dict[str, Any]) -> bool:
     path = run_dir / "config.json"
     if not path.exists():
         return False
-    old = flatten_options(load_json_object(path, "run record"))
-    new = flatten_options(record)
     skip = set(IGNORED_ON_RERUN) | set(SET_BY_RUN)  # those follow run_dir, --suite and --seed
-    diff = [k for k in new if k in old and k not in skip and old[k] != new[k]]
-    if diff:
-        shown = "; ".join(f"--{k.replace('_', '-')}: {old[k]!r} before, {new[k]!r} now" for k in diff[:6])
-        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
-        raise ConfigError(f"{run_dir} holds a run made with other options ({shown}{more}); re-run with "
+    shown = option_differences(load_json_object(path, "run record"), record, skip, "before")
+    if shown:
+        raise ConfigError(f"{run_dir} holds a run made with other options ({shown}); re-run with "
                           "the same options to resume it, or choose a new --run-dir")  # fmt: skip
     return True
 

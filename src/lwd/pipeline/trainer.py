@@ -48,6 +48,15 @@ RESUME_FREE = ("out", "dataset", "loop.threads", "loop.log_every", "loop.checkpo
 every other option must equal the stage's ``config.json``, so that the record matches what ran."""
 
 
+def option_differences(old_record: Any, new_record: Any, skip: set[str], where: str) -> str:
+    """The options (flattened, dotted) whose values differ between two option records, except those in
+    ``skip``, as ``"--a.b: 1 <where>, 2 now; ..."`` (the first six); ``""`` if none differ."""
+    old, new = flatten_options(old_record), flatten_options(new_record)
+    diff = [k for k in new if k in old and k not in skip and old[k] != new[k]]
+    shown = "; ".join(f"--{k.replace('_', '-')}: {old[k]!r} {where}, {new[k]!r} now" for k in diff[:6])
+    return shown + (f" (and {len(diff) - 6} more)" if len(diff) > 6 else "")
+
+
 def flatten_options(d: Any, prefix: str = "") -> dict[str, Any]:
     """``{"loop": {"steps": 3}}`` -> ``{"loop.steps": 3}`` (JSON values; paths as strings)."""
     if isinstance(d, dict):
@@ -84,12 +93,9 @@ def check_stage_dir(out: Path, cfg: Any, *, command: str, kind_keys: tuple[str, 
     if not isinstance(prev, dict) or not set(kind_keys) <= set(prev):
         raise ConfigError(f"--out {out} is not empty and is not a previous `{command}` stage (no {command} "
                           "config.json there); choose a new or empty --out")  # fmt: skip
-    old, new = flatten_options(prev), flatten_options(options_record(cfg))
-    diff = [k for k in new if k in old and k not in RESUME_FREE and old[k] != new[k]]
-    if diff:
-        shown = "; ".join(f"--{k.replace('_', '-')}: {old[k]!r} there, {new[k]!r} now" for k in diff[:6])
-        more = f" (and {len(diff) - 6} more)" if len(diff) > 6 else ""
-        raise ConfigError(f"--out {out} holds a `{command}` stage made with other options ({shown}{more}); "
+    shown = option_differences(prev, options_record(cfg), set(RESUME_FREE), "there")
+    if shown:
+        raise ConfigError(f"--out {out} holds a `{command}` stage made with other options ({shown}); "
                           "pass the same options to resume it, or choose a new --out")  # fmt: skip
 
 
