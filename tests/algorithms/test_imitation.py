@@ -132,10 +132,10 @@ def test_recap_counts_human_corrections_as_improving():
     assert algo.update(human)["policy/improving_frac"] == 1.0
 
 
-def _lwd(reference: str) -> LWDAlgorithm:
+def _lwd(reference: str, **kw) -> LWDAlgorithm:
     policy = _policy()
     cfg = LWDConfig(qam=QAMConfig(flow_steps=4), policy_lr=1e-3, reference=reference, reference_lr=1e-2,
-                    reference_ema=0.5)  # fmt: skip
+                    reference_ema=0.5, **kw)  # fmt: skip
     return LWDAlgorithm(policy, _divl(policy), HashingTextEncoder(), None, cfg)
 
 
@@ -165,6 +165,35 @@ def test_bc_reference_moves_towards_the_imitation_data_and_frozen_does_not():
     again.load_state_dict(bc.state_dict())
     for k, v in bc.reference_trainee.state_dict().items():
         assert torch.equal(again.reference_trainee.state_dict()[k], v)
+
+
+def _backbone(algo: LWDAlgorithm, which: str) -> dict[str, torch.Tensor]:
+    expert = {id(p) for p in getattr(algo, which).action_expert_parameters()}
+    return {n: p.detach().clone() for n, p in getattr(algo, which).named_parameters() if id(p) not in expert}
+
+
+def test_a_tracking_policy_follows_the_reference_and_keeps_its_qam_tilt():
+    _, online = _buffers()
+    rl = online.transitions(np.arange(14), H, 0.99)
+    imitation = online.transitions(np.arange(5, 10), H, 0.99)
+    plain, tracking = _lwd("bc", policy_every=1000), _lwd("bc", policy_every=1000, track_reference=True)
+    for algo in (plain, tracking):  # one QAM step (step 0) tilts the policy away from pi_ref
+        algo.update(rl, imitation)
+    gap = {k: p - tracking.reference.state_dict()[k] for k, p in tracking.policy.state_dict().items()}
+    assert any(bool(g.abs().max() > 0) for g in gap.values())
+    plain_backbone = _backbone(plain, "policy")
+    for _ in range(5):  # reference steps only (QAM is not due again)
+        plain.update(rl, imitation)
+        tracking.update(rl, imitation)
+    ref, pol = tracking.reference.state_dict(), tracking.policy.state_dict()
+    for k, g in gap.items():  # the tilt rides on the moved reference
+        torch.testing.assert_close(pol[k] - ref[k], g, atol=1e-5, rtol=0)
+    moved = _backbone(tracking, "policy")
+    start = _backbone(_lwd("bc"), "policy")
+    assert any(not torch.equal(moved[k], start[k]) for k in moved)  # the acting backbone learned
+    assert all(torch.equal(plain_backbone[k], v) for k, v in _backbone(plain, "policy").items())
+    with pytest.raises(ValueError, match="track_reference"):
+        LWDConfig(track_reference=True)
 
 
 def test_reference_settings_are_validated():

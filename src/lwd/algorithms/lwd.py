@@ -92,6 +92,11 @@ class LWDConfig:
     reference_ema: float = 0.05
     """Rate of the EMA that makes pi_ref from the BC-trained copy each learner step (``reference="bc"``;
     chosen; 1 = the copy itself; the QAM authors use 0.005 over much longer runs)."""
+    track_reference: bool = False
+    """``reference="bc"``: the policy follows every move of pi_ref (each EMA step's parameter change is
+    added to the policy too), so QAM's tilt rides on the moving reference instead of chasing it with
+    its far rarer steps, and the acting policy's backbone, which QAM does not train, learns with the
+    reference's (chosen; False = the policy moves by QAM only)."""
 
     def __post_init__(self) -> None:
         if self.reference not in ("frozen", "bc"):
@@ -103,6 +108,8 @@ class LWDConfig:
         if not 0.0 <= self.contrast_weight < float("inf") or not 0.0 <= self.contrast_margin < float("inf"):
             raise ValueError(f"contrast_weight and contrast_margin must be finite and >= 0, got "
                              f"{self.contrast_weight}, {self.contrast_margin}")  # fmt: skip
+        if self.track_reference and self.reference != "bc":
+            raise ValueError("track_reference needs reference='bc' (a frozen reference never moves)")
         if self.qam_batch < 0:
             raise ValueError(f"qam_batch must be >= 0, got {self.qam_batch}")
         if self.policy_every < 1:
@@ -236,7 +243,7 @@ class LWDAlgorithm:
 
     def reference_step(self, imitation: TransitionBatch) -> dict[str, float]:
         """One BC step of the reference copy on the human's steps of ``imitation``, then the EMA
-        pi_ref <- (1 - rate) pi_ref + rate copy (parameters and buffers)."""
+        pi_ref <- (1 - rate) pi_ref + rate copy (``_move_reference``)."""
         trainee = self.reference_trainee
         assert trainee is not None
         steps = torch.from_numpy(supervised_mask(imitation, DEMOS_AND_INTERVENTIONS))
@@ -244,14 +251,28 @@ class LWDAlgorithm:
         out = {"reference/bc_loss": m["policy/bc_loss"], "reference/supervised_step_frac": m["policy/supervised_step_frac"]}
         if bool(steps.any()):
             out["reference/grad_norm"] = optimizer_step(self.reference_opt, loss, self._reference_params, 1.0)
-        with torch.no_grad():
-            rate = self.cfg.reference_ema
-            for p_ref, p in zip(self.reference.state_dict().values(), trainee.state_dict().values(), strict=True):
-                if p_ref.is_floating_point():
-                    p_ref.lerp_(p, rate)
-                else:
-                    p_ref.copy_(p)
+        self._move_reference(trainee)
         return out
+
+    @torch.no_grad()
+    def _move_reference(self, trainee: FlowPolicy) -> None:
+        """pi_ref <- pi_ref + rate (copy - pi_ref) (parameters and buffers); with ``track_reference`` the
+        same change is added to the policy (integer buffers are copied to both)."""
+        rate = self.cfg.reference_ema
+        ref, new = self.reference.state_dict(), trainee.state_dict()
+        follower = self.policy.state_dict() if self.cfg.track_reference else None
+        for key, p_ref in ref.items():
+            p = new[key]
+            if not p_ref.is_floating_point():
+                p_ref.copy_(p)
+                if follower is not None:
+                    follower[key].copy_(p)
+            elif follower is None:
+                p_ref.lerp_(p, rate)
+            else:
+                delta = (p - p_ref).mul_(rate)
+                p_ref.add_(delta)
+                follower[key].add_(delta)
 
     def policy_due(self, step: int) -> bool:
         """Whether learner step ``step`` (0-based) runs QAM: after the warm-up, every ``policy_every``-th."""

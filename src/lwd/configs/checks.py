@@ -81,6 +81,13 @@ class Checks:
             raise ConfigError(f"unknown {flag(self.prefix, name)} {v!r}; valid: {', '.join(choices)}")
         return self
 
+    def needs(self, name: str, other: str, value: Any) -> Checks:
+        """A true ``name`` needs ``other == value`` (an option that only means something with another)."""
+        if getattr(self.cfg, name) and getattr(self.cfg, other) != value:
+            raise ConfigError(f"{flag(self.prefix, name)} needs {flag(self.prefix, other)} {value}, "
+                              f"got {getattr(self.cfg, other)!r}")  # fmt: skip
+        return self
+
     def seed(self, name: str = "seed") -> Checks:
         return self.integer(name, 0, MAX_SEED)
 

@@ -64,6 +64,10 @@ class LearnerSettings:
     """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
     reference_ema: float = 0.05
     """EMA rate from the BC-trained copy to pi_ref per learner step (``reference="bc"``; chosen)."""
+    track_reference: bool = False
+    """``reference bc``: the policy follows every move of the reference (each EMA step's parameter
+    change is added to the policy), so QAM's tilt rides on the moving reference and the acting
+    policy's backbone (which QAM does not train) learns with it (chosen; see the presets)."""
     gamma: float = 0.995
     """Per-control-step discount (same as offline)."""
     n_step: int = 1
@@ -94,6 +98,7 @@ class LearnerSettings:
 
         c = Checks(self, prefix)
         c.one_of("algorithm", ONLINE_ALGORITHMS).one_of("reference", ("frozen", "bc"))
+        c.needs("track_reference", "reference", "bc")
         c.fraction("online_fraction").fraction("tau_base", open_lo=True, open_hi=True)
         c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha", "contrast_weight", "contrast_margin")

@@ -156,6 +156,10 @@ class RLConfig:
     """AdamW learning rate of the BC-trained reference copy (``reference bc``; chosen)."""
     reference_ema: float = 0.05
     """EMA rate from the BC-trained copy to the reference per learner step (``reference bc``; chosen)."""
+    track_reference: bool = False
+    """``reference bc``: the policy follows every move of the reference (each EMA step's parameter
+    change is added to the policy), so QAM's tilt rides on the moving reference and the acting
+    policy's backbone (which QAM does not train) learns with it (chosen; see the presets)."""
 
     def validate(self, prefix: str = "--") -> None:
         """Check every option (ranges, names) before anything is read or written."""
@@ -163,6 +167,7 @@ class RLConfig:
         c = Checks(self, prefix)
         c.one_of("stage", ("offline",)).one_of("algorithm", OFFLINE_ALGORITHMS)
         c.one_of("reference", ("frozen", "bc"))
+        c.needs("track_reference", "reference", "bc")
         c.fraction("gamma", open_lo=True).fraction("tau_base", open_lo=True, open_hi=True)
         c.fraction("expectile", open_lo=True, open_hi=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha").positive("lam", "policy_lr", "critic_lr", "reference_lr")

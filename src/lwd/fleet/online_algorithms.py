@@ -53,7 +53,8 @@ def online_lwd_config(s: LearnerSettings) -> LWDConfig:
                          qam=QAMConfig(lam=s.lam, flow_steps=s.qam_flow_steps), qam_batch=s.qam_batch,
                          policy_lr=s.policy_lr, total_steps=0,
                          policy_every=s.policy_every, reference=s.reference, reference_lr=s.reference_lr,
-                         reference_ema=s.reference_ema, contrast_weight=s.contrast_weight,
+                         reference_ema=s.reference_ema, track_reference=s.track_reference,
+                         contrast_weight=s.contrast_weight,
                          contrast_margin=s.contrast_margin)  # fmt: skip
     except ValueError as e:  # the bounds live in LWDConfig
         raise ConfigError(f"learner settings: {e}") from e

@@ -49,6 +49,7 @@ def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
             reference=cfg.reference,
             reference_lr=cfg.reference_lr,
             reference_ema=cfg.reference_ema,
+            track_reference=cfg.track_reference,
         )
     except ValueError as e:
         raise ConfigError(f"offline RL config: {e}") from e
