@@ -2,9 +2,13 @@
 
 Layout of a policy directory (via :func:`lwd.utils.checkpoint.write_checkpoint_dir`)::
 
-    policy.safetensors   FlowPolicy state dict (no pickle anywhere)
-    manifest.json        format, version, parent_version, config, robot_spec, norm_stats, extra,
-                         files: {name: {sha256, bytes}}
+    policy.safetensors   the policy's state dict (no pickle anywhere)
+    manifest.json        format, version, parent_version, policy_class, config, robot_spec,
+                         norm_stats, extra, files: {name: {sha256, bytes}}
+
+``policy_class`` (``"package.module:Class"``) names the policy's class and ``config`` holds
+``policy.config.to_json()``; any class satisfying :class:`lwd.policy.protocol.FlowPolicyModel` round
+trips. A manifest without ``policy_class`` loads as the built-in :class:`FlowPolicy`.
 
 :func:`load_policy` refuses anything partial or inconsistent with a :class:`DataError` saying what
 is wrong: missing manifest, missing or corrupt file, unreadable weights, a config whose shapes do not
@@ -22,9 +26,9 @@ import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
-from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.inference import InferencePolicy
 from lwd.policy.language import TextEncoder
+from lwd.policy.protocol import FlowPolicyModel, PolicyConfig, check_policy_class, class_path, resolve_policy
 from lwd.specs import RobotSpec
 from lwd.transforms import NormStats, norm_stats_from_json, norm_stats_to_json
 from lwd.utils.checkpoint import verify_checkpoint_dir, write_checkpoint_dir
@@ -37,9 +41,9 @@ WEIGHTS = "policy.safetensors"
 
 def save_policy(
     directory: str | os.PathLike,
-    policy: FlowPolicy,
+    policy: FlowPolicyModel,
     norm_stats: NormStats,
-    config: FlowPolicyConfig,
+    config: PolicyConfig,
     version: int,
     parent_version: int | None,
     extra: dict[str, Any] | None = None,
@@ -47,9 +51,18 @@ def save_policy(
     """Atomically write a policy checkpoint to the new directory ``directory`` (must not exist).
 
     ``extra`` is JSON-serialisable provenance (learner step, data snapshot, resolved run config...).
+    The manifest names ``type(policy)`` (``policy_class``), which must be importable where the
+    checkpoint is loaded.
     """
     if config != policy.config:
         raise ConfigError("save_policy: config differs from policy.config; save the policy's own config")
+    cls = type(policy)
+    name = class_path(cls)
+    check_policy_class(cls, name)
+    if "<locals>" in name:
+        raise ConfigError(
+            f"save_policy: policy class {name!r} is local to a function; define it at module level"
+        )
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
     check_finite(tensors, f"policy to save at {directory}")
     weights = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(version)})
@@ -57,6 +70,7 @@ def save_policy(
         "format": FORMAT,
         "version": int(version),
         "parent_version": None if parent_version is None else int(parent_version),
+        "policy_class": name,
         "config": config.to_json(),
         "robot_spec": dataclasses.asdict(config.robot_spec()),
         "norm_stats": norm_stats_to_json(norm_stats),
@@ -67,10 +81,13 @@ def save_policy(
 
 def load_policy(
     directory: str | os.PathLike, expected_spec: RobotSpec | None = None
-) -> tuple[FlowPolicy, NormStats, dict[str, Any]]:
+) -> tuple[Any, NormStats, dict[str, Any]]:
     """Verify and load a checkpoint -> ``(policy in eval mode, norm_stats, manifest)``.
 
-    ``expected_spec``: the robot that will run the policy; a mismatch raises ``DataError``.
+    The policy is an instance of the manifest's ``policy_class`` (the built-in ``FlowPolicy`` when
+    absent), a :class:`~lwd.policy.protocol.FlowPolicyModel`; typed ``Any`` so callers written for
+    ``FlowPolicy`` keep type-checking. ``expected_spec``: the robot that will run the policy; a
+    mismatch raises ``DataError``. A class that cannot be imported is a ``DataError`` naming it.
     """
     directory = Path(directory)
     manifest = verify_checkpoint_dir(directory)  # missing manifest / file, checksum mismatch
@@ -80,11 +97,18 @@ def load_policy(
         raise DataError(f"checkpoint {directory}: manifest has no integer policy version")
     if WEIGHTS not in manifest.get("files", {}):
         raise DataError(f"checkpoint {directory}: manifest does not list {WEIGHTS}; it is incomplete")
+    policy_class = manifest.get("policy_class")
+    if policy_class is not None and not isinstance(policy_class, str):
+        raise DataError(f"checkpoint {directory}: policy_class must be a 'package.module:Class' string")
     try:
-        config = FlowPolicyConfig.from_json(manifest["config"])
         norm_stats = norm_stats_from_json(manifest["norm_stats"])
+        if not isinstance(manifest["config"], dict):
+            raise TypeError("config is not a JSON object")
+        policy_cls, config = resolve_policy(policy_class, manifest["config"])
     except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise DataError(f"checkpoint {directory}: bad config or norm stats in manifest ({e})") from e
+        raise DataError(
+            f"checkpoint {directory}: bad policy class, config or norm stats in manifest ({e})"
+        ) from e
     if expected_spec is not None:
         try:
             config.robot_spec().check_compatible(expected_spec)
@@ -95,7 +119,7 @@ def load_policy(
     except (SafetensorError, ValueError, OSError) as e:
         raise DataError(f"checkpoint {directory}: unreadable {WEIGHTS} ({e})") from e
     check_finite(tensors, f"checkpoint {directory}")
-    policy = FlowPolicy(config)
+    policy = policy_cls(config)
     _check_shapes(directory, policy.state_dict(), tensors)
     policy.load_state_dict(tensors, strict=True)
     return policy.eval(), norm_stats, manifest

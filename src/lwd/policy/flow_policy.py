@@ -19,6 +19,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -188,8 +189,10 @@ class FlowPolicy(nn.Module):
     """The network: ``encode(obs) -> cond``, ``velocity(cond, x, w)``, ``sample(cond) -> actions``.
 
     ``obs = {"state": float [b, d] (normalised), "images": {cam: uint8 [b, H, W, 3]},
-    "instruction_emb": float [b, e]}``.
+    "instruction_emb": float [b, e]}``. Satisfies :class:`lwd.policy.protocol.FlowPolicyModel`.
     """
+
+    config_class: ClassVar[type[FlowPolicyConfig]] = FlowPolicyConfig
 
     def __init__(self, config: FlowPolicyConfig, backbone: nn.Module | None = None) -> None:
         super().__init__()

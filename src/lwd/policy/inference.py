@@ -1,4 +1,4 @@
-"""InferencePolicy: what a robot calls. FlowPolicy + norm stats + instruction cache + policy version.
+"""InferencePolicy: what a robot calls. A flow policy (any ``FlowPolicyModel``) + norm stats + instruction cache + policy version.
 
 ``act(obs) -> ActionChunk`` and ``act_batch([obs, ...])`` (several robots in one forward pass).
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from lwd.policy.batching import actions_from_policy, obs_from_arrays
-from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import TextEncoder, get_text_encoder
+from lwd.policy.protocol import FlowPolicyModel, PolicyConfig
 from lwd.transforms import NormStats
 from lwd.types import ActionChunk, Observation
 from lwd.utils.errors import ConfigError
@@ -35,7 +35,7 @@ class InferencePolicy:
 
     def __init__(
         self,
-        policy: FlowPolicy,
+        policy: FlowPolicyModel,
         norm_stats: NormStats,
         version: int,
         text_encoder: TextEncoder | None = None,
@@ -62,7 +62,7 @@ class InferencePolicy:
             torch.set_num_threads(num_threads)
 
     @property
-    def config(self):
+    def config(self) -> PolicyConfig:
         return self.policy.config
 
     def act(self, obs: Observation, seed: int | None = None) -> ActionChunk:
