@@ -10,6 +10,7 @@ from typing import Any
 from lwd.configs import presets
 from lwd.configs.dashboard import DASHBOARD, DashboardConfig
 from lwd.configs.fleet import FLEET, FleetConfig
+from lwd.configs.lerobot import EXPORT_LEROBOT, IMPORT_LEROBOT, ExportLeRobotConfig, ImportLeRobotConfig
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,31 @@ def _dashboard(cfg) -> None:
     run_dashboard(cfg)
 
 
+def _export_lerobot(cfg) -> None:
+    from lwd.data.lerobot_export import export_lerobot
+
+    summary = export_lerobot(
+        cfg.src, cfg.out, fps=cfg.fps, episodes_per_file=cfg.episodes_per_file, robot_type=cfg.robot_type
+    )
+    print(json.dumps(asdict(summary), indent=2))
+
+
+def _import_lerobot(cfg) -> None:
+    from lwd.data.lerobot_import import import_lerobot
+
+    summary = import_lerobot(
+        cfg.src,
+        cfg.out,
+        success=cfg.success,
+        source=cfg.source,
+        cameras=cfg.cameras,
+        state_key=cfg.state_key,
+        action_key=cfg.action_key,
+        episodes_per_file=cfg.episodes_per_file,
+    )
+    print(json.dumps(asdict(summary), indent=2))
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -129,6 +155,20 @@ COMMANDS: dict[str, Command] = {
             DashboardConfig,
             DASHBOARD,
             _dashboard,
+        ),
+        Command(
+            "export-lerobot",
+            "Write an lwd dataset as a LeRobot v3.0 dataset (frames, actions, tasks, images, lwd extras).",
+            ExportLeRobotConfig,
+            EXPORT_LEROBOT,
+            _export_lerobot,
+        ),
+        Command(
+            "import-lerobot",
+            "Turn a LeRobot v3.0 dataset into an lwd offline dataset (--success says how episodes ended).",
+            ImportLeRobotConfig,
+            IMPORT_LEROBOT,
+            _import_lerobot,
         ),
         Command(
             "eval",
