@@ -58,7 +58,10 @@ def read(root: str, out: str) -> dict:
         "camera_keys": cams,
         "tasks": tasks,
         "episodes": [
-            {k: episodes[e][k] for k in ("episode_index", "tasks", "dataset_from_index", "dataset_to_index", *lwd_cols)}
+            {
+                k: episodes[e][k]
+                for k in ("episode_index", "tasks", "dataset_from_index", "dataset_to_index", *lwd_cols)
+            }
             for e in range(len(episodes))
         ],
     }
