@@ -6,7 +6,11 @@
 * ``"hashing"``: a deterministic model-free stand-in (hashed character n-grams), for fast unit tests
   and the fake suite. Paraphrases sharing words get close vectors, unrelated strings do not.
 
-Both cache embeddings per instruction string (the fleet repeats a handful of instructions), so the
+* ``"package.module:factory"``: your own encoder; ``factory()`` returns a :class:`TextEncoder` (e.g. a
+  :class:`lwd.policy.lerobot_adapter.VLATokenEncoder` around a VLM tokenizer), loaded with
+  :func:`lwd.utils.imports.load_callable` and created once per process.
+
+The built-in encoders cache embeddings per instruction string (the fleet repeats a handful of instructions), so the
 policy never re-embeds a known instruction; an unseen paraphrase is embedded, never looked up.
 """
 
@@ -21,6 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from lwd.utils.errors import ConfigError
+from lwd.utils.imports import load_callable
 
 TEXT_DIM = 384
 
@@ -142,10 +147,17 @@ _INSTANCES_LOCK = threading.Lock()
 
 
 def get_text_encoder(name: str = "minilm") -> TextEncoder:
-    """The process-wide instance of the named encoder (created on first request; model loads lazily)."""
-    if name not in TEXT_ENCODERS:
-        raise ConfigError(f"unknown text encoder {name!r}; choose one of {sorted(TEXT_ENCODERS)}")
+    """The process-wide instance of the named encoder (created on first request; model loads lazily):
+    a built-in name or ``"package.module:factory"`` (a callable returning a :class:`TextEncoder`)."""
+    custom = ":" in name
+    if not custom and name not in TEXT_ENCODERS:
+        raise ConfigError(
+            f"unknown text encoder {name!r}; choose one of {sorted(TEXT_ENCODERS)} or 'package.module:factory'"
+        )
     with _INSTANCES_LOCK:
         if name not in _INSTANCES:
-            _INSTANCES[name] = TEXT_ENCODERS[name]()
+            enc = load_callable(name, "text encoder")() if custom else TEXT_ENCODERS[name]()
+            if not isinstance(enc, TextEncoder):
+                raise ConfigError(f"text encoder {name!r} returned {type(enc).__name__}, not a TextEncoder")
+            _INSTANCES[name] = enc
         return _INSTANCES[name]
