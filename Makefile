@@ -7,8 +7,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PRESET ?= quickstart
 RUN_DIR ?= runs/$(PRESET)
+# LeRobot's dataset package (tests/data/test_lerobot_interop.py checks lwd's LeRobot export and import
+# against it) pins huggingface-hub < 0.36, packaging < 26 and setuptools < 81, which conflict with lwd's
+# own dependencies, so it gets its own environment. torchvision is an undeclared dependency of it;
+# 0.28.0 is the release paired with torch 2.13.0.
+LEROBOT_VENV := $(VENV)/lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-stamp
+LEROBOT_PINS := "torch==2.13.0" "torchvision==0.28.0" "lerobot-dataset==0.4.4"
 
-.PHONY: run test test-all test-slow bench lint setup clean
+.PHONY: run test test-all test-slow bench lint setup lerobot-env clean
 
 setup: $(STAMP)
 
@@ -19,6 +26,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,scale]"
 	@touch $(STAMP)
 
+lerobot-env: $(LEROBOT_STAMP)
+
+$(LEROBOT_STAMP): Makefile
+	@test -x $(LEROBOT_VENV)/bin/python || $(PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet $(LEROBOT_PINS)
+	@touch $(LEROBOT_STAMP)
+
 run: setup
 	$(VENV)/bin/lwd run --preset $(PRESET) --run-dir $(RUN_DIR)
 
@@ -26,7 +41,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
-test: setup lint
+test: setup lint lerobot-env
 	@bash scripts/ensure_redis.sh >/dev/null
 	@bash scripts/ensure_chromium.sh >/dev/null
 	$(VENV)/bin/pytest -q

@@ -16,7 +16,7 @@ def _check_src(src: Path, prefix: str, what: str) -> None:
             f"{prefix}src {src} does not exist (or is not a directory); pass the {what} directory"
         )
     if not (Path(src) / "meta" / "info.json").is_file():
-        raise ConfigError(f"{prefix}src {src} is not a {what}: meta/info.json is missing")
+        raise ConfigError(f"{prefix}src {src} has no meta/info.json; pass the {what} directory")
 
 
 def _check_out(out: Path, src: Path, prefix: str) -> None:
