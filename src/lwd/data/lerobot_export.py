@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lwd.data.dataset import LwdDataset
 from lwd.data.layout import robot_spec_to_json
@@ -149,15 +149,38 @@ def _episode_row(ep: Episode, episode_index: int, first: int, file_number: int) 
     return row
 
 
-def _batches(episodes: Iterator[Episode], size: int) -> Iterator[list[Episode]]:
-    batch: list[Episode] = []
-    for ep in episodes:
-        batch.append(ep)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _next_file(
+    tmp: Path,
+    number: int | None,
+    writer: pq.ParquetWriter | None,
+    rows: list[dict[str, Any]],
+    features: dict[str, dict[str, Any]],
+    schema_meta: dict[bytes, bytes],
+) -> pq.ParquetWriter | None:
+    """Close the current data file (and write its ``meta/episodes`` file from ``rows``, then cleared);
+    open data file ``number`` unless it is None. Files go straight into the staging directory, which
+    only becomes ``out`` once everything is written."""
+    if writer is not None:
+        writer.close()
+        first = rows[0]
+        done = first["data/chunk_index"] * CHUNKS_SIZE + first["data/file_index"]
+        atomic_write_bytes(tmp / file_rel(EPISODES_PATH, done), parquet_bytes(pa.Table.from_pylist(rows)))
+        rows.clear()
+    if number is None:
+        return None
+    path = tmp / file_rel(DATA_PATH, number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    schema = pa.table({k: _empty(ft) for k, ft in features.items()}).schema.with_metadata(schema_meta)
+    return pq.ParquetWriter(path, schema, compression="zstd")
+
+
+def _empty(ft: dict[str, Any]) -> pa.Array:
+    """A zero-length column of a feature's Arrow type (as :func:`_frames` builds it)."""
+    if ft["dtype"] == "image":
+        return image_column(np.zeros((0, 1, 1, 3), np.uint8))
+    if list(ft["shape"]) != [1]:
+        return _fixed(np.zeros((0, ft["shape"][0]), np.float32))
+    return pa.array([], {"bool": pa.bool_(), "int64": pa.int64(), "float32": pa.float32()}[ft["dtype"]])
 
 
 class _Stats:
@@ -219,20 +242,25 @@ def export_lerobot(
     stats = _Stats(spec)
     frames = episodes = 0
     with StagedDir(Path(out)) as tmp:
-        for number, batch in enumerate(_batches(ds.iter_episodes(), episodes_per_file)):
-            tables, rows = [], []
-            for ep in batch:
+        writer: pq.ParquetWriter | None = None
+        rows: list[dict[str, Any]] = []
+        try:
+            for ep in ds.iter_episodes():  # one episode in memory at a time (plus the lwd file it is in)
+                number = episodes // episodes_per_file
+                if episodes % episodes_per_file == 0:
+                    writer = _next_file(tmp, number, writer, rows, features, schema_meta)
                 cols = _frames(ep, episodes, task_index[ep.instruction], frames, out_fps)
-                tables.append(pa.table({k: cols[k] for k in features}))
+                writer.write_table(
+                    pa.table({k: cols[k] for k in features}).replace_schema_metadata(schema_meta)
+                )
                 rows.append(_episode_row(ep, episodes, frames, number))
                 stats.add(ep)
                 frames += ep.length
                 episodes += 1
-            data = pa.concat_tables(tables).replace_schema_metadata(schema_meta)
-            atomic_write_bytes(tmp / file_rel(DATA_PATH, number), parquet_bytes(data))
-            atomic_write_bytes(
-                tmp / file_rel(EPISODES_PATH, number), parquet_bytes(pa.Table.from_pylist(rows))
-            )
+            writer = _next_file(tmp, None, writer, rows, features, schema_meta)
+        finally:
+            if writer is not None:
+                writer.close()
         atomic_write_bytes(tmp / TASKS_PATH, parquet_bytes(tasks_table(task_strings)))
         atomic_write_json(tmp / STATS_PATH, stats.to_json())
         info = {
