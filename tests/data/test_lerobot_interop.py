@@ -210,8 +210,9 @@ def test_lwd_imports_what_lerobot_recorded(tmp_path, native):
 
 
 def test_lerobot_reads_back_its_dataset_through_lwd(tmp_path, native, lerobot):
-    """LeRobot -> lwd -> LeRobot: everything both formats carry survives; each episode loses only its
-    last action (no observation follows it, so lwd has no step for it)."""
+    """LeRobot -> lwd -> LeRobot: every row but each episode's last comes back unchanged; the last row's
+    observation becomes the final observation (``lwd/final_*``) and its action is dropped (no
+    observation follows it, so lwd has no step for it)."""
     ds, arrays, tasks = native
     import_lerobot(ds, tmp_path / "lwd", success="all")
     export_lerobot(tmp_path / "lwd", tmp_path / "again")
