@@ -69,7 +69,7 @@ def online_config(args, method: str, seed: int):
     learner = dataclasses.replace(
         base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
-        track_reference=args.track_reference, qam_batch=args.qam_batch,
+        track_reference=args.track_reference, qam_batch=args.qam_batch, reference_steps=args.reference_steps,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
@@ -343,6 +343,8 @@ def main() -> None:
     ap.add_argument("--reference-lr", type=float, default=preset.reference_lr)
     ap.add_argument("--track-reference", action=argparse.BooleanOptionalAction, default=preset.track_reference,
                     help="the policy follows the BC reference's moves (lwd, iql-qam with --reference bc)")
+    ap.add_argument("--reference-steps", type=int, default=preset.reference_steps,
+                    help="BC steps of the reference per learner step (lwd, iql-qam with --reference bc)")
     ap.add_argument("--qam-batch", type=int, default=preset.qam_batch, help="rows per QAM step (0: all)")
     ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
     ap.add_argument(

@@ -196,8 +196,28 @@ def test_a_tracking_policy_follows_the_reference_and_keeps_its_qam_tilt():
         LWDConfig(track_reference=True)
 
 
+def test_reference_steps_take_one_bc_step_per_share_of_the_imitation_batch():
+    _, online = _buffers()
+    rl = online.transitions(np.arange(14), H, 0.99)
+    imitation = online.transitions(np.resize(np.arange(5, 10), 12), H, 0.99)  # human steps; 3 shares of 4
+    one, three = _lwd("bc"), _lwd("bc", reference_steps=3)
+    assert one.needs.imitation_batches == 1 and three.needs.imitation_batches == 3
+    part = imitation.rows(slice(4, 8))
+    assert part.size == 4 and np.array_equal(part.actions, imitation.actions[4:8])
+    assert part.instructions == imitation.instructions
+    one.update(rl, imitation)
+    three.update(rl, imitation)
+
+    def adam_steps(algo):
+        return {int(v["step"]) for v in algo.reference_opt.state_dict()["state"].values()}
+
+    assert adam_steps(one) == {1} and adam_steps(three) == {3}
+    with pytest.raises(ValueError, match="reference_steps"):
+        _lwd("bc", reference_steps=20).update(rl, imitation)  # fewer rows than steps
+
+
 def test_reference_settings_are_validated():
     for kw, match in (({"reference": "ema"}, "reference"), ({"reference_ema": 0.0}, "reference_ema"),
-                      ({"reference_lr": -1.0}, "reference_lr")):  # fmt: skip
+                      ({"reference_lr": -1.0}, "reference_lr"), ({"reference_steps": 0}, "reference_steps")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             LWDConfig(**kw)

@@ -31,6 +31,9 @@ class BatchNeeds:
     imitation: TransitionFilter | None = None
     """If set, also an imitation batch of the same size drawn from the transitions this filter makes
     eligible (e.g. :data:`lwd.data.filters.DEMOS_AND_INTERVENTIONS`)."""
+    imitation_batches: int = 1
+    """Imitation batches per update, stacked into one batch of ``imitation_batches x batch size``
+    rows (one gradient step each, e.g. ``LWDConfig.reference_steps``)."""
     contrast: bool = False
     """Also a contrast batch when the online buffer holds take-overs with the policy's rejected
     proposal (``ReplayBuffer.sample_rejections``); ``None`` is passed while it holds none."""

@@ -92,6 +92,10 @@ class LWDConfig:
     reference_ema: float = 0.05
     """Rate of the EMA that makes pi_ref from the BC-trained copy each learner step (``reference="bc"``;
     chosen; 1 = the copy itself; the QAM authors use 0.005 over much longer runs)."""
+    reference_steps: int = 1
+    """``reference="bc"``: BC steps of the reference copy per learner step, each on its own imitation
+    batch and each followed by the EMA (chosen; BC steps are cheap next to QAM's, so k > 1 lets the
+    reference learn at imitation-learning speed while QAM runs on every ``policy_every``-th step)."""
     track_reference: bool = False
     """``reference="bc"``: the policy follows every move of pi_ref (each EMA step's parameter change is
     added to the policy too), so QAM's tilt rides on the moving reference instead of chasing it with
@@ -110,6 +114,8 @@ class LWDConfig:
                              f"{self.contrast_weight}, {self.contrast_margin}")  # fmt: skip
         if self.track_reference and self.reference != "bc":
             raise ValueError("track_reference needs reference='bc' (a frozen reference never moves)")
+        if self.reference_steps < 1:
+            raise ValueError(f"reference_steps must be >= 1, got {self.reference_steps}")
         if self.qam_batch < 0:
             raise ValueError(f"qam_batch must be >= 0, got {self.qam_batch}")
         if self.policy_every < 1:
@@ -212,7 +218,8 @@ class LWDAlgorithm:
             self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
             self._reference_params = list(self.reference_trainee.parameters())
             self.reference_opt = adam(self._reference_params, cfg.reference_lr, weight_decay=0.0)
-            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS, contrast=self.needs.contrast)
+            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS, contrast=self.needs.contrast,
+                                    imitation_batches=cfg.reference_steps)  # fmt: skip
 
     # -- one batch -------------------------------------------------------------------------------
     def update(
@@ -242,16 +249,25 @@ class LWDAlgorithm:
         return metrics
 
     def reference_step(self, imitation: TransitionBatch) -> dict[str, float]:
-        """One BC step of the reference copy on the human's steps of ``imitation``, then the EMA
-        pi_ref <- (1 - rate) pi_ref + rate copy (``_move_reference``)."""
+        """``reference_steps`` BC steps of the reference copy, each on its share of ``imitation``'s rows
+        (the human's steps only), each followed by the EMA pi_ref <- (1 - rate) pi_ref + rate copy
+        (``_move_reference``). Metrics are the last step's."""
         trainee = self.reference_trainee
         assert trainee is not None
-        steps = torch.from_numpy(supervised_mask(imitation, DEMOS_AND_INTERVENTIONS))
-        loss, m = masked_bc_loss(trainee, imitation, steps, self.text_encoder, self.norm_stats, self.generator)
-        out = {"reference/bc_loss": m["policy/bc_loss"], "reference/supervised_step_frac": m["policy/supervised_step_frac"]}
-        if bool(steps.any()):
-            out["reference/grad_norm"] = optimizer_step(self.reference_opt, loss, self._reference_params, 1.0)
-        self._move_reference(trainee)
+        k = self.cfg.reference_steps
+        rows = imitation.size // k
+        if rows < 1:
+            raise ValueError(f"the imitation batch has {imitation.size} rows, fewer than reference_steps {k}")
+        out: dict[str, float] = {}
+        for i in range(k):
+            part = imitation if k == 1 else imitation.rows(slice(i * rows, (i + 1) * rows))
+            steps = torch.from_numpy(supervised_mask(part, DEMOS_AND_INTERVENTIONS))
+            loss, m = masked_bc_loss(trainee, part, steps, self.text_encoder, self.norm_stats, self.generator)
+            out = {"reference/bc_loss": m["policy/bc_loss"],
+                   "reference/supervised_step_frac": m["policy/supervised_step_frac"]}  # fmt: skip
+            if bool(steps.any()):
+                out["reference/grad_norm"] = optimizer_step(self.reference_opt, loss, self._reference_params, 1.0)
+            self._move_reference(trainee)
         return out
 
     @torch.no_grad()

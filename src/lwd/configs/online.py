@@ -64,6 +64,9 @@ class LearnerSettings:
     """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
     reference_ema: float = 0.05
     """EMA rate from the BC-trained copy to pi_ref per learner step (``reference="bc"``; chosen)."""
+    reference_steps: int = 1
+    """``reference bc``: BC steps of the reference copy per learner step, each on its own imitation
+    batch and each followed by the EMA (chosen; see the presets)."""
     track_reference: bool = False
     """``reference bc``: the policy follows every move of the reference (each EMA step's parameter
     change is added to the policy), so QAM's tilt rides on the moving reference and the acting
@@ -103,7 +106,7 @@ class LearnerSettings:
         c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha", "contrast_weight", "contrast_margin")
         c.positive("lam", "policy_lr", "critic_lr", "reference_lr", "utd")
-        for name in ("policy_every", "qam_flow_steps", "n_step", "publish_every", "checkpoint_every",
+        for name in ("policy_every", "qam_flow_steps", "reference_steps", "n_step", "publish_every", "checkpoint_every",
                      "batch_size", "log_every"):  # fmt: skip
             c.integer(name, 1)
         c.integer("qam_batch", 0).integer("min_online_transitions", 0).integer("threads", 0)

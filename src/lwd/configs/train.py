@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lwd.configs.checks import Checks
+from lwd.configs.checks import Checks, load_json_object
 from lwd.utils.errors import ConfigError
 
 OFFLINE_ALGORITHMS = ("lwd", "lwd-const-tau", "iql")
@@ -30,15 +30,36 @@ class PolicyArch:
     flow_steps: int = 10
     """K, Euler steps when acting (and QAM's discretisation)."""
     text_encoder: str = "minilm"
-    """Instruction encoder: ``minilm`` (frozen all-MiniLM-L6-v2, shipped with its weights) or ``hashing``."""
+    """Instruction encoder: ``minilm`` (frozen all-MiniLM-L6-v2, shipped with its weights), ``hashing``,
+    or a ``package.module:factory`` of your own (docs/your_own.md)."""
+    policy_class: str = ""
+    """A flow-policy class ``package.module:Class`` to pre-train instead of the built-in FlowPolicy
+    (the ``FlowPolicyModel`` interface, docs/your_own.md); ``""`` = the built-in one, whose sizes are
+    the options above."""
+    policy_config: str = ""
+    """With ``policy_class``: a JSON file of that class's config fields. The robot interface
+    (``state_dim``, ``action_dim``, ``cameras``, ``image_size``) always comes from the dataset;
+    ``chunk_len``, ``flow_steps`` and ``text_encoder`` come from the options above unless the file
+    sets them."""
 
     def validate(self, prefix: str = "--policy.") -> None:
         from lwd.policy.language import TEXT_ENCODERS
+        from lwd.policy.protocol import resolve_policy_class
 
         c = Checks(self, prefix)
         for name in ("chunk_len", "hidden_dim", "cond_dim", "expert_width", "expert_depth", "flow_steps"):
             c.integer(name, 1)
-        c.one_of("text_encoder", sorted(TEXT_ENCODERS))
+        if ":" not in self.text_encoder:  # a factory path is checked when the policy is built
+            c.one_of("text_encoder", sorted(TEXT_ENCODERS))
+        if self.policy_config and not self.policy_class:
+            raise ConfigError(f"{prefix}policy-config needs {prefix}policy-class")
+        if self.policy_class:
+            try:
+                resolve_policy_class(self.policy_class)
+            except ConfigError as e:
+                raise ConfigError(f"{prefix}policy-class: {e}") from e
+        if self.policy_config:
+            load_json_object(self.policy_config, f"{prefix}policy-config")
 
 
 @dataclass(frozen=True)
@@ -156,6 +177,9 @@ class RLConfig:
     """AdamW learning rate of the BC-trained reference copy (``reference bc``; chosen)."""
     reference_ema: float = 0.05
     """EMA rate from the BC-trained copy to the reference per learner step (``reference bc``; chosen)."""
+    reference_steps: int = 1
+    """``reference bc``: BC steps of the reference copy per learner step, each on its own imitation
+    batch and each followed by the EMA (chosen; see the presets)."""
     track_reference: bool = False
     """``reference bc``: the policy follows every move of the reference (each EMA step's parameter
     change is added to the policy), so QAM's tilt rides on the moving reference and the acting
@@ -172,4 +196,4 @@ class RLConfig:
         c.fraction("expectile", open_lo=True, open_hi=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha").positive("lam", "policy_lr", "critic_lr", "reference_lr")
         c.integer("n_step_long", 1).integer("policy_delay_steps", 0).integer("policy_every", 1)
-        c.integer("qam_batch", 0).integer("qam_flow_steps", 1)
+        c.integer("qam_batch", 0).integer("qam_flow_steps", 1).integer("reference_steps", 1)

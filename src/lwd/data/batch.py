@@ -30,6 +30,7 @@ The critic target is then y = reward + discount * Quant_tau(V(next_state)).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,3 +61,15 @@ class TransitionBatch:
     @property
     def size(self) -> int:
         return int(self.state.shape[0])
+
+    def rows(self, index: slice) -> TransitionBatch:
+        """The rows ``index`` of every per-row array (instructions and task ids are shared)."""
+
+        def cut(v):
+            if isinstance(v, np.ndarray):
+                return v[index]
+            if isinstance(v, dict):
+                return {k: a[index] for k, a in v.items()}
+            return v
+
+        return TransitionBatch(**{f.name: cut(getattr(self, f.name)) for f in dataclasses.fields(self)})

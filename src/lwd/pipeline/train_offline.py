@@ -50,6 +50,7 @@ def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
             reference_lr=cfg.reference_lr,
             reference_ema=cfg.reference_ema,
             track_reference=cfg.track_reference,
+            reference_steps=cfg.reference_steps,
         )
     except ValueError as e:
         raise ConfigError(f"offline RL config: {e}") from e
@@ -122,7 +123,8 @@ def train_offline(cfg: RLConfig, *, progress: bool = True):
         batch = buf.sample(cfg.loop.batch_size, rng, chunk, cfg.gamma, n_step_by_task=nsteps)
         imitation = None
         if algo.needs.imitation is not None:  # the BC reference: demonstrations offline
-            imitation = buf.sample(cfg.loop.batch_size, rng, chunk, cfg.gamma, filt=algo.needs.imitation)
+            rows = cfg.loop.batch_size * algo.needs.imitation_batches
+            imitation = buf.sample(rows, rng, chunk, cfg.gamma, filt=algo.needs.imitation)
         return algo.update(batch, imitation)
 
     def get_state(step: int) -> dict:
