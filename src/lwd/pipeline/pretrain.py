@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from lwd.algorithms.bc import sft_step
+from lwd.configs.checks import load_json_object
 from lwd.configs.train import PolicyArch, SFTConfig
 from lwd.data import LwdDataset, ReplayBuffer, TransitionFilter
 from lwd.pipeline.trainer import TrainLoop, check_stage_dir, cosine_lr
 from lwd.policy.checkpoint import save_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import get_text_encoder
+from lwd.policy.protocol import build_policy
 from lwd.specs import RobotSpec
 from lwd.transforms import STATE_KEY, NormStats
 from lwd.utils.errors import DataError
@@ -52,6 +55,20 @@ def policy_config(arch: PolicyArch, spec: RobotSpec) -> FlowPolicyConfig:
         flow_steps=arch.flow_steps,
         text_encoder=arch.text_encoder,
     )
+
+
+def build_sft_policy(arch: PolicyArch, spec: RobotSpec) -> Any:
+    """A freshly initialised policy for SFT: the built-in FlowPolicy sized by ``arch``, or
+    ``arch.policy_class`` built from ``arch.policy_config`` with the robot interface of the data
+    (``lwd.policy.protocol.build_policy``)."""
+    if not arch.policy_class:
+        return FlowPolicy(policy_config(arch, spec))
+    fields = {"chunk_len": arch.chunk_len, "flow_steps": arch.flow_steps, "text_encoder": arch.text_encoder}
+    if arch.policy_config:
+        fields.update(load_json_object(arch.policy_config, "--policy.policy-config"))
+    fields.update(state_dim=spec.state_dim, action_dim=spec.action_dim, cameras=list(spec.cameras),
+                  image_size=spec.image_size)  # fmt: skip
+    return build_policy(arch.policy_class, fields)
 
 
 def policy_norm_stats(stats: NormStats) -> NormStats:
@@ -92,8 +109,8 @@ def pretrain(cfg: SFTConfig, *, progress: bool = True) -> Path:
     ds, buf = load_offline(cfg.dataset, cfg.sources)
     set_threads(cfg.loop.threads)
     seed_everything(cfg.loop.seed)
-    pcfg = policy_config(cfg.policy, ds.robot_spec)
-    policy = FlowPolicy(pcfg)
+    policy = build_sft_policy(cfg.policy, ds.robot_spec)
+    pcfg = policy.config
     stats = policy_norm_stats(ds.stats)
     enc = get_text_encoder(pcfg.text_encoder)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
