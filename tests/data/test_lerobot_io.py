@@ -170,3 +170,22 @@ def test_export_refusals(tmp_path):
     with pytest.raises(DataError, match="is not an empty directory"):
         export_lerobot(src, tmp_path / "busy")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "empty", "lwd"]
+
+
+@pytest.mark.parametrize(("value", "message"), [(3.0, r"reaches \|a\| = 3; lwd policies act in \[-1, 1\]"),
+                                                (float("nan"), "non-finite")])  # fmt: skip
+def test_import_refuses_actions_lwd_cannot_act(tmp_path, value, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lr = foreign(tmp_path, lwd_episodes())
+    for f in sorted((lr / "data").rglob("*.parquet"))[:1]:  # one step of the first file's first episode
+        table = pq.read_table(f)
+        rows = table.column("action").to_pylist()
+        rows[0] = [value] + rows[0][1:]
+        col = table.schema.get_field_index("action")
+        table = table.set_column(col, table.schema.field(col), pa.array(rows, type=table.schema.field(col).type))
+        pq.write_table(table, f)
+    with pytest.raises(DataError, match=message):
+        import_lerobot(lr, tmp_path / "back", success="all")
+    assert not (tmp_path / "back").exists()

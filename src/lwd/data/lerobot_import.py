@@ -234,6 +234,17 @@ def _images(table: pa.Table, key: str, where: str) -> np.ndarray:
     return np.stack([decode_image(b) for b in blobs])
 
 
+def check_steps(states: np.ndarray, actions: np.ndarray, plan: _Plan, where: str) -> None:
+    """Refuse non-finite states/actions and actions outside lwd's [-1, 1] (``DataError``, one line)."""
+    for name, key, arr in (("state", plan.state_key, states), ("action", plan.action_key, actions)):
+        if not np.isfinite(arr).all():
+            raise DataError(f"{where}: column {key!r} ({name}) holds non-finite values")
+    worst = float(np.abs(actions).max()) if actions.size else 0.0
+    if worst > 1.0 + 1e-6:
+        raise DataError(f"{where}: column {plan.action_key!r} reaches |a| = {worst:.4g}; lwd policies act in "
+                        "[-1, 1]: rescale the actions to the robot's bounds before importing")  # fmt: skip
+
+
 def _episode(plan: _Plan, meta: dict[str, Any], rows: pa.Table, ident: str, robot: str) -> Episode:
     """One lwd Episode from an episode's LeRobot rows (sorted by frame_index) and its index row."""
     e = int(meta["episode_index"])
@@ -245,6 +256,7 @@ def _episode(plan: _Plan, meta: dict[str, Any], rows: pa.Table, ident: str, robo
     instruction = plan.tasks[task_idx.pop()]
     states, actions = _matrix(rows, plan.state_key), _matrix(rows, plan.action_key)
     images = {cam: _images(rows, key, where) for cam, key in plan.cams.items()}
+    check_steps(states, actions, plan, where)
     rule = plan.success
     if rule.kind == "column":
         success = bool(np.asarray(rows.column(rule.column).to_pylist()[-1], np.float64) > 0)
