@@ -179,7 +179,7 @@ def held_out_curves(root: Path, seeds: list[int], methods: list[str], suffix: st
             pts.append((read_json(rd / "bench_summary.json")["robot_hours"], read_json(final / "results.json")["average_success"]))
             per_seed.append(sorted(pts))
         if per_seed and len({len(p) for p in per_seed}) == 1:
-            curves[m] = [{"robot_hours": sum(p[i][0] for p in per_seed) / len(per_seed),
+            curves[f"{m}{suffix}"] = [{"robot_hours": sum(p[i][0] for p in per_seed) / len(per_seed),
                           "success": sum(p[i][1] for p in per_seed) / len(per_seed)} for i in range(len(per_seed[0]))]  # fmt: skip
     return curves
 
@@ -240,9 +240,10 @@ def pooled_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str) -> dict:
     return {"episodes": n, "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)}
 
 
-def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]]) -> str:
+def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], ours: set[str] = frozenset()) -> str:
     """Markdown: per policy, short / long task averages and paired tests against SFT and against the
-    best other policy that is not the default online LWD (the best baseline)."""
+    best other policy that is neither the default online LWD nor one of ``ours`` (its variants): the
+    best baseline."""
     kinds = {t.task_id: t.kind for t in SUITES["mw8"].tasks}
     rows, avg = {}, {}
     for name, sub in names:
@@ -255,7 +256,7 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]]) -> 
                  for k in ("short", "long")}  # fmt: skip
         rows[name] = (sub, split)
         avg[name] = sum(rate.values()) / len(rate)
-    baselines = [n for n in rows if n != "lwd online"]
+    baselines = [n for n in rows if n != "lwd online" and n not in ours]
     best = max(baselines, key=avg.get) if baselines else None
     lines = [f"| policy | short | long | avg | vs SFT (only / only SFT, p) | vs best baseline {best} (only / only, p) |",
              "|---|---|---|---|---|---|"]  # fmt: skip
@@ -277,6 +278,7 @@ def cmd_report(args) -> None:
     cols, per_seed, runs = {}, {}, {}
     names = [("SFT", "sft_field"), ("LWD offline", "lwd_field")]
     names += [(f"{m}{args.suffix} online", f"online_{m}{args.suffix}_field") for m in args.methods]
+    names += [(f"lwd{v} online", f"online_lwd{v}_field") for v in args.variants]
     for name, sub in names:
         paths = [args.root / f"seed{s}" / "eval" / sub for s in seeds]
         paths = [p for p in paths if (p / "results.json").is_file()]
@@ -286,23 +288,26 @@ def cmd_report(args) -> None:
                 p.parent.parent.name: read_json(p / "results.json")["average_success"] for p in paths
             }
     curves = {}
-    for m in args.methods:
+    runs_of = [f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]
+    for m in runs_of:
         for s in seeds:
-            rd = args.root / f"seed{s}" / f"online_{m}{args.suffix}"
+            rd = args.root / f"seed{s}" / f"online_{m}"
             if (rd / "bench_summary.json").is_file():
                 bs = read_json(rd / "bench_summary.json")
-                runs[f"{m}{args.suffix}/seed{s}"] = {k: bs.get(k) for k in ("stop_reason", "learner_step", "robot_hours",
-                                                                "episodes", "final_version", "wall_s")}  # fmt: skip
-                curves[f"{m}{args.suffix} seed{s}"] = learning_curve(rd)
+                runs[f"{m}/seed{s}"] = {k: bs.get(k) for k in ("stop_reason", "learner_step", "robot_hours",
+                                                               "episodes", "final_version", "wall_s")}  # fmt: skip
+                curves[f"{m} seed{s}"] = learning_curve(rd)
     note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
-    paired = paired_table(args.root, seeds, names)
+    paired = paired_table(args.root, seeds, names, ours={f"lwd{v} online" for v in args.variants})
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
     plot_learning_curves(curves, out_dir / f"online_learning_curves{args.suffix}.png")
     held_out = held_out_curves(args.root, seeds, args.methods, args.suffix)
+    for v in args.variants:
+        held_out.update(held_out_curves(args.root, seeds, ["lwd"], v))
     plot_held_out(held_out, curves, out_dir / f"online_heldout_curve{args.suffix}.png")
     atomic_write_json(args.out, {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -350,6 +355,8 @@ def main() -> None:
     ap.add_argument(
         "--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart"
     )
+    ap.add_argument("--variants", nargs="*", default=[],
+                    help="report: also the LWD runs of these --suffix variants (rows 'lwd<suffix> online'; never a baseline)")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
