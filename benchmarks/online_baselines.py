@@ -15,6 +15,7 @@ the held-out learning curve, then report:
     .venv/bin/python benchmarks/online_baselines.py run --seeds 0 1
     .venv/bin/python benchmarks/online_baselines.py curve --seeds 0 1 --methods lwd
     .venv/bin/python benchmarks/online_baselines.py report
+    .venv/bin/python benchmarks/online_baselines.py generalise --methods hg-dagger --variants _track  # lab, field2
 
 The report writes ``runs/bench/online_baselines.json`` and ``runs/bench/online_*.png`` and prints the
 markdown table (SFT and LWD offline columns come from the offline benchmark's evaluations).
@@ -273,6 +274,43 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
     return "\n".join(lines)
 
 
+def policy_dirs(args, seed: int) -> dict[str, Path]:
+    """The policies ``generalise`` evaluates: SFT, then ``--methods`` and ``--variants`` final policies."""
+    sd = args.root / f"seed{seed}"
+    out = {"sft": sd / "sft" / "policy"}
+    for m in [f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]:
+        out[f"online_{m}"] = sd / f"online_{m}" / "online" / "policy"
+    return out
+
+
+def cmd_generalise(args) -> None:
+    """Held-out episodes of conditions no training used (``--shifts``, default lab and field2) for SFT and
+    the final online policies; paired McNemar against SFT per condition, pooled over seeds."""
+    for shift in args.shifts:
+        rows = []
+        for seed in args.seeds:
+            for name, ckpt in policy_dirs(args, seed).items():
+                out = args.root / f"seed{seed}" / "eval" / f"{name}_{shift}"
+                if not (ckpt / "manifest.json").is_file():
+                    continue
+                if not (out / "results.json").is_file():
+                    evaluate(EvalConfig(checkpoint=ckpt, shift=shift, episodes_per_task=args.episodes, seeds=(0,),
+                                        workers=args.workers, out=out, name=f"{name}-seed{seed}"), progress=False)  # fmt: skip
+        for name in policy_dirs(args, args.seeds[0]):
+            subs = [f"{name}_{shift}"]
+            res = [read_json(args.root / f"seed{s}" / "eval" / subs[0] / "results.json")["average_success"]
+                   for s in args.seeds if (args.root / f"seed{s}" / "eval" / subs[0] / "results.json").is_file()]  # fmt: skip
+            if not res:
+                continue
+            cell = "-"
+            if name != "sft":
+                c = pooled_pair(args.root, args.seeds, subs[0], f"sft_{shift}")
+                cell = f"{c['a_only']} / {c['b_only']}, p = {c['p_value']:.2g} ({c['episodes']} ep.)"
+            rows.append(f"| {shift} | {name} | {' / '.join(f'{r:.3f}' for r in res)} | {sum(res) / len(res):.3f} | {cell} |")
+        print("| condition | policy | per seed | mean | vs SFT (only / only SFT, p) |\n|---|---|---|---|---|")
+        print("\n".join(rows), flush=True)
+
+
 def cmd_report(args) -> None:
     seeds = [s for s in args.seeds if (args.root / f"seed{s}" / "eval").is_dir()]
     cols, per_seed, runs = {}, {}, {}
@@ -323,10 +361,10 @@ def cmd_report(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["run", "curve", "report"])
+    ap.add_argument("mode", choices=["run", "curve", "report", "generalise"])
     ap.add_argument("--root", type=Path, default=Path("runs/benchmark"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     ap.add_argument("--robot-hours", type=float, default=0.75, help="online budget per run (equal for all)")
     ap.add_argument("--max-learner-steps", type=int, default=2000)
     ap.add_argument("--max-wall-s", type=float, default=1500.0, help="safety stop per run")
@@ -357,6 +395,7 @@ def main() -> None:
     )
     ap.add_argument("--variants", nargs="*", default=[],
                     help="report: also the LWD runs of these --suffix variants (rows 'lwd<suffix> online'; never a baseline)")
+    ap.add_argument("--shifts", nargs="+", default=["lab", "field2"], help="generalise: conditions to evaluate")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
@@ -366,7 +405,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench/online_baselines.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    {"run": cmd_run, "curve": cmd_curve, "report": cmd_report}[args.mode](args)
+    {"run": cmd_run, "curve": cmd_curve, "report": cmd_report, "generalise": cmd_generalise}[args.mode](args)
 
 
 if __name__ == "__main__":
