@@ -100,6 +100,10 @@ OFFLINE: dict[str, RLConfig] = {
 # while the cheaper critic steps still run on every step) at lambda 0.01. Measured at quickstart scale
 # on 240 paired held-out field episodes: 0.59 vs SFT 0.44 (p = 2e-4); the paper's frozen reference at
 # the same budget and the earlier preset (policy_every 8, frozen) are the ablation rows.
+# The policy tracks the reference (track_reference: every move of pi_ref is added to the policy, so its
+# backbone learns and QAM's tilt rides on the moving reference), the reference takes 3 BC steps per
+# learner step and QAM uses 64 rows (the same learner step rate on this CPU). Measured on the online
+# benchmark (docs/results.md, 2 seeds x 400 held-out field episodes, 0.5 robot-hours): see there.
 ONLINE: dict[str, OnlineConfig] = {
     "quickstart": OnlineConfig(
         suite="mw8",
@@ -108,6 +112,7 @@ ONLINE: dict[str, OnlineConfig] = {
         learner=LearnerSettings(
             batch_size=128, publish_every=25, checkpoint_every=25, min_online_transitions=2000,
             lam=0.01, policy_lr=1e-4, policy_every=4, reference="bc", reference_lr=3e-4,
+            track_reference=True, reference_steps=3, qam_batch=64,
         ),  # fmt: skip
         budget=Budget(max_learner_steps=4000, max_wall_s=360.0),
     ),
@@ -117,7 +122,7 @@ ONLINE: dict[str, OnlineConfig] = {
         robot_processes=2,
         learner=LearnerSettings(
             batch_size=32, publish_every=10, checkpoint_every=10, min_online_transitions=100, log_every=5,
-            reference="bc", contrast_weight=1.0,  # exercise the BC reference and the take-over contrast
+            reference="bc", contrast_weight=1.0, track_reference=True, reference_steps=2,  # exercise them all
         ),  # fmt: skip
         budget=Budget(max_learner_steps=40, max_wall_s=120.0),
     ),
@@ -125,7 +130,8 @@ ONLINE: dict[str, OnlineConfig] = {
         suite="mw8",
         num_robots=16,
         robot_processes=2,
-        learner=LearnerSettings(lam=0.01, policy_lr=1e-4, policy_every=4, reference="bc", reference_lr=3e-4),
+        learner=LearnerSettings(lam=0.01, policy_lr=1e-4, policy_every=4, reference="bc", reference_lr=3e-4,
+                                track_reference=True, reference_steps=3, qam_batch=64),  # fmt: skip
         budget=Budget(max_learner_steps=3000, max_wall_s=5400.0),
     ),
 }
