@@ -274,11 +274,18 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
     return "\n".join(lines)
 
 
+def variant_runs(args) -> list[str]:
+    """Run names (``online_<name>`` directories): ``--methods`` (with ``--suffix``), then the LWD
+    ``--variants`` (``lwd<suffix>``), then ``--baseline-variants`` (full names, e.g. ``hg-dagger_uncapped``)."""
+    return ([f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]
+            + list(args.baseline_variants))  # fmt: skip
+
+
 def policy_dirs(args, seed: int) -> dict[str, Path]:
     """The policies ``generalise`` evaluates: SFT, then ``--methods`` and ``--variants`` final policies."""
     sd = args.root / f"seed{seed}"
     out = {"sft": sd / "sft" / "policy"}
-    for m in [f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]:
+    for m in variant_runs(args):
         out[f"online_{m}"] = sd / f"online_{m}" / "online" / "policy"
     return out
 
@@ -316,7 +323,7 @@ def cmd_report(args) -> None:
     cols, per_seed, runs = {}, {}, {}
     names = [("SFT", "sft_field"), ("LWD offline", "lwd_field")]
     names += [(f"{m}{args.suffix} online", f"online_{m}{args.suffix}_field") for m in args.methods]
-    names += [(f"lwd{v} online", f"online_lwd{v}_field") for v in args.variants]
+    names += [(f"{m} online", f"online_{m}_field") for m in variant_runs(args)[len(args.methods):]]
     for name, sub in names:
         paths = [args.root / f"seed{s}" / "eval" / sub for s in seeds]
         paths = [p for p in paths if (p / "results.json").is_file()]
@@ -326,8 +333,7 @@ def cmd_report(args) -> None:
                 p.parent.parent.name: read_json(p / "results.json")["average_success"] for p in paths
             }
     curves = {}
-    runs_of = [f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]
-    for m in runs_of:
+    for m in variant_runs(args):
         for s in seeds:
             rd = args.root / f"seed{s}" / f"online_{m}"
             if (rd / "bench_summary.json").is_file():
@@ -346,6 +352,8 @@ def cmd_report(args) -> None:
     held_out = held_out_curves(args.root, seeds, args.methods, args.suffix)
     for v in args.variants:
         held_out.update(held_out_curves(args.root, seeds, ["lwd"], v))
+    for run in args.baseline_variants:
+        held_out.update(held_out_curves(args.root, seeds, [run], ""))
     plot_held_out(held_out, curves, out_dir / f"online_heldout_curve{args.suffix}.png")
     atomic_write_json(args.out, {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -395,6 +403,8 @@ def main() -> None:
     )
     ap.add_argument("--variants", nargs="*", default=[],
                     help="report: also the LWD runs of these --suffix variants (rows 'lwd<suffix> online'; never a baseline)")
+    ap.add_argument("--baseline-variants", nargs="*", default=[],
+                    help="report: also these baseline runs by full name (e.g. hg-dagger_uncapped; may be the best baseline)")
     ap.add_argument("--shifts", nargs="+", default=["lab", "field2"], help="generalise: conditions to evaluate")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
