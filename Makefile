@@ -10,10 +10,16 @@ RUN_DIR ?= runs/$(PRESET)
 # LeRobot's dataset package (tests/data/test_lerobot_interop.py checks lwd's LeRobot export and import
 # against it) pins huggingface-hub < 0.36, packaging < 26 and setuptools < 81, which conflict with lwd's
 # own dependencies, so it gets its own environment. torchvision is an undeclared dependency of it;
-# 0.28.0 is the release paired with torch 2.13.0.
+# 0.28.0 is the release paired with torch 2.13.0. The same environment runs LeRobot's SmolVLA model
+# code for tests/policy/test_lerobot_real.py (lwd's src on PYTHONPATH): lerobot 0.4.4 itself pins
+# torch < 2.11 and transformers < 5, so it goes in with --no-deps, after transformers 4.57 and the few
+# packages that `lerobot.policies.smolvla.modeling_smolvla` imports (LEROBOT_MODEL_PINS; safetensors is
+# also what lwd's checkpoints need there; numpy and pyarrow come with lerobot-dataset). torch stays 2.13.0.
 LEROBOT_VENV := $(VENV)/lerobot
 LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-stamp
 LEROBOT_PINS := "torch==2.13.0" "torchvision==0.28.0" "lerobot-dataset==0.4.4"
+LEROBOT_MODEL_PINS := "transformers==4.57.6" "accelerate==1.16.0" "draccus==0.10.0" "einops==0.8.2" \
+	"diffusers==0.35.2" "pyserial==3.5" "safetensors==0.8.0"
 
 .PHONY: run test test-all test-slow bench lint setup lerobot-env clean
 
@@ -31,7 +37,8 @@ lerobot-env: $(LEROBOT_STAMP)
 $(LEROBOT_STAMP): Makefile
 	@test -x $(LEROBOT_VENV)/bin/python || $(PYTHON) -m venv $(LEROBOT_VENV)
 	$(LEROBOT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LEROBOT_VENV)/bin/python -m pip install --quiet $(LEROBOT_PINS)
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet --no-warn-conflicts $(LEROBOT_PINS) $(LEROBOT_MODEL_PINS)
+	$(LEROBOT_VENV)/bin/python -m pip install --quiet --no-warn-conflicts --no-deps "lerobot==0.4.4"
 	@touch $(LEROBOT_STAMP)
 
 run: setup

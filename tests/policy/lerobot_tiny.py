@@ -1,25 +1,43 @@
 """Builds LeRobot's real SmolVLA core (``VLAFlowMatching``, lerobot 0.4.4) at a tiny size with random
-weights, offline, for test_lerobot_real.py (only where lerobot is installed).
+weights, offline, for test_lerobot_real.py (in the LeRobot environment, ``make lerobot-env``).
 
 Only the two hub look-ups in ``SmolVLMWithExpertModel.__init__`` (``AutoConfig`` and
 ``AutoProcessor.from_pretrained``) are replaced, by a tiny ``SmolVLMConfig`` and a tokenizer stand-in
-carrying the two special-token ids lerobot reads. If torchvision cannot be imported (the reachable
-wheels need a CUDA torch), import-time stand-ins are installed for it: lerobot imports it in dataset
-and processor modules that this model does not use.
+carrying the two special-token ids lerobot reads.
+
+torchvision: PyPI's wheels are CUDA builds whose C++ ops do not load next to a CPU torch, and
+``import torchvision`` then fails registering fake kernels for two of them (``nms``, ``qnms``); where
+that is so, the two schemas are declared first, so the pure-Python parts import (transformers imports
+torchvision whenever it is installed). Where torchvision is not installed at all, import-time
+stand-ins are installed for it: lerobot imports it in dataset and processor modules that this model
+does not use. Runs in the LeRobot environment (tests/policy/lerobot_model_worker.py), not under lwd's.
 """
 
 import importlib.machinery
+import importlib.util
 import sys
 import types
+from pathlib import Path
+
+import torch
+
+_KEEP: list = []  # a torch.library.Library drops its definitions when collected
 
 
 def _torchvision_usable() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
         return False
+    libs = sorted(Path(spec.submodule_search_locations[0]).glob("_C.*so"))
+    try:
+        torch.ops.load_library(str(libs[0]))  # what ``import torchvision`` does; a no-op if it did already
+    except (IndexError, ImportError, OSError):  # ops missing: declare the two it registers fakes for
+        lib = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _KEEP.append(lib)
+    import torchvision  # noqa: F401
+
     return True
 
 
@@ -52,7 +70,6 @@ for _name in (
         setattr(sys.modules[_parent], _child, sys.modules[_name])
 
 import lerobot.policies.smolvla.smolvlm_with_expert as swe  # noqa: E402
-import torch  # noqa: E402
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig  # noqa: E402
 from lerobot.policies.smolvla.modeling_smolvla import VLAFlowMatching  # noqa: E402
 from transformers import SmolVLMConfig  # noqa: E402
