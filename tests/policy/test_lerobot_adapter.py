@@ -1,6 +1,6 @@
 """LeRobotFlowPolicy against a stand-in with LeRobot's SmolVLA method signatures (lerobot_standin):
 time convention, interface mapping, token encoding, cache packing, checkpoints and learner steps.
-The same checks against the real LeRobot model are in test_lerobot_real.py (skipped without lerobot)."""
+The same checks against the real LeRobot model are in test_lerobot_real.py (run in `.venv/lerobot`, made by `make lerobot-env`)."""
 
 from __future__ import annotations
 
