@@ -6,13 +6,14 @@ config of every component (coordinator, learner, robot clients), written under
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lwd.configs.online import OnlineConfig
 from lwd.data.dataset import LwdDataset
-from lwd.envs.suites import get_suite
+from lwd.envs.suites import get_suite, suite_definition
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
 from lwd.fleet.robot_client import task_weights_for
 from lwd.utils.errors import LwdError
@@ -24,6 +25,7 @@ MODULES = {
     "robot": "lwd.fleet.robot_client",
 }
 """Entry module (``python -m ...``) of each component kind."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class FleetPlan:
             "max_learner_steps": c.budget.max_learner_steps,
             "canary_mode": c.rollout.enabled,
         })  # fmt: skip
+        intervene = c.intervene and scripted_expert(c.suite)
         k = max(1, min(c.robot_processes, c.num_robots))
         for i in range(k):
             idx = list(range(i, c.num_robots, k))
@@ -137,11 +140,22 @@ class FleetPlan:
                 "registry": self.registry, "registry_index": c.registry_index, "suite": _portable_suite(c.suite),
                 "obs_mode": c.obs_mode, "shift": c.shift,
                 "robot_ids": [f"robot-{j:03d}" for j in idx], "robot_indices": idx, "task_weights": weights,
-                "intervene": c.intervene, "intervention": c.to_dict()["intervention"],
+                "intervene": intervene, "intervention": c.to_dict()["intervention"],
                 "outbox_root": str(self.dir / "outbox"), "status_path": str(self.dir / "robots" / f"client-{i}.json"),
                 "heartbeat_s": c.heartbeat_s, "lease_s": c.lease_s, "seed": c.seed, "threads": 1,
                 "cache_dir": str(self.dir / "cache" / f"client-{i}"),
             })  # fmt: skip
+
+
+def scripted_expert(suite: str) -> bool:
+    """Whether the robots of ``suite`` are a shipped simulator with the scripted expert that the
+    robot clients' intervener needs. A suite file's ``robot_factory`` (a gymnasium env, a real robot)
+    has none: its robots run without interventions (a warning if ``intervene`` asked for them)."""
+    factory = suite_definition(suite).robot_factory
+    if factory:
+        log.warning("suite %s builds its robots with %s: no scripted expert, so the fleet records no "
+                    "interventions", suite, factory)  # fmt: skip
+    return not factory
 
 
 def _portable_suite(suite: str) -> str:
