@@ -151,6 +151,7 @@ def test_restart_budget_is_per_time_window(tmp_path, monkeypatch):
 
     child.start()
     try:
+        assert not fleet.robots_gave_up()
         for i in range(4):  # one crash per window: always restarted, at once (old: gave up at the 3rd)
             assert crash_and_wait(i + 1) < 0.3 + 1.0 and not child.finished
             time.sleep(window + 0.1)
@@ -159,6 +160,7 @@ def test_restart_budget_is_per_time_window(tmp_path, monkeypatch):
         crash_and_wait(6)  # ... the 3rd within the window exceeds the budget
         assert child.finished and not child.alive
         assert child.history == [-signal.SIGKILL] * 7
+        assert fleet.robots_gave_up()  # the only robot client gave up: the run stops, not at max_wall_s
     finally:
         if child.alive:
             child.proc.kill()
@@ -256,3 +258,31 @@ def test_unreadable_outbox_item_is_quarantined_and_later_items_are_sent(tmp_path
     )
     coord.close()
     dp.close()
+
+
+def test_a_fleet_whose_robots_all_give_up_stops_with_an_error(tmp_path, monkeypatch, fake4_dataset, fake4_sft_policy):
+    """Every robot client crashes at start (its suite's robot factory raises): once each has spent its
+    restart budget the run stops with one error at once, not at ``max_wall_s``, and writes no summary."""
+    import dataclasses
+    import json
+
+    from lwd.configs.presets import ONLINE
+    from lwd.pipeline.online import run_online
+    from lwd.utils.errors import LwdError
+
+    (tmp_path / "crashing_robot.py").write_text("def robot(**kw):\n    raise RuntimeError('robot on fire')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "burning", "robot_factory": "crashing_robot:robot", "tasks": [
+        {"id": "reach-red", "kind": "short", "max_steps": 20, "instructions": ["fetch the tomato"]}]}))  # fmt: skip
+    base = ONLINE["debug"]
+    cfg = dataclasses.replace(base, suite=str(suite), num_robots=2, robot_processes=2, max_restarts=0,
+                              restart_backoff_s=0.1, restart_backoff_max_s=0.1,
+                              budget=dataclasses.replace(base.budget, max_wall_s=300.0))  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(LwdError, match="every robot client crashed repeatedly and gave up"):
+        run_online(cfg, tmp_path / "run", fake4_dataset, fake4_sft_policy, display=False)
+    assert time.monotonic() - t0 < 120.0  # stopped by the give-up, not the 300 s wall-clock budget
+    assert not (tmp_path / "run" / "online" / "summary.json").exists()
+    logs = "".join(p.read_text() for p in (tmp_path / "run" / "online" / "logs").glob("client-*.log"))
+    assert "robot on fire" in logs

@@ -14,6 +14,7 @@ import logging
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from lwd.configs.eval import EvalConfig
 from lwd.configs.online import Budget, OnlineConfig, RolloutSettings
@@ -24,6 +25,7 @@ from lwd.envs.gym_robot import GymRobot
 from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_task, make_robot
 from lwd.eval.runner import evaluate
+from lwd.fleet.adapters import make_member
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.launch.plan import FleetPlan
 from lwd.fleet.reader import SnapshotReader
@@ -31,6 +33,7 @@ from lwd.fleet.snapshots import latest_number
 from lwd.pipeline.online import run_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.policy.checkpoint import load_policy
+from lwd.utils.errors import ConfigError
 from lwd.utils.io import read_json
 
 MC = "MountainCarContinuous-v0"
@@ -69,6 +72,9 @@ def test_fleet_plan_runs_factory_suites_without_the_scripted_intervener(tmp_path
     assert "no scripted expert" in caplog.text
     sim = FleetPlan(replace(cfg, suite="fake4"), tmp_path / "fake4", tmp_path / "no_data", tmp_path / "init")
     assert all(c.config["intervene"] for c in sim.components if c.kind == "robot")
+    # a hand-written client config asking for the scripted intervener on a gym robot: one clear error
+    with pytest.raises(ConfigError, match="no scripted expert"):
+        make_member({**clients[0], "intervene": True}, "robot-000", 0)
 
 
 def test_gym_robots_learn_online_in_the_fleet(tmp_path):

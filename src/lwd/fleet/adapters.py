@@ -45,4 +45,9 @@ def make_member(cfg: dict[str, Any], robot_id: str, index: int) -> tuple[Robot, 
         return robot, intervener
     robot = make_robot(cfg["suite"], cfg.get("obs_mode", "state"), cfg.get("shift", "field"))
     icfg = InterventionConfig(**cfg.get("intervention", {}))
-    return robot, (ScriptedExpertIntervener(robot, icfg) if cfg.get("intervene", True) else None)
+    if not cfg.get("intervene", True):
+        return robot, None
+    if not callable(getattr(robot, "expert", None)):
+        raise ConfigError(f"suite {cfg['suite']!r}: its robots have no scripted expert, so the scripted "
+                          'intervener cannot run; set "intervene": false in the robot client config')  # fmt: skip
+    return robot, ScriptedExpertIntervener(robot, icfg)

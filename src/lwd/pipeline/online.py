@@ -30,11 +30,11 @@ from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
 from lwd.fleet.coordinator_state import CoordinatorState, percentiles
 from lwd.fleet.launch.local import LocalFleet
-from lwd.fleet.launch.supervisor import FleetSupervisor
+from lwd.fleet.launch.supervisor import ROBOTS_GAVE_UP, FleetSupervisor
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import materialize_version
 from lwd.utils.device import check_device_spec, resolve_device
-from lwd.utils.errors import ConfigError
+from lwd.utils.errors import ConfigError, LwdError
 from lwd.utils.io import atomic_write_json, read_json
 
 
@@ -138,6 +138,8 @@ def run_online(
         cfg, online, Path(offline_dataset).resolve(), Path(init_state_dir_or_policy).resolve(), fps
     )
     reason = fleet.run(display=display)
+    if reason == ROBOTS_GAVE_UP:  # no summary: a re-run resumes the stage once the cause is fixed
+        raise LwdError(f"every robot client crashed repeatedly and gave up; see {fleet.dir / 'logs'}")
     summary = summarize(fleet, reason)
     atomic_write_json(online / "summary.json", summary)
     return summary

@@ -32,6 +32,8 @@ from lwd.fleet.launch.plan import Component, FleetPlan
 from lwd.utils.io import read_json
 
 log = logging.getLogger(__name__)
+ROBOTS_GAVE_UP = "robots gave up"
+"""Stop reason when every robot client exhausted its restart budget (the run fails, resumably)."""
 
 
 class RestartBudget:
@@ -122,6 +124,12 @@ class FleetSupervisor:
     def robot_children(self) -> list:
         return [c for c in self.children if c.name.startswith("client-")]
 
+    def robots_gave_up(self) -> bool:
+        """True when every robot client has ended before the run's stop (each gave up after too many
+        restarts): no robot is left to collect, so waiting for the budget would only burn wall-clock."""
+        robots = self.robot_children
+        return bool(robots) and not self.stopping and all(c.finished and not c.alive for c in robots)
+
     def robot_status(self) -> dict[str, dict]:
         """robot id -> status (task, version, episodes, steps, ...) from the robot status files."""
         out: dict[str, dict] = {}
@@ -158,6 +166,9 @@ class FleetSupervisor:
             return "learner-steps"
         if self.child("learner").finished:
             return "learner finished"
+        if self.robots_gave_up():
+            log.error("every robot client gave up (see their logs under %s); stopping the run", self.dir / "logs")
+            return ROBOTS_GAVE_UP
         if b.max_wall_s is not None and time.monotonic() - started >= b.max_wall_s:
             return "wall-clock"
         return None
