@@ -24,8 +24,10 @@ A learner variant runs in its own directories with ``--suffix``, e.g. LWD with Q
     .venv/bin/python benchmarks/online_baselines.py run --methods lwd --lam 0.01 --policy-every 8 --suffix _pe8
     .venv/bin/python benchmarks/online_baselines.py report --methods lwd --suffix _pe8 --out runs/bench/online_lwd_pe8.json
 
-Learner defaults come from the benchmark preset (BC-trained reference, QAM on every 4th step, lambda
-0.01); the paper's frozen reference is the ``lwd-frozen`` row.
+Learner defaults come from the benchmark preset (BC-trained reference that the policy tracks, 3
+reference BC steps per learner step, QAM on every 4th step on 64 rows, lambda 0.01); the paper's frozen
+reference is the ``lwd-frozen`` row, the earlier untracked preset ``--no-track-reference
+--reference-steps 1 --qam-batch 0``.
 """
 
 from __future__ import annotations
