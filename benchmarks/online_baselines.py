@@ -276,10 +276,16 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
     return "\n".join(lines)
 
 
+def lwd_run(variant: str) -> str:
+    """Run name of an LWD ``--variants`` entry: a suffix (``_track`` -> ``lwd_track``) or a full name
+    starting with ``lwd`` (``lwd-const-tau_track_r3``, an ablation of ours)."""
+    return variant if variant.startswith("lwd") else f"lwd{variant}"
+
+
 def variant_runs(args) -> list[str]:
     """Run names (``online_<name>`` directories): ``--methods`` (with ``--suffix``), then the LWD
     ``--variants`` (``lwd<suffix>``), then ``--baseline-variants`` (full names, e.g. ``hg-dagger_uncapped``)."""
-    return ([f"{m}{args.suffix}" for m in args.methods] + [f"lwd{v}" for v in args.variants]
+    return ([f"{m}{args.suffix}" for m in args.methods] + [lwd_run(v) for v in args.variants]
             + list(args.baseline_variants))  # fmt: skip
 
 
@@ -346,14 +352,14 @@ def cmd_report(args) -> None:
     note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
-    paired = paired_table(args.root, seeds, names, ours={f"lwd{v} online" for v in args.variants})
+    paired = paired_table(args.root, seeds, names, ours={f"{lwd_run(v)} online" for v in args.variants})
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
     plot_learning_curves(curves, out_dir / f"online_learning_curves{args.suffix}.png")
     held_out = held_out_curves(args.root, seeds, args.methods, args.suffix)
     for v in args.variants:
-        held_out.update(held_out_curves(args.root, seeds, ["lwd"], v))
+        held_out.update(held_out_curves(args.root, seeds, [lwd_run(v)], ""))
     for run in args.baseline_variants:
         held_out.update(held_out_curves(args.root, seeds, [run], ""))
     plot_held_out(held_out, curves, out_dir / f"online_heldout_curve{args.suffix}.png")
