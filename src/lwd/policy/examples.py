@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lwd.policy.backbone import Obs
-from lwd.policy.integrators import euler_sample
+from lwd.policy.protocol import EulerSampling
 from lwd.specs import RobotSpec
 from lwd.utils.errors import ConfigError
 
@@ -68,7 +68,7 @@ class MLPFlowPolicyConfig:
         return cls(**{**d, "cameras": tuple(d.get("cameras", ()))})
 
 
-class MLPFlowPolicy(nn.Module):
+class MLPFlowPolicy(EulerSampling, nn.Module):
     """``encode(obs) -> cond [b, c]``; ``velocity(cond, x [b, h, a], w [b]) -> [b, h, a]`` (lwd time)."""
 
     config_class: ClassVar[type[MLPFlowPolicyConfig]] = MLPFlowPolicyConfig
@@ -96,20 +96,6 @@ class MLPFlowPolicy(nn.Module):
         wt = torch.as_tensor(w, dtype=x.dtype, device=x.device).expand(b)  # [b]
         out = self.head(torch.cat([x.reshape(b, -1), cond, wt[:, None]], dim=-1))
         return out.reshape(b, self.config.chunk_len, self.config.action_dim)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        cond: Tensor,
-        steps: int | None = None,
-        noise: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        x0 = self.noise(cond.shape[0], generator).to(cond.device) if noise is None else noise
-        return euler_sample(lambda x, w: self.velocity(cond, x, w), x0, steps or self.config.flow_steps)
-
-    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(batch, self.config.chunk_len, self.config.action_dim, generator=generator)
 
     def action_expert_parameters(self) -> Iterator[nn.Parameter]:
         return self.head.parameters()

@@ -41,8 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lwd.policy.backbone import Obs
-from lwd.policy.integrators import euler_sample, pi0_to_lwd
+from lwd.policy.integrators import pi0_to_lwd
 from lwd.policy.language import TextEncoder
+from lwd.policy.protocol import EulerSampling
 from lwd.specs import RobotSpec
 from lwd.utils.errors import ConfigError
 from lwd.utils.imports import load_callable
@@ -143,7 +144,7 @@ def decode_tokens(emb: Tensor, max_tokens: int, vocab_size: int) -> tuple[Tensor
     return ids, mask
 
 
-class LeRobotFlowPolicy(nn.Module):
+class LeRobotFlowPolicy(EulerSampling, nn.Module):
     """A LeRobot ``VLAFlowMatching`` (SmolVLA) as a :class:`~lwd.policy.protocol.FlowPolicyModel`."""
 
     config_class: ClassVar[type[LeRobotFlowPolicyConfig]] = LeRobotFlowPolicyConfig
@@ -216,20 +217,6 @@ class LeRobotFlowPolicy(nn.Module):
     @property
     def _dtype(self) -> torch.dtype:
         return self.model.action_out_proj.weight.dtype
-
-    @torch.no_grad()
-    def sample(
-        self,
-        cond: Tensor,
-        steps: int | None = None,
-        noise: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        x0 = self.noise(cond.shape[0], generator).to(cond.device) if noise is None else noise
-        return euler_sample(lambda x, w: self.velocity(cond, x, w), x0, steps or self.config.flow_steps)
-
-    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        return torch.randn(batch, self.config.chunk_len, self.config.action_dim, generator=generator)
 
     def action_expert_parameters(self) -> Iterator[nn.Parameter]:
         """The LM expert and the action/time projections (what SmolVLA's ``train_expert_only`` trains)."""

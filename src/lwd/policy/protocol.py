@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from lwd.policy.backbone import Obs
+from lwd.policy.integrators import euler_sample
 from lwd.specs import RobotSpec
 from lwd.utils.errors import ConfigError
 from lwd.utils.imports import load_callable
@@ -118,6 +119,31 @@ class FlowPolicyModel(Protocol):
     def eval(self) -> Any: ...
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class EulerSampling:
+    """``sample`` and ``noise`` of a flow policy from its ``velocity`` and ``config`` (chunk_len,
+    action_dim, flow_steps): x0 ~ N(0, I) [b, h, a], then Euler steps from w = 0 (noise) to 1 (action).
+    A mixin for policy classes that need nothing more specific."""
+
+    config: Any
+
+    def velocity(self, cond: Tensor, x: Tensor, w: Tensor | float) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        cond: Tensor,
+        steps: int | None = None,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        x0 = self.noise(cond.shape[0], generator).to(cond.device) if noise is None else noise
+        return euler_sample(lambda x, w: self.velocity(cond, x, w), x0, steps or self.config.flow_steps)
+
+    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        return torch.randn(batch, self.config.chunk_len, self.config.action_dim, generator=generator)
 
 
 def class_path(cls: type) -> str:
