@@ -255,9 +255,8 @@ class Learner:
         batch = self.mixer.sample(s.batch_size, self.rng, self.chunk_len, s.gamma, nsteps) if needs.rl else None
         imitation = None
         if needs.imitation is not None:  # demos offline, chunks that start on a human step online
-            rows = s.batch_size * needs.imitation_batches
-            imitation = self.mixer.sample(rows, self.rng, self.chunk_len, s.gamma, None, needs.imitation,
-                                          needs.imitation)  # fmt: skip
+            imitation = self.mixer.sample(s.batch_size * needs.imitation_batches, self.rng, self.chunk_len,
+                                          s.gamma, None, needs.imitation, needs.imitation)  # fmt: skip
         contrast = None
         if needs.contrast and self.online.num_rejections:  # take-overs with the rejected proposal
             contrast = self.online.sample_rejections(s.batch_size, self.rng, self.chunk_len, s.gamma)
