@@ -266,6 +266,40 @@ def test_learner_requests_a_gpu_only_when_the_cluster_has_one_and_its_device_may
         plan(with_gpu, "cuda:1")
 
 
+def test_a_learner_resource_lets_ray_place_and_re_place_the_learner_on_any_node_offering_it():
+    here, l1, l2 = "aa" * 28, "bb" * 28, "cc" * 28
+    nodes = [_node(here, 0), {**_node(l1, 1), "Resources": {"CPU": 1, "lwd_learner": 1}},
+             {**_node(l2, 1, gpus=1), "Resources": {"CPU": 1, "GPU": 1, "lwd_learner": 1}}]  # fmt: skip
+    opts = ray_placement.learner_options(nodes, here, "cpu", "lwd_learner")
+    assert opts == {"num_cpus": 0, "resources": {"lwd_learner": 1}}  # not pinned to a node: Ray may move it
+    assert ray_placement.learner_options(nodes, here, "auto", "lwd_learner")["num_gpus"] == 1
+    with pytest.raises(ConfigError, match="no node of the Ray cluster offers the learner resource 'lwd_gpu'"):
+        ray_placement.learner_options(nodes, here, "auto", "lwd_gpu")
+    assert ray_placement.robot_bundle("lwd_robot") == {"CPU": 1, "lwd_robot": 1}
+    assert ray_placement.robot_bundle() == {"CPU": 1}
+
+
+def test_node_resources_the_cluster_does_not_offer_are_refused(tmp_path, ray_cluster, redis_url):
+    from lwd.fleet.launch.ray import RayFleet
+
+    before = set(ray.util.placement_group_table())
+    with pytest.raises(ConfigError, match="offers 0 of the robot resource 'lwd_robot'; 2 robot-client actors"):
+        RayFleet(ray_config(redis_url, ray_robot_resource="lwd_robot"), tmp_path / "online", tmp_path, tmp_path, 10.0)
+    with pytest.raises(ConfigError, match="offers the learner resource 'lwd_learner'"):
+        RayFleet(ray_config(redis_url, ray_learner_resource="lwd_learner"), tmp_path / "o", tmp_path, tmp_path, 10.0)
+    assert set(ray.util.placement_group_table()) == before
+
+
+def test_node_resource_options_are_validated():
+    base = dataclasses.replace(ONLINE["debug"], engine="ray")
+    for bad in ("CPU", "lwd-robot", "a b"):
+        with pytest.raises(ConfigError, match="ray-robot-resource must be a custom resource name"):
+            dataclasses.replace(base, ray_robot_resource=bad).validate()
+    with pytest.raises(ConfigError, match="need the ray engine"):
+        dataclasses.replace(ONLINE["debug"], ray_learner_resource="lwd_learner").validate()
+    dataclasses.replace(base, ray_learner_resource="lwd_learner", ray_robot_resource="lwd_robot").validate()
+
+
 def test_a_cuda_learner_on_a_cluster_without_gpus_is_refused_before_anything_starts(
     tmp_path, ray_cluster, redis_url
 ):

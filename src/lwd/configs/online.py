@@ -233,6 +233,17 @@ class OnlineConfig:
     """Ray placement-group strategy of the robot clients (one ``{"CPU": 1}`` bundle per robot-client
     actor): ``SPREAD`` spreads them over nodes as evenly as it can (best effort, also fits one node),
     ``STRICT_SPREAD`` needs a distinct node per robot-client actor, ``PACK`` fills as few nodes as it can."""
+    ray_learner_resource: str = ""
+    """Custom Ray resource that marks the nodes allowed to host the learner (chosen name, e.g.
+    ``lwd_learner``: ``ray start --resources '{"lwd_learner": 1}'``). ``""``: the learner is pinned to
+    a GPU node or the driver's node (strict), as on one machine. Set: the learner takes one unit of it
+    on any alive node that offers it, so when that node dies Ray restarts the learner on another such
+    node, where it resumes from its checkpoint (the run directory must then be shared storage)."""
+    ray_robot_resource: str = ""
+    """Custom Ray resource that marks robot nodes (chosen name, e.g. ``lwd_robot``; a node started with
+    ``--resources '{"lwd_robot": 4}'`` hosts up to 4 robot-client actors). ``""``: any node with a free
+    CPU. Set: every robot bundle also takes one unit, so robots never land on the head or learner node,
+    and when a robot node dies its bundles move only to surviving robot nodes."""
     ray_detached: bool = False
     """With ``engine="ray"``: start the actors (and the robots' placement group) detached and named in
     ``ray_namespace``, so the fleet keeps running when the driver (``lwd run``) disconnects; running
@@ -275,6 +286,14 @@ class OnlineConfig:
         c.non_negative("restart_backoff_s", "restart_backoff_max_s")
         c.one_of("obs_mode", ("state", "pixels")).one_of("engine", ("local", "ray"))
         c.one_of("ray_robot_strategy", ("SPREAD", "STRICT_SPREAD", "PACK"))
+        for name in ("ray_learner_resource", "ray_robot_resource"):
+            value = getattr(self, name)
+            if value and (not value.replace("_", "").isalnum() or value in ("CPU", "GPU", "memory")):
+                raise ConfigError(
+                    f"{prefix}{name.replace('_', '-')} must be a custom resource name (letters, digits, _), got {value!r}"
+                )
+        if (self.ray_learner_resource or self.ray_robot_resource) and self.engine != "ray":
+            raise ConfigError(f"{prefix}ray-learner-resource / ray-robot-resource need the ray engine (--engine ray)")
         if self.ray_detached and self.engine != "ray":
             raise ConfigError(f"{prefix}ray-detached needs the ray engine (--engine ray)")
         check_tasks(self.suite, self.tasks, f"{prefix}tasks")

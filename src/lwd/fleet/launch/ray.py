@@ -46,6 +46,7 @@ from lwd.fleet.launch.ray_placement import (
     find_placement_group,
     learner_options,
     namespace_for,
+    offered,
     robot_options,
     robot_placement_group,
 )
@@ -222,7 +223,13 @@ class RayFleet(FleetSupervisor):
         k = max(1, min(cfg.robot_processes, cfg.num_robots))
         if cpus < k:
             raise ConfigError(f"the Ray cluster has {cpus:g} CPUs; {k} robot-client actors need one each")
-        return learner_options(nodes, self._here, cfg.learner.device)
+        res = cfg.ray_robot_resource
+        if res and offered(nodes, res) < k:
+            raise ConfigError(
+                f"the Ray cluster offers {offered(nodes, res):g} of the robot resource {res!r}; "
+                f"{k} robot-client actors need one each"
+            )
+        return learner_options(nodes, self._here, cfg.learner.device, cfg.ray_learner_resource)
 
     def _robot_group(self, cfg: OnlineConfig):
         """The robots' placement group: a detached fleet's existing one, else a new one."""
@@ -235,7 +242,7 @@ class RayFleet(FleetSupervisor):
         if self.attach_only:
             return None
         self._own_pg = True
-        return robot_placement_group(k, cfg.ray_robot_strategy, name, detached=self.detached)
+        return robot_placement_group(k, cfg.ray_robot_strategy, name, self.detached, cfg.ray_robot_resource)
 
     def make_child(self, component: Component) -> RayChild:
         env = dict(ACTOR_ENV)

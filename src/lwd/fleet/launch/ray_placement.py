@@ -4,13 +4,17 @@
   that node's disk;
 * learner (:func:`learner_options`): with ``num_gpus=1`` on a node with a GPU when its device may
   use CUDA (``auto``, ``cuda``) and the cluster has one, else on the driver's node; strict, since
-  its checkpoints live on that node's disk. A learner without a GPU reservation runs with
+  its checkpoints live on that node's disk. With ``online.ray_learner_resource`` it instead takes
+  one unit of that custom resource on any node offering it (not pinned), so Ray restarts it on
+  another learner node when its node dies. A learner without a GPU reservation runs with
   ``CUDA_VISIBLE_DEVICES=""``, so ``auto`` means the CPU there;
 * robot clients (:func:`robot_placement_group`): one ``{"CPU": 1}`` bundle per robot-client actor
   in a placement group with strategy ``online.ray_robot_strategy`` (``SPREAD`` by default: as many
   distinct nodes as it can, best effort, so one node also works); client ``i`` runs in bundle
   ``i``. A bundle stays on its node while that node lives, so a restarted client comes back where
-  its outbox is.
+  its outbox is; when the node dies, Ray re-places its bundles on surviving nodes and the clients
+  restart there. ``online.ray_robot_resource`` adds one unit of that custom resource to each bundle
+  (robot nodes only).
 
 Detached fleets (``online.ray_detached``): actors and the placement group are named and live in
 the namespace :func:`namespace_for` (one per run directory), with ``lifetime="detached"``.
@@ -61,10 +65,27 @@ def coordinator_options(here: str) -> dict[str, Any]:
     return {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
 
 
-def learner_options(nodes: list[dict[str, Any]], here: str, device: str) -> dict[str, Any]:
+def offered(nodes: list[dict[str, Any]], resource: str) -> float:
+    """Total amount of ``resource`` the alive ``nodes`` offer."""
+    return sum(n.get("Resources", {}).get(resource, 0.0) for n in nodes)
+
+
+def learner_options(nodes: list[dict[str, Any]], here: str, device: str, resource: str = "") -> dict[str, Any]:
     """Actor options of the learner for learner ``device`` on a cluster of ``nodes`` (``ray.nodes()``
-    entries) whose driver runs on node ``here``; ConfigError for a CUDA device the cluster lacks."""
+    entries) whose driver runs on node ``here``; ConfigError for a CUDA device the cluster lacks.
+
+    ``resource`` (``online.ray_learner_resource``): the learner takes one unit of this custom
+    resource wherever it is offered instead of being pinned to one node, so Ray can restart it on
+    another learner node when its node dies (a GPU too when the device may use CUDA and the
+    resource's nodes have one)."""
     check_device_spec(device)
+    if resource:
+        nodes = [n for n in nodes if n.get("Resources", {}).get(resource, 0) >= 1]
+        if not nodes:
+            raise ConfigError(
+                f"no node of the Ray cluster offers the learner resource {resource!r} "
+                f"(ray start --resources '{{\"{resource}\": 1}}' on the learner node)"
+            )
     gpus = [n["NodeID"] for n in nodes if n.get("Resources", {}).get("GPU", 0) >= 1]
     if device.startswith("cuda"):
         if device not in ("cuda", "cuda:0"):
@@ -74,14 +95,16 @@ def learner_options(nodes: list[dict[str, Any]], here: str, device: str) -> dict
             )
         if not gpus:
             raise ConfigError(
-                f"learner device {device!r}, but no node of the Ray cluster has a GPU "
+                f"learner device {device!r}, but no node of the Ray cluster "
+                f"{'offering ' + repr(resource) + ' ' if resource else ''}has a GPU "
                 "(ray start --num-gpus=1 on a GPU node); use device 'auto' or 'cpu'"
             )
     use_gpu = device != "cpu" and bool(gpus)
-    opts: dict[str, Any] = {
-        "num_cpus": 0,
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(gpus[0] if use_gpu else here, soft=False),
-    }
+    opts: dict[str, Any] = {"num_cpus": 0}
+    if resource:
+        opts["resources"] = {resource: 1}
+    else:
+        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(gpus[0] if use_gpu else here, soft=False)
     if use_gpu:
         opts["num_gpus"] = 1
     return opts
@@ -116,21 +139,27 @@ def check_bundles(pg: PlacementGroup, k: int, name: str) -> None:
         )
 
 
-def robot_placement_group(k: int, strategy: str, name: str = "", detached: bool = False) -> PlacementGroup:
-    """A new placement group of ``k`` ``{"CPU": 1}`` bundles for the robot clients (named ``name``,
-    detached if asked), once it is placed; ConfigError after ``PG_READY_TIMEOUT_S``."""
+def robot_bundle(resource: str = "") -> dict[str, float]:
+    """One robot-client actor's bundle: a CPU, and one unit of ``online.ray_robot_resource`` if set."""
+    return {"CPU": 1, **({resource: 1} if resource else {})}
+
+
+def robot_placement_group(k: int, strategy: str, name: str = "", detached: bool = False,
+                          resource: str = "") -> PlacementGroup:  # fmt: skip
+    """A new placement group of ``k`` :func:`robot_bundle` bundles for the robot clients (named
+    ``name``, detached if asked), once it is placed; ConfigError after ``PG_READY_TIMEOUT_S``."""
     if strategy not in STRATEGIES:
         raise ConfigError(
             f"unknown robot placement strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}"
         )
     pg = placement_group(
-        [{"CPU": 1}] * k, strategy=strategy, name=name, lifetime="detached" if detached else None
+        [robot_bundle(resource)] * k, strategy=strategy, name=name, lifetime="detached" if detached else None
     )
     ready, _ = ray.wait([pg.ready()], timeout=PG_READY_TIMEOUT_S)
     if not ready:
         remove_placement_group(pg)
         raise ConfigError(
-            f"the Ray cluster could not place {k} robot-client bundles of 1 CPU with strategy {strategy} "
+            f"the Ray cluster could not place {k} robot-client bundles {robot_bundle(resource)} with strategy {strategy} "
             f"within {PG_READY_TIMEOUT_S:.0f}s (STRICT_SPREAD needs {k} nodes with a free CPU); "
             "add nodes or CPUs, or use online.ray_robot_strategy SPREAD"
         )
