@@ -14,7 +14,7 @@ from lwd.data.episode_io import episode_to_bytes
 from lwd.fleet.coordinator import Coordinator
 from lwd.fleet.dataplane.events import EpisodeEvent
 from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.snapshots import latest_number, read_manifest
+from lwd.fleet.snapshots import entries_of, latest_number, read_manifest
 from lwd.fleet.validation import ValidationRules
 
 
@@ -45,6 +45,20 @@ def test_commits_incremental_monotonic_snapshots(dataplane, tmp_path):
     assert m2["parent"] == 1 and m2["total"] == 5
     reader = SnapshotReader(dataplane)
     assert {e.episode_id for e in reader.entries(2)} == {e.episode_id for e in first + second}
+    coord.close()
+
+
+def test_manifest_entries_carry_episode_end_and_old_manifests_still_load(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path)
+    ep = make_episode()
+    stored = dataplane.store.put_bytes(ep.episode_id, episode_to_bytes(ep))
+    dataplane.announce_many([(stored, ep.robot_id, ep.task_id, 0, 1234.5)])  # robot-reported end time
+    assert coord.step().snapshot == 1
+    (entry,) = entries_of(read_manifest(dataplane.store, 1))
+    assert entry.ended_at == 1234.5  # the reader's episode end -> sampleable clock starts here
+    old = {k: v for k, v in read_manifest(dataplane.store, 1)["added"][0].items() if k != "ended_at"}
+    (legacy,) = entries_of({"added": [old]})  # a manifest written before the field existed
+    assert legacy.ended_at is None and legacy.episode_id == ep.episode_id
     coord.close()
 
 

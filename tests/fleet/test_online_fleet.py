@@ -41,6 +41,9 @@ def test_local_fleet_learns_while_deploying_and_resumes(tmp_path, fake4_dataset,
     assert lat["episode_to_committed_s"]["n"] == min(len(membership), 500)
     assert 0 < lat["episode_to_committed_s"]["p50"] <= lat["episode_to_committed_s"]["p99"] < 60
     assert lat["publish_to_loaded_s"]["n"] >= 4 and lat["publish_to_loaded_s"]["p99"] >= 0
+    # episode end -> in the learner's buffer, measured on the episodes it ingested
+    assert 0 < lat["episode_to_sampleable_s"]["n"] <= min(len(membership), 500)
+    assert 0 < lat["episode_to_sampleable_s"]["p50"] <= lat["episode_to_sampleable_s"]["p99"] < 60
 
     # the episodes carry intervention flags and versions; the learner measured them per version
     dp = open_dataplane(fleet_root)

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, now
 from lwd.fleet.dataplane.sqlite import Tx, connect
 from lwd.fleet.snapshots import SnapshotEntry, make_manifest
+from lwd.utils.metric_means import percentiles
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS episodes (
@@ -89,15 +88,6 @@ class Decision:
     """``None`` = accept (commit into the next snapshot); otherwise the quarantine reason."""
     outcome: Outcome | None = None
     """Outcome of an accepted episode (recorded in ``outcomes``)."""
-
-
-def percentiles(values: list[float]) -> dict[str, float | int | None]:
-    """``{"n", "p50", "p99"}`` of ``values`` (seconds; ``None`` when empty)."""
-    if not values:
-        return {"n": 0, "p50": None, "p99": None}
-    arr = np.asarray(values, dtype=float)
-    return {"n": len(values), "p50": round(float(np.percentile(arr, 50)), 3),
-            "p99": round(float(np.percentile(arr, 99)), 3)}  # fmt: skip
 
 
 class CoordinatorState:
@@ -191,7 +181,7 @@ class CoordinatorState:
             out = []
             for number, created_at, total in rows:
                 eps = self.conn.execute(
-                    "SELECT episode_id, uri, sha256, bytes, task_id, robot_id, policy_version FROM episodes "
+                    "SELECT episode_id, uri, sha256, bytes, task_id, robot_id, policy_version, created_at FROM episodes "
                     "WHERE snapshot = ? AND status = 'committed'",
                     (number,),
                 ).fetchall()

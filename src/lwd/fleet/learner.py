@@ -41,7 +41,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from lwd.policy.checkpoint import save_policy
 from lwd.types import Episode
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
-from lwd.utils.metric_means import MetricMeans, check_finite_metrics
+from lwd.utils.metric_means import MetricMeans, check_finite_metrics, percentiles
 from lwd.utils.run_state import MetricsLog, StepCheckpoints
 from lwd.utils.seeding import seed_everything
 
@@ -166,6 +166,8 @@ class Learner:
         self._registry_backoff = Backoff("policy registry", logger=log)
         self.quarantined = 0
         """Committed episodes this process could not ingest (see :meth:`quarantine`)."""
+        self.sampleable_s: deque[float] = deque(maxlen=500)
+        """Episode end -> in the replay buffer (s), for the last ingested episodes."""
         self.metrics = MetricsLog(self.out)
         self.version = self.registry.latest_version()
         self.published_step = self.step if self.version else -1
@@ -219,7 +221,8 @@ class Learner:
         """Add the reader's new episodes to the online buffer; one it cannot ingest is quarantined
         (defence in depth behind the coordinator's validation), never a crash."""
         n = 0
-        while (ep := self.reader.get(timeout=0)) is not None:
+        while (item := self.reader.get_item(timeout=0)) is not None:
+            ep = item.episode
             try:
                 self.offline.check_compatible(ep)  # the policy's shapes, not the first online episode's
                 added = self.online.add_episode(ep, online=True)
@@ -229,6 +232,9 @@ class Learner:
             if added:
                 self.vstats.add(ep, self.version)
                 n += 1
+                ended = item.entry.ended_at
+                if isinstance(ended, (int, float)) and 0.0 <= (lag := time.time() - ended) < 86400.0:
+                    self.sampleable_s.append(lag)  # (a robot clock far off is not a latency)
         return n
 
     def quarantine(self, episode_id: str, reason: str) -> None:
@@ -307,6 +313,7 @@ class Learner:
             "online_episodes": self.vstats.episodes, "online_transitions": len(self.online),
             "snapshot": self.reader.last_snapshot, "quarantined": self.quarantined,
             "robot_hours": self.vstats.env_steps / self.control_hz / 3600.0,
+            "latency": {"episode_to_sampleable_s": percentiles(list(self.sampleable_s))},
         })  # fmt: skip
 
     def run(self) -> str:

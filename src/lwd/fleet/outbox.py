@@ -142,7 +142,11 @@ class Outbox:
 
     # ------------------------------------------------------------------ sending
     def _items(self) -> list[Path]:
-        return sorted(p for p in self.pending_dir.iterdir() if p.name.endswith(SUFFIX) and p.name[0] != ".")
+        """Pending items, oldest first: names start with a zero-padded nanosecond time, so sorting the
+        name strings (not ``Path`` objects, whose comparison costs ~20x more) orders them by age."""
+        with os.scandir(self.pending_dir) as it:
+            names = sorted(e.name for e in it if e.name.endswith(SUFFIX) and e.name[0] != ".")
+        return [self.pending_dir / n for n in names]
 
     def _recover(self) -> None:
         """Remove leftovers of a crash: temp files, and 'uploaded' markers of older outbox versions."""
@@ -162,7 +166,8 @@ class Outbox:
         if not (name[:20].isdigit() and name[20:21] == "-" and len(name) > 21 + len(SUFFIX)):
             raise Unreadable(f"file name is not <ns>-<episode_id>{SUFFIX}")
         try:
-            meta = json.loads(pq.read_schema(pa.BufferReader(payload)).metadata[META_KEY])
+            # the footer's key-value metadata only (no Arrow schema is built: ~1.6x cheaper)
+            meta = json.loads(pq.ParquetFile(pa.BufferReader(payload)).metadata.metadata[META_KEY])
         except Exception as e:  # truncated / not parquet / no or bad metadata
             raise Unreadable(f"unreadable episode payload ({type(e).__name__}: {e})") from e
         if not isinstance(meta, dict):
@@ -199,38 +204,43 @@ class Outbox:
         local files. Raises on the first failure (after announcing the items of the batch already
         uploaded). Returns the number of items announced."""
         sent = 0
-        while items := self._items()[:batch]:
-            ready: list[tuple[Path, StoredPayload, dict]] = []
-            dirs: set[str | None] = set()
-            error: Exception | None = None
-            for item in items:
-                try:
-                    stored, meta, directory = self._upload(item)
-                except FileNotFoundError:
-                    continue  # sent by a previous pass between listing and reading
-                except Unreadable as e:
-                    self._quarantine(item, str(e))
-                    continue
-                except Exception as e:
-                    error = e
-                    break
-                ready.append((item, stored, meta))
-                dirs.add(directory)
-            if ready:
-                self.dp.store.sync_dirs(dirs)  # the objects are durable before any event names them
-                self._hook("uploaded")
-                self.dp.announce_many(
-                    [(st, m["robot_id"], m["task_id"], m["policy_version"], int(it.name[:20]) / 1e9)
-                     for it, st, m in ready]
-                )  # fmt: skip
-                self._hook("announced")
-                for item, _, _ in ready:
-                    item.unlink(missing_ok=True)
-                sent += len(ready)
-                self.sent += len(ready)
-            if error is not None:
-                raise error
+        while listed := self._items():  # listed once per pass, not once per batch
+            for i in range(0, len(listed), batch):
+                sent += self._send_batch(listed[i : i + batch])
         return sent
+
+    def _send_batch(self, items: list[Path]) -> int:
+        """One batch of :meth:`send_pending`; returns the number of items announced."""
+        ready: list[tuple[Path, StoredPayload, dict]] = []
+        dirs: set[str | None] = set()
+        error: Exception | None = None
+        for item in items:
+            try:
+                stored, meta, directory = self._upload(item)
+            except FileNotFoundError:
+                continue  # sent by a previous pass between listing and reading
+            except Unreadable as e:
+                self._quarantine(item, str(e))
+                continue
+            except Exception as e:
+                error = e
+                break
+            ready.append((item, stored, meta))
+            dirs.add(directory)
+        if ready:
+            self.dp.store.sync_dirs(dirs)  # the objects are durable before any event names them
+            self._hook("uploaded")
+            self.dp.announce_many(
+                [(st, m["robot_id"], m["task_id"], m["policy_version"], int(it.name[:20]) / 1e9)
+                 for it, st, m in ready]
+            )  # fmt: skip
+            self._hook("announced")
+            for item, _, _ in ready:
+                item.unlink(missing_ok=True)
+            self.sent += len(ready)
+        if error is not None:
+            raise error
+        return len(ready)
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():

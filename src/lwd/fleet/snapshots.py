@@ -36,6 +36,9 @@ class SnapshotEntry:
     task_id: str
     robot_id: str
     policy_version: int
+    ended_at: float | None = None
+    """When the robot finished the episode (its event's ``created_at``, Unix seconds); absent in
+    manifests written before it existed. Lets a reader measure episode end -> sampleable."""
 
 
 def manifest_key(number: int) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
-from lwd.fleet.coordinator_state import CoordinatorState, percentiles
+from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.launch.supervisor import ROBOTS_GAVE_UP, FleetSupervisor
 from lwd.fleet.registry import PolicyRegistry
@@ -36,6 +36,7 @@ from lwd.fleet.robot_client import materialize_version
 from lwd.utils.device import check_device_spec, resolve_device
 from lwd.utils.errors import ConfigError, LwdError
 from lwd.utils.io import atomic_write_json, read_json
+from lwd.utils.metric_means import percentiles
 
 
 def export_policy(registry: PolicyRegistry, version: int, target: Path) -> Path:
@@ -65,12 +66,16 @@ def make_fleet(cfg: OnlineConfig, online_dir: Path, offline_dataset: Path, init:
     return RayFleet(cfg, online_dir, offline_dataset, init, control_hz, address=cfg.ray_address)
 
 
-def fleet_latency(fleet_root: Path, robots: dict[str, dict]) -> dict[str, Any]:
-    """End-to-end latencies: episode end (announce) -> committed in a snapshot (coordinator database,
-    last 500 episodes) and policy publish -> running on a robot, the episode-boundary wait included
-    (robot status files, each member's last 50 loads)."""
+def fleet_latency(fleet_root: Path, robots: dict[str, dict], learner: dict) -> dict[str, Any]:
+    """End-to-end latencies: episode end -> committed in a snapshot (coordinator database, last 500
+    episodes), episode end -> in the learner's replay buffer (learner status, last 500 ingested) and
+    policy publish -> running on a robot, the episode-boundary wait included (robot status files,
+    each member's last 50 loads)."""
     loads = [x for r in robots.values() for x in r.get("load_latency_s", [])]
     out = {"publish_to_loaded_s": percentiles(loads)}
+    sampleable = (learner.get("latency") or {}).get("episode_to_sampleable_s")
+    if isinstance(sampleable, dict):
+        out["episode_to_sampleable_s"] = sampleable
     db = Path(fleet_root) / "coordinator.db"
     if db.is_file():
         st = CoordinatorState(db)
@@ -101,7 +106,7 @@ def summarize(fleet: FleetSupervisor, stop_reason: str) -> dict[str, Any]:
         "episodes": sum(r.get("episodes", 0) for r in robots.values()),
         "env_steps": sum(r.get("steps", 0) for r in robots.values()),
         "per_version": per_version,
-        "latency": fleet_latency(fleet.fleet_root, robots),
+        "latency": fleet_latency(fleet.fleet_root, robots, lst),
         "restarts": {c.name: c.restarts for c in fleet.children},
     }
 

@@ -197,6 +197,7 @@ def paired_lines(run_dir: Path, policies: list[str], cond: str) -> list[str]:
 def latency_lines(lat: dict) -> list[str]:
     """Markdown lines for the online summary's end-to-end latencies (P50 / P99, seconds)."""
     names = {"episode_to_committed_s": "episode end -> committed in a replay snapshot",
+             "episode_to_sampleable_s": "episode end -> in the learner's replay buffer (sampleable)",
              "publish_to_loaded_s": "policy published -> running on a robot (episode-boundary wait included)"}  # fmt: skip
     out = [f"- {label}: P50 {lat[k]['p50']} s, P99 {lat[k]['p99']} s ({lat[k]['n']} samples)"
            for k, label in names.items() if lat.get(k, {}).get("n")]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Window means of per-step metric dicts, each key averaged over the steps that reported it.
+"""Summaries of metrics: window means of per-step metric dicts (each key averaged over the steps
+that reported it), and latency percentiles.
 
 A learner step may report a key only sometimes (QAM metrics with ``policy_every > 1``, the policy
 metrics during a critic warm-up); dividing by every step of the window would shrink those means.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+
+import numpy as np
 
 from lwd.utils.errors import TrainingDiverged
 
@@ -43,3 +46,12 @@ def check_finite_metrics(metrics: Mapping[str, float], step: int, what: str, kep
             f"{what}: training diverged at step {step} (non-finite {', '.join(bad[:4])}); {kept}. "
             "Check the learning rates and temperatures (e.g. lambda must be > 0)."
         )
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """``{"n", "p50", "p99"}`` of ``values`` (seconds; ``None`` when empty)."""
+    if not values:
+        return {"n": 0, "p50": None, "p99": None}
+    arr = np.asarray(values, dtype=float)
+    return {"n": len(values), "p50": round(float(np.percentile(arr, 50)), 3),
+            "p99": round(float(np.percentile(arr, 99)), 3)}  # fmt: skip
