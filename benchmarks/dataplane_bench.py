@@ -63,6 +63,10 @@ def episode(robot: str, seed: int) -> Episode:
     )  # fmt: skip
 
 
+META = {"robot_id": "r", "task_id": "pick-place", "policy_version": 0}
+"""The metadata of :func:`episode` payloads made with robot ``"r"``."""
+
+
 def parallel(n: int, fn) -> float:
     """Run ``fn(k)`` for k < n in threads; return wall seconds."""
     threads = [threading.Thread(target=fn, args=(k,)) for k in range(n)]
@@ -196,7 +200,7 @@ def bench_ingest(cfg_for, work: Path, clients: int, payloads: list[tuple[str, by
         def outbox(k: int) -> None:
             box = Outbox(d / f"outbox-{k}", open_dataplane(cfg), start=False)
             for eid, data in payloads[k * per : (k + 1) * per]:
-                box.put_bytes(eid, data)
+                box.put_bytes(eid, data, META)  # a robot knows its episode's metadata (Outbox.put)
             box.send_pending()
             box.close()
 
@@ -339,10 +343,14 @@ def bench_publish_latency(root: Path, index: str | None, n: int, size: int) -> d
 
     th = threading.Thread(target=robot)
     th.start()
-    blob = np.random.default_rng(0).bytes(size)
+    import torch
+    from safetensors.torch import save
+
+    weights = torch.from_numpy(np.random.default_rng(0).standard_normal(size // 4).astype(np.float32))
     for i in range(n):
+        blob = save({"w": weights + i})  # a readable, finite checkpoint (the registry checks both)
         starts[i + 1] = time.time()
-        reg.publish({"model.safetensors": blob + bytes([i % 256]), "config.json": b"{}"}, learner_step=i)
+        reg.publish({"model.safetensors": blob, "config.json": b"{}"}, learner_step=i)
         time.sleep(0.25)
     time.sleep(1.0)
     stop.set()

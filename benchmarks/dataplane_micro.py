@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dataplane_bench import episode  # noqa: E402
+from dataplane_bench import META, episode  # noqa: E402
 from lwd.data.episode_io import episode_to_bytes  # noqa: E402
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane  # noqa: E402
 from lwd.fleet.outbox import Outbox  # noqa: E402
@@ -66,7 +66,7 @@ def cpu_per_episode(work: Path, n: int) -> dict:
     box = Outbox(work / "outbox", open_dataplane(DataPlaneConfig.local(work / "fleet-box")), start=False)
     c = time.process_time()
     for eid, data in payloads:
-        box.put_bytes(eid, data)
+        box.put_bytes(eid, data, META)  # as Outbox.put: the robot knows the metadata
     c2 = time.process_time()
     box.send_pending()
     out["outbox_put_ms"] = (c2 - c) / n * 1e3

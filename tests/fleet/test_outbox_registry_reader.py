@@ -55,6 +55,47 @@ def test_outbox_put_is_local_and_drains_in_background(dataplane, tmp_path):
     box.close()
 
 
+@pytest.mark.parametrize("link", ["works", "cross-device"])
+def test_outbox_sends_what_it_remembers_and_what_it_finds_on_disk_alike(tmp_path, monkeypatch, link):
+    """An item put by this process is linked from its remembered checksum (no re-read); one found on
+    disk after a restart is parsed. Both give the same stored object and announcement; where a hard
+    link is impossible the payload is copied."""
+    import errno
+    import os
+
+    from lwd.data.episode_io import episode_to_bytes
+
+    if link == "cross-device":
+        def no_link(*a, **k):
+            raise OSError(errno.EXDEV, "cross-device link")
+
+        monkeypatch.setattr(os, "link", no_link)
+    dp = open_dataplane(tmp_path / "fleet")
+    eps = [make_episode(seed=i) for i in range(2)]
+    box = Outbox(tmp_path / "outbox", dp, start=False)
+    box.put_bytes(eps[0].episode_id, episode_to_bytes(eps[0]))  # no metadata: parsed at send time
+    box.put(eps[1])  # metadata known: sent without reading the file
+    assert list(box._known) == [p.name for p in box._items()[1:]]
+    assert box.send_pending() == 2 and box.pending_ids() == [] and box._known == {}
+    box.close()
+    raw = [json.loads(d.raw) for d in dp.events.read("g", "c", count=10)]
+    assert [r["episode_id"] for r in raw] == [ep.episode_id for ep in eps]
+    for r, ep in zip(raw, eps):
+        assert (r["robot_id"], r["task_id"], r["policy_version"]) == (ep.robot_id, ep.task_id, ep.policy_version)
+        payload = episode_to_bytes(ep)
+        assert r["bytes"] == len(payload)
+        assert dp.store.get(r["uri"], r["sha256"]).episode_id == ep.episode_id  # checksum verified
+
+
+def test_outbox_refuses_bad_metadata_before_writing(dataplane, tmp_path):
+    box = Outbox(tmp_path / "outbox", dataplane, start=False)
+    ep = make_episode()
+    with pytest.raises(ValueError, match="policy_version"):
+        box.put_bytes(ep.episode_id, b"x", {"robot_id": "r", "task_id": "t", "policy_version": "1"})
+    assert box.pending_ids() == [] and box._known == {}
+    box.close()
+
+
 def test_outbox_resends_after_crash_idempotently(tmp_path):
     dp = open_dataplane(tmp_path / "fleet")
     box = Outbox(tmp_path / "outbox", dp, start=False)

@@ -16,7 +16,10 @@ announce the whole batch with one durable append (group commit), then delete the
 a directory fsync (a delete lost in a crash only re-announces an episode the coordinator then
 deduplicates). Retries use bounded exponential backoff with jitter while the store or the event log
 is unreachable (:class:`~lwd.fleet.backoff.Backoff`: one warning per outage, not per retry). A robot
-killed at any instant re-sends its pending items when it restarts.
+killed at any instant re-sends its pending items when it restarts. An item this process put with its
+metadata (:meth:`Outbox.put` always does) is sent from what the process remembers of it (checksum,
+size, robot/task/version), without reading and parsing the file again; items found on disk at start
+(a restart) are read and parsed.
 
 An item that cannot be read (not a parquet file, no or malformed episode metadata, a file name that
 is not ``<ns>-<episode_id>.parquet``) would otherwise fail every batch forever and hold back every
@@ -46,8 +49,9 @@ import pyarrow.parquet as pq
 from lwd.data.episode_io import META_KEY, episode_to_bytes
 from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import DataPlane, StoredPayload
+from lwd.fleet.dataplane.store import LINK_UNSUPPORTED
 from lwd.types import Episode
-from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir
+from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,15 @@ class Unreadable(ValueError):
 
 class OutboxLocked(RuntimeError):
     """Another live process owns this outbox directory."""
+
+
+def _check_meta(meta: object) -> None:
+    """:class:`Unreadable` unless ``meta`` has the fields an announcement needs, with their types."""
+    if not isinstance(meta, dict):
+        raise Unreadable("episode metadata is not an object")
+    for key, kind in (("robot_id", str), ("task_id", str), ("policy_version", int)):
+        if not isinstance(meta.get(key), kind):
+            raise Unreadable(f"episode metadata field {key!r} missing or not {kind.__name__}")
 
 
 class Outbox:
@@ -84,6 +97,8 @@ class Outbox:
         self.max_backoff_s = max_backoff_s
         self.crash_hook: Callable[[str], None] | None = None
         self.sent = 0
+        self._known: dict[str, tuple[str, int, dict]] = {}
+        """Item name -> (sha256, bytes, metadata) for the items this process put with metadata."""
         self.failures = 0
         self.last_error: str | None = None
         self.backoff = Backoff(
@@ -110,13 +125,21 @@ class Outbox:
     # ------------------------------------------------------------------ robot side
     def put(self, ep: Episode) -> str:
         """Persist a finished episode locally (atomic, fsynced) and schedule its upload; return its id."""
-        return self.put_bytes(ep.episode_id, episode_to_bytes(ep))
+        meta = {"robot_id": ep.robot_id, "task_id": ep.task_id, "policy_version": int(ep.policy_version)}
+        return self.put_bytes(ep.episode_id, episode_to_bytes(ep), meta)
 
-    def put_bytes(self, episode_id: str, payload: bytes) -> str:
-        """Like :meth:`put` for an already serialised payload (must be an ``episode_io`` payload)."""
+    def put_bytes(self, episode_id: str, payload: bytes, meta: dict | None = None) -> str:
+        """Like :meth:`put` for an already serialised payload (must be an ``episode_io`` payload).
+        ``meta``: the episode's ``robot_id``, ``task_id`` and ``policy_version`` if the caller knows them
+        (then the send skips re-reading and parsing the file); they must match the payload's."""
         if not episode_id or "/" in episode_id or episode_id.startswith("."):
             raise ValueError(f"invalid episode id {episode_id!r}")
-        atomic_write_bytes(self.pending_dir / f"{time.time_ns():020d}-{episode_id}{SUFFIX}", payload)
+        name = f"{time.time_ns():020d}-{episode_id}{SUFFIX}"
+        if meta is not None:
+            _check_meta(meta)
+        atomic_write_bytes(self.pending_dir / name, payload)
+        if meta is not None:
+            self._known[name] = (sha256_bytes(payload), len(payload), dict(meta))
         self._idle.clear()
         self._wake.set()
         return episode_id
@@ -170,17 +193,23 @@ class Outbox:
             meta = json.loads(pq.ParquetFile(pa.BufferReader(payload)).metadata.metadata[META_KEY])
         except Exception as e:  # truncated / not parquet / no or bad metadata
             raise Unreadable(f"unreadable episode payload ({type(e).__name__}: {e})") from e
-        if not isinstance(meta, dict):
-            raise Unreadable("episode metadata is not an object")
-        for key, kind in (("robot_id", str), ("task_id", str), ("policy_version", int)):
-            if not isinstance(meta.get(key), kind):
-                raise Unreadable(f"episode metadata field {key!r} missing or not {kind.__name__}")
+        _check_meta(meta)
         return payload, meta
 
     def _upload(self, item: Path) -> tuple[StoredPayload, dict, str | None]:
         """Upload one item; return its address, its episode metadata and the store directory to fsync."""
+        episode_id = item.name[21 : -len(SUFFIX)]
+        known = self._known.get(item.name)
+        if known is not None and self.dp.store.local:
+            sha, size, meta = known
+            try:
+                stored, directory = self.dp.store.link_file(episode_id, item, sha, size)
+                return stored, meta, directory
+            except OSError as e:  # FileNotFoundError: sent by an earlier pass (the caller skips it)
+                if e.errno not in LINK_UNSUPPORTED:
+                    raise
         payload, meta = self._parse(item)
-        stored, directory = self.dp.store.put_file(item.name[21 : -len(SUFFIX)], item, payload)
+        stored, directory = self.dp.store.put_file(episode_id, item, payload)
         return stored, meta, directory
 
     def _quarantine(self, item: Path, reason: str) -> None:
@@ -237,6 +266,7 @@ class Outbox:
             self._hook("announced")
             for item, _, _ in ready:
                 item.unlink(missing_ok=True)
+                self._known.pop(item.name, None)
             self.sent += len(ready)
         if error is not None:
             raise error

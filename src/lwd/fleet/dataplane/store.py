@@ -38,6 +38,10 @@ from lwd.types import Episode
 from lwd.utils.errors import DataError
 from lwd.utils.io import atomic_write_bytes, fsync_dir, sha256_bytes
 
+LINK_UNSUPPORTED = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+"""``os.link`` errors that mean "no hard link here" (another filesystem, no permission, too many
+links, unsupported): the payload is copied instead."""
+
 
 @dataclass(frozen=True)
 class StoredPayload:
@@ -191,10 +195,28 @@ class EpisodeStore:
             except FileExistsError:
                 return stored, parent  # uploaded before (a re-send): same name, same bytes
             except OSError as e:
-                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                if e.errno not in LINK_UNSUPPORTED:
                     raise
         self.put_object(key, payload)
         return stored, None
+
+    def link_file(
+        self, episode_id: str, path: str | os.PathLike, sha256: str, size: int
+    ) -> tuple[StoredPayload, str]:
+        """Local store only: hard-link the durable local file ``path``, whose checksum and size the
+        caller computed when it wrote it, into place without reading it; returns the address and the
+        directory to fsync (:meth:`sync_dirs`). ``OSError`` where a hard link is impossible (the
+        caller then uses :meth:`put_file`)."""
+        if not self.local:
+            raise OSError(errno.EXDEV, "not a local store")
+        key = self.key(episode_id, sha256)
+        target = self._path(key)
+        parent = self._local_dir(target)
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            pass  # uploaded before (a re-send): same name, same bytes
+        return StoredPayload(episode_id, key, sha256, size), parent
 
     def sync_dirs(self, dirs: set[str | None]) -> None:
         """fsync the directories :meth:`put_file` linked into (once each, however many objects)."""
