@@ -117,16 +117,19 @@ class Redis:
 
 
 # ------------------------------------------------------------------------------------------ measurements
-def processes(n: int, fn) -> float:
-    """Run ``fn(k)`` for k < n in forked processes released together; return wall seconds of the work
-    (process start-up excluded: workers report their own monotonic start and end times)."""
+def processes(n: int, prepare) -> float:
+    """Run ``prepare(k)()`` for k < n in forked processes released together; return wall seconds of the
+    work. ``prepare(k)`` runs before the release (a robot's connections are made once per lifetime,
+    not per episode) and returns the work; workers report their own monotonic start and end times, so
+    process start-up and connection set-up are excluded for every variant alike."""
     ctx = mp.get_context("fork")
     barrier, times = ctx.Barrier(n), ctx.Queue()
 
     def worker(k: int) -> None:
+        work = prepare(k)
         barrier.wait()
         t0 = time.monotonic()
-        fn(k)
+        work()
         times.put((t0, time.monotonic()))
 
     procs = [ctx.Process(target=worker, args=(k,)) for k in range(n)]
@@ -155,9 +158,12 @@ def bench_ingest(cfg_for, work: Path, clients: int, payloads: list[tuple[str, by
         for f in fanout:
             (d / f).mkdir(parents=True, exist_ok=True)
 
-        def raw(k: int) -> None:
-            for eid, data in payloads[k * per : (k + 1) * per]:
-                atomic_write_bytes(d / eid[:2] / f"{eid}.parquet", data)
+        def raw(k: int):
+            def work() -> None:
+                for eid, data in payloads[k * per : (k + 1) * per]:
+                    atomic_write_bytes(d / eid[:2] / f"{eid}.parquet", data)
+
+            return work
 
         return raw
 
@@ -173,36 +179,45 @@ def bench_ingest(cfg_for, work: Path, clients: int, payloads: list[tuple[str, by
     def publish_fn(d: Path):
         cfg = ready(d)
 
-        def publish(k: int) -> None:
+        def publish(k: int):
             dp = open_dataplane(cfg)
-            for eid, data in payloads[k * per : (k + 1) * per]:
-                dp.announce(dp.store.put_bytes(eid, data), f"robot-{k}", "pick-place", 0)
-            dp.close()
+
+            def work() -> None:
+                for eid, data in payloads[k * per : (k + 1) * per]:
+                    dp.announce(dp.store.put_bytes(eid, data), f"robot-{k}", "pick-place", 0)
+
+            return work
 
         return publish
 
     def batched_fn(d: Path):  # announce every 8 uploads with one append (group commit)
         cfg = ready(d)
 
-        def publish_batched(k: int) -> None:
+        def publish_batched(k: int):
             dp = open_dataplane(cfg)
             mine = payloads[k * per : (k + 1) * per]
-            for i in range(0, len(mine), 8):
-                stored = [dp.store.put_bytes(eid, data) for eid, data in mine[i : i + 8]]
-                dp.announce_many([(st, f"robot-{k}", "pick-place", 0, None) for st in stored])
-            dp.close()
+
+            def work() -> None:
+                for i in range(0, len(mine), 8):
+                    stored = [dp.store.put_bytes(eid, data) for eid, data in mine[i : i + 8]]
+                    dp.announce_many([(st, f"robot-{k}", "pick-place", 0, None) for st in stored])
+
+            return work
 
         return publish_batched
 
     def outbox_fn(d: Path):  # full robot path: durable local put, then upload + announce + delete
         cfg = ready(d)
 
-        def outbox(k: int) -> None:
+        def outbox(k: int):
             box = Outbox(d / f"outbox-{k}", open_dataplane(cfg), start=False)
-            for eid, data in payloads[k * per : (k + 1) * per]:
-                box.put_bytes(eid, data, META)  # a robot knows its episode's metadata (Outbox.put)
-            box.send_pending()
-            box.close()
+
+            def work() -> None:
+                for eid, data in payloads[k * per : (k + 1) * per]:
+                    box.put_bytes(eid, data, META)  # a robot knows its episode's metadata (Outbox.put)
+                box.send_pending()
+
+            return work
 
         return outbox
 
@@ -366,9 +381,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     p.add_argument("--parts", default="ingest,latency,publish", help="which measurements to run")
     p.add_argument("--reps", type=int, default=3, help="ingest repetitions (best of) per variant")
+    p.add_argument("--episodes", type=int, default=480, help="ingest payloads per run (split over the clients)")
     p.add_argument("--out", default="runs/bench/dataplane.json")
     a = p.parse_args()
-    n_ingest = 96 if a.quick else 480
+    if a.episodes < 16 or a.reps < 1:
+        print("error: --episodes must be >= 16 and --reps >= 1", file=sys.stderr)
+        sys.exit(2)
+    n_ingest = 96 if a.quick else a.episodes
     robots, per_robot = (2, 5) if a.quick else (4, 25)
     n_pub = 4 if a.quick else 20
     results: dict = {
