@@ -5,6 +5,9 @@ Runs the real online fleet (coordinator, learner, robot-client processes or Ray 
 plane) from a finished quickstart run's offline stage, with the quickstart's online learner (it trains
 and publishes while the robots run), for a fixed wall-clock budget per (engine, size). Per row:
 
+The local rows use the embedded SQLite data plane; the Ray rows a Redis event log (a redis-server
+this script starts; Ray needs a data plane every node reaches) with the store on local disk.
+
 * env steps/s: steps the robots reported / the wall budget (process start-up included: a lower bound);
 * learner steps/s: over the learner's logged windows (its own start-up and warm-up excluded);
 * episode end -> committed in a snapshot, episode end -> in the learner's replay buffer
@@ -27,6 +30,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,11 +52,14 @@ def learner_rate(learner_dir: Path) -> float | None:
     return (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["time"] - rows[0]["time"])
 
 
-def one_row(engine: str, n: int, processes: int, seconds: float, run: Path, work: Path) -> dict:
+def one_row(
+    engine: str, n: int, processes: int, seconds: float, run: Path, work: Path, dataplane: str
+) -> dict:
     base = ONLINE["quickstart"]
     cfg = dataclasses.replace(
         base,
         engine=engine,
+        dataplane=dataplane,
         num_robots=n,
         robot_processes=min(n, processes),
         budget=Budget(max_learner_steps=None, max_wall_s=seconds),
@@ -63,6 +70,7 @@ def one_row(engine: str, n: int, processes: int, seconds: float, run: Path, work
     lat = s.get("latency", {})
     return {
         "engine": engine,
+        "dataplane": "redis" if dataplane else "sqlite",
         "robots": n,
         "processes": cfg.robot_processes,
         "seconds": seconds,
@@ -132,18 +140,34 @@ def main() -> None:
         except ImportError:
             fail("--engines ray needs the ray package (pip install 'lwd[scale]')")
     rows: list[dict] = []
-    for engine in args.engines:
-        for n in args.sizes:
-            work = Path("runs/bench") / f"fleet_{engine}_{n}"
-            shutil.rmtree(work, ignore_errors=True)
-            print(f"fleet_scaling: {engine} engine, {n} robots, {args.seconds:.0f} s ...", flush=True)
-            rows.append(one_row(engine, n, args.processes, args.seconds, args.run, work))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-            atomic_write_json(args.out, {
-                "command": "benchmarks/fleet_scaling.py " + " ".join(sys.argv[1:]),
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                "rows": rows,
-            })  # fmt: skip
+    redis = None
+    try:
+        for engine in args.engines:
+            if engine == "ray" and redis is None:  # Ray's nodes meet through a Redis event log, never SQLite
+                sys.path.insert(0, str(Path(__file__).parent))
+                from dataplane_bench import Redis
+
+                redis = Redis(Path(tempfile.mkdtemp(prefix="lwd-scaling-redis-")))
+            for n in args.sizes:
+                work = Path("runs/bench") / f"fleet_{engine}_{n}"
+                shutil.rmtree(work, ignore_errors=True)
+                print(f"fleet_scaling: {engine} engine, {n} robots, {args.seconds:.0f} s ...", flush=True)
+                url = ""
+                if engine == "ray":  # every row starts from an empty event log
+                    import redis as redis_client
+
+                    redis_client.Redis.from_url(redis.url).flushall()
+                    url = redis.url
+                rows.append(one_row(engine, n, args.processes, args.seconds, args.run, work, url))
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+                atomic_write_json(args.out, {
+                    "command": "benchmarks/fleet_scaling.py " + " ".join(sys.argv[1:]),
+                    "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                    "rows": rows,
+                })  # fmt: skip
+    finally:
+        if redis is not None:
+            redis.stop()
     print(table(rows))
 
 
