@@ -38,3 +38,19 @@ def test_plan_passes_rollout_settings_to_coordinator_and_learner(tmp_path):
     comps = {c.name: c for c in off.components}
     assert "--rollout" not in comps["coordinator"].argv()
     assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is False
+
+
+def test_a_one_robot_fleet_deploys_every_version_directly(tmp_path, caplog):
+    """A canary is never the whole fleet, so with one robot no version could ever be rolled out: the
+    plan switches canary mode off (with a warning) and the learner sets the fleet default itself."""
+    cfg = OnlineConfig(suite="fake4", num_robots=1, robot_processes=1)
+    assert cfg.rollout.enabled
+    with caplog.at_level("WARNING", logger="lwd.fleet.launch.plan"):
+        plan = FleetPlan(cfg, tmp_path / "online", tmp_path / "data", tmp_path / "init")
+    assert "canary rollout needs >= 2 robots" in caplog.text
+    comps = {c.name: c for c in plan.components}
+    assert "--rollout" not in comps["coordinator"].argv()
+    assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is False
+    two = FleetPlan(dataclasses.replace(cfg, num_robots=2), tmp_path / "two", tmp_path / "data", tmp_path / "init")
+    assert json.loads({c.name: c for c in two.components}["learner"].config_path.read_text())["canary_mode"] is True
+

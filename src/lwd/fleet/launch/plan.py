@@ -112,6 +112,11 @@ class FleetPlan:
 
     def _write(self, offline_dataset: Path, init: Path) -> None:
         c, conf = self.cfg, self.dir / "configs"
+        canary = c.rollout.enabled and c.num_robots >= 2
+        if c.rollout.enabled and not canary:
+            log.warning("canary rollout needs >= 2 robots (a canary never runs on the whole fleet): this "
+                        "%d-robot fleet gets every published version directly", c.num_robots)  # fmt: skip
+        rollout = dict(c.to_dict()["rollout"], enabled=canary)
         self.fleet_root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(conf / "dataplane.json", self.dataplane)
         atomic_write_json(conf / "online.json", c.to_dict())
@@ -121,7 +126,7 @@ class FleetPlan:
             "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
             "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
             "registry_index": c.registry_index,
-            "rollout": c.to_dict()["rollout"],
+            "rollout": rollout,
             **rules,
         })  # fmt: skip
         self._add("learner", "learner", {
@@ -129,7 +134,7 @@ class FleetPlan:
             "dataplane": self.dataplane, "registry": self.registry, "registry_index": c.registry_index,
             "lease_s": c.lease_s, "settings": c.to_dict()["learner"],
             "max_learner_steps": c.budget.max_learner_steps,
-            "canary_mode": c.rollout.enabled,
+            "canary_mode": canary,
         })  # fmt: skip
         intervene = c.intervene and scripted_expert(c.suite)
         k = max(1, min(c.robot_processes, c.num_robots))
