@@ -13,7 +13,7 @@ from lwd.envs.intervention import InterventionConfig
 from lwd.fleet.claims import claim_task
 from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.learner import VersionStats, may_update
+from lwd.fleet.learner import may_update
 from lwd.fleet.outbox import Outbox
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.robot_client import (
@@ -24,6 +24,7 @@ from lwd.fleet.robot_client import (
     policy_files,
     task_weights_for,
 )
+from lwd.fleet.version_stats import VersionStats
 from lwd.utils.seeding import EVAL_SEED_BASE, ONLINE_SEED_BASE, eval_seed
 
 

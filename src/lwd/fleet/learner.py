@@ -41,7 +41,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,8 @@ from lwd.fleet.reader import SnapshotReader
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.registry_index import DEFAULT
 from lwd.fleet.robot_client import policy_files
+from lwd.fleet.version_stats import VersionStats
 from lwd.policy.checkpoint import save_policy
-from lwd.types import Episode
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
 from lwd.utils.metric_means import MetricMeans, check_finite_metrics, percentiles
@@ -77,53 +77,6 @@ def may_update(step: int, online_transitions: int, min_online: int, utd: float) 
     if online_transitions <= 0 or online_transitions < min_online:
         return False
     return step + 1 <= utd * online_transitions
-
-
-class VersionStats:
-    """Online outcomes per policy version: success per task, intervention steps, staleness."""
-
-    def __init__(self) -> None:
-        self.by_version: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-        self.steps: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # [steps, intervened steps]
-        self.episodes = 0
-        self.env_steps = 0
-        self.window: list[tuple[int, float, int, float]] = []  # (staleness, intervention fraction, steps, success)
-
-    def add(self, ep: Episode, latest_version: int) -> None:
-        n = self.by_version[ep.policy_version][ep.task_id]
-        n[0] += 1
-        n[1] += int(ep.success)
-        s = self.steps[ep.policy_version]
-        s[0] += ep.length
-        s[1] += int(np.count_nonzero(ep.intervention))
-        self.episodes += 1
-        self.env_steps += ep.length
-        self.window.append((latest_version - ep.policy_version, float(np.mean(ep.intervention)), ep.length,
-                            float(ep.success)))  # fmt: skip
-
-    def summary(self) -> dict[str, Any]:
-        """``{version: {episodes, env_steps, success_rate: {task: rate}, intervention_rate}}`` (JSON)."""
-        out = {}
-        for v in sorted(self.by_version):
-            tasks = self.by_version[v]
-            steps, inter = self.steps[v]
-            out[str(v)] = {
-                "episodes": sum(n for n, _ in tasks.values()),
-                "env_steps": steps,
-                "success_rate": {t: s / n for t, (n, s) in sorted(tasks.items())},
-                "intervention_rate": inter / max(steps, 1),
-            }
-        return out
-
-    def pop_window(self) -> dict[str, float]:
-        w, self.window = self.window, []
-        if not w:
-            return {}
-        return {
-            "data/staleness_versions": float(np.mean([s for s, *_ in w])),
-            "fleet/intervention_rate": float(np.average([i for _, i, _, _ in w], weights=[n for _, _, n, _ in w])),
-            "fleet/success_rate": float(np.mean([ok for *_, ok in w])),
-        }
 
 
 class Learner:
