@@ -106,6 +106,23 @@ class NodeKiller(threading.Thread):
                 return
 
 
+def run_killing_a_node(ctx, ready, victim, recovered, budget: Budget):
+    """Run the online fleet on the cluster while a :class:`NodeKiller` kills the node ``victim`` names
+    once ``ready`` holds; returns (summary, facts, the fleet, data-plane spec, online dir)."""
+    cluster, moto_s3, tmp_path, monkeypatch, redis_url, dataset, policy = ctx
+    for k, v in {**cluster.env, **AWS}.items():
+        monkeypatch.setenv(k, v)
+    fleets = spy_fleets(monkeypatch)
+    killer = NodeKiller(fleets, cluster, ready, victim, recovered)
+    killer.start()
+    cfg, spec = config(cluster, moto_s3, tmp_path, redis_url, budget)
+    run_dir = tmp_path / "run"
+    summary = online_stage.run_online(cfg, run_dir, dataset, policy, display=False)
+    killer.join(timeout=5)
+    assert killer.error is None, killer.error
+    return summary, killer.facts, (fleets[0] if fleets else None), spec, run_dir / "online"
+
+
 def robots_of(child) -> dict:
     return child.last.get("robots", {})
 
@@ -127,10 +144,6 @@ def check_exactly_once(spec, online, summary) -> None:
 def test_robot_node_dies_its_robots_move_and_nothing_is_lost(
     cluster, moto_s3, tmp_path, monkeypatch, redis_url, fake4_dataset, fake4_sft_policy, capsys
 ):
-    for k, v in {**cluster.env, **AWS}.items():
-        monkeypatch.setenv(k, v)
-    fleets = spy_fleets(monkeypatch)
-
     def ready(fleet):
         c0 = fleet.child("client-0")
         if sum(r.get("episodes", 0) for r in robots_of(c0).values()) >= 1:
@@ -143,17 +156,12 @@ def test_robot_node_dies_its_robots_move_and_nothing_is_lost(
         more = sum(r.get("episodes", 0) for r in robots_of(c0).values()) > sum(facts["episodes"].values())
         return c0.last.get("node_id") != facts["victim"] and c0.last.get("pid") != facts["pid"] and more
 
-    killer = NodeKiller(fleets, cluster, ready, lambda f: f.child("client-0").last["node_id"], recovered)
-    killer.start()
-    cfg, spec = config(cluster, moto_s3, tmp_path, redis_url, Budget(robot_hours=0.05, max_wall_s=400.0))
-    run_dir = tmp_path / "run"
-    online = run_dir / "online"
-    summary = online_stage.run_online(cfg, run_dir, fake4_dataset, fake4_sft_policy, display=False)
-    killer.join(timeout=5)
-    assert killer.error is None, killer.error
-    facts = killer.facts
+    ctx = (cluster, moto_s3, tmp_path, monkeypatch, redis_url, fake4_dataset, fake4_sft_policy)
+    summary, facts, fleet, spec, online = run_killing_a_node(
+        ctx, ready, lambda f: f.child("client-0").last["node_id"], recovered,
+        Budget(robot_hours=0.05, max_wall_s=400.0),
+    )  # fmt: skip
     assert facts, "client-0 never finished an episode"
-    fleet = fleets[0]
 
     # placement, from Ray's state: coordinator on the head (the driver's node), learner on a learner
     # node, the two robot clients on the two robot nodes, each in its placement-group bundle
@@ -191,10 +199,6 @@ def test_robot_node_dies_its_robots_move_and_nothing_is_lost(
 def test_learner_node_dies_and_the_learner_resumes_on_another_node(
     cluster, moto_s3, tmp_path, monkeypatch, redis_url, fake4_dataset, fake4_sft_policy, capsys
 ):
-    for k, v in {**cluster.env, **AWS}.items():
-        monkeypatch.setenv(k, v)
-    fleets = spy_fleets(monkeypatch)
-
     def ready(fleet):
         ckpt = fleet.learner_dir / "checkpoints" / "latest.json"
         if ckpt.is_file() and read_json(ckpt)["step"] >= 10:
@@ -206,20 +210,16 @@ def test_learner_node_dies_and_the_learner_resumes_on_another_node(
         return (ln.last.get("pid") != facts["pid"] and ln.last.get("node_id") != facts["victim"]
                 and fleet.learner_status().get("step", 0) > facts["checkpoint_step"])  # fmt: skip
 
-    killer = NodeKiller(fleets, cluster, ready, lambda f: f.child("learner").last["node_id"], recovered)
-    killer.start()
-    cfg, spec = config(cluster, moto_s3, tmp_path, redis_url, Budget(max_learner_steps=40, max_wall_s=400.0))
-    run_dir = tmp_path / "run"
-    online = run_dir / "online"
-    summary = online_stage.run_online(cfg, run_dir, fake4_dataset, fake4_sft_policy, display=False)
-    killer.join(timeout=5)
-    assert killer.error is None, killer.error
-    facts = killer.facts
+    ctx = (cluster, moto_s3, tmp_path, monkeypatch, redis_url, fake4_dataset, fake4_sft_policy)
+    summary, facts, fleet, spec, online = run_killing_a_node(
+        ctx, ready, lambda f: f.child("learner").last["node_id"], recovered,
+        Budget(max_learner_steps=40, max_wall_s=400.0),
+    )  # fmt: skip
     assert facts, "the learner never checkpointed step 10"
     nodes = facts["nodes"]
     learners = {nodes["learner1"], nodes["learner2"]}
     assert facts["victim"] in learners and "recovery_s" in facts, "the learner never trained again"
-    learner = fleets[0].child("learner")
+    learner = fleet.child("learner")
     assert (
         summary["restarts"]["learner"] == 1
         and learner.last["node_id"] == (learners - {facts["victim"]}).pop()

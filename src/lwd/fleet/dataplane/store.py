@@ -184,21 +184,15 @@ class EpisodeStore:
         announced. Another filesystem or a remote store: an ordinary atomic upload (directory ``None``).
         """
         digest = sha256_bytes(payload)
-        key = self.key(episode_id, digest)
-        stored = StoredPayload(episode_id, key, digest, len(payload))
         if self.local:
-            target = self._path(key)
-            parent = self._local_dir(target)
             try:
-                os.link(path, target)
-                return stored, parent
-            except FileExistsError:
-                return stored, parent  # uploaded before (a re-send): same name, same bytes
+                return self.link_file(episode_id, path, digest, len(payload))
             except OSError as e:
                 if e.errno not in LINK_UNSUPPORTED:
                     raise
+        key = self.key(episode_id, digest)
         self.put_object(key, payload)
-        return stored, None
+        return StoredPayload(episode_id, key, digest, len(payload)), None
 
     def link_file(
         self, episode_id: str, path: str | os.PathLike, sha256: str, size: int
