@@ -55,7 +55,7 @@ from lwd.utils.io import atomic_write_json, read_json
 METHODS = {
     # method: (learner algorithm, offline stage it starts from, learner overrides)
     "lwd": ("lwd", "offline_lwd", {}),
-    "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen", "track_reference": False}),  # the paper's frozen pi_ref (ablation)
+    "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen", "track_reference": False, "reference_successes": False}),  # the paper's frozen pi_ref (ablation)
     "lwd-const-tau": ("lwd", "offline_lwd-const-tau", {"alpha": 0.0}),  # DIVL with constant tau
     "iql-qam": ("iql-qam", "offline_iql", {}),
     "hg-dagger": ("hg-dagger", "offline_lwd", {}),
@@ -73,6 +73,7 @@ def online_config(args, method: str, seed: int):
         base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         track_reference=args.track_reference, qam_batch=args.qam_batch, reference_steps=args.reference_steps,
+        reference_successes=args.reference_successes,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
@@ -404,6 +405,9 @@ def main() -> None:
                     help="the policy follows the BC reference's moves (lwd, iql-qam with --reference bc)")
     ap.add_argument("--reference-steps", type=int, default=preset.reference_steps,
                     help="BC steps of the reference per learner step (lwd, iql-qam with --reference bc)")
+    ap.add_argument("--reference-successes", action=argparse.BooleanOptionalAction,
+                    default=preset.reference_successes,
+                    help="the BC reference also clones the field episodes the policy solved alone (lwd, iql-qam)")
     ap.add_argument("--qam-batch", type=int, default=preset.qam_batch, help="rows per QAM step (0: all)")
     ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
     ap.add_argument(

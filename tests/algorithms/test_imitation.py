@@ -8,6 +8,7 @@ batch (so about 40% of its rows were trained on).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import RECAPAlgorithm
 from lwd.critic.networks import build_chunk_critic, build_value_distribution
-from lwd.data.filters import DEMOS_AND_INTERVENTIONS, supervised_mask
+from lwd.data.filters import DEMOS_AND_INTERVENTIONS, DEMOS_INTERVENTIONS_AND_SUCCESSES, supervised_mask
 from lwd.data.mixer import ReplayMixer
 from lwd.data.replay import ReplayBuffer
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
@@ -82,6 +83,28 @@ def test_mixed_imitation_batch_is_all_eligible_and_falls_back_without_interventi
     fallback = ReplayMixer(offline, no_human, 0.5, 1).sample(32, rng, H, 0.99, None, DEMOS_AND_INTERVENTIONS,
                                                              DEMOS_AND_INTERVENTIONS)  # fmt: skip
     assert not fallback.is_online.any() and fallback.size == 32
+
+
+def test_autonomous_successes_are_whole_online_episodes_the_policy_solved_alone():
+    offline, online = _buffers()  # online-0 succeeded, but the human acted in it
+    alone = make_episode("online-1", length=8, source="online", intervention=np.zeros(8, bool))
+    failed = make_episode("online-2", length=6, source="online", success=False, intervention=np.zeros(6, bool))
+    online.add_episodes([alone, failed], online=True)
+    offline.add_episode(make_episode("rollout-0", length=7, source="rollout", intervention=np.zeros(7, bool)))
+    filt = DEMOS_INTERVENTIONS_AND_SUCCESSES
+    assert online.count(DEMOS_AND_INTERVENTIONS) == 5 and online.count(filt) == 5 + 8  # + online-1 only
+    assert offline.count(filt) == 10  # an offline rollout that succeeded is not a field success
+    batch = online.transitions(np.arange(14 + 8 + 6), H, 0.99)
+    np.testing.assert_array_equal(batch.autonomous_success, (np.arange(28) >= 14) & (np.arange(28) < 22))
+    steps = supervised_mask(batch, filt)
+    np.testing.assert_array_equal(steps[14:22], batch.action_mask[14:22])  # the policy's own steps
+    assert not (steps[:14] & ~batch.expert_mask[:14]).any() and not steps[22:].any()
+    np.testing.assert_array_equal(supervised_mask(batch, DEMOS_AND_INTERVENTIONS)[14:22], False)
+    mixed = ReplayMixer(offline, online, 0.5, min_online_transitions=1).sample(64, np.random.default_rng(2), H,
+                                                                               0.99, None, filt, filt)  # fmt: skip
+    assert mixed.autonomous_success is not None and supervised_mask(mixed, filt)[:, 0].all()
+    with pytest.raises(ValueError, match="autonomous_success"):
+        supervised_mask(dataclasses.replace(batch, autonomous_success=None), filt)
 
 
 def _policy(seed: int = 0) -> FlowPolicy:
@@ -194,6 +217,20 @@ def test_a_tracking_policy_follows_the_reference_and_keeps_its_qam_tilt():
     assert all(torch.equal(plain_backbone[k], v) for k, v in _backbone(plain, "policy").items())
     with pytest.raises(ValueError, match="track_reference"):
         LWDConfig(track_reference=True)
+
+
+def test_reference_successes_widen_the_references_imitation_data():
+    _, online = _buffers()
+    online.add_episode(make_episode("online-1", length=8, source="online", intervention=np.zeros(8, bool)), online=True)
+    algo = _lwd("bc", reference_successes=True)
+    assert algo.needs.imitation == DEMOS_INTERVENTIONS_AND_SUCCESSES
+    rl = online.transitions(np.arange(22), H, 0.99)
+    only_policy_steps = online.transitions(np.arange(14, 18), H, 0.99)  # online-1: no human step
+    out = algo.update(rl, only_policy_steps)
+    assert out["reference/supervised_step_frac"] == 1.0 and "reference/grad_norm" in out
+    assert "reference/grad_norm" not in _lwd("bc").update(rl, only_policy_steps)  # nothing to imitate
+    with pytest.raises(ValueError, match="reference_successes"):
+        LWDConfig(reference_successes=True)
 
 
 def test_reference_steps_take_one_bc_step_per_share_of_the_imitation_batch():

@@ -6,7 +6,7 @@ target critic -> [reference step] -> policy (QAM) step against the reference pol
 The reference pi_ref is a choice (``LWDConfig.reference``, algorithms.md section 4.1): ``frozen`` is the
 paper's (the SFT checkpoint, never updated); ``bc`` trains a copy of the starting policy by
 flow-matching BC on an imitation batch (demonstrations + chunks that start on a human step, masked to
-the human's steps) on every learner step, and QAM's reference is an EMA of that copy. The value/critic learner is
+the human's steps; optionally + the online episodes the policy solved alone) on every learner step, and QAM's reference is an EMA of that copy. The value/critic learner is
 pluggable, so the same class runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau
 (``DIVLConfig(alpha=0)``).
 
@@ -43,7 +43,7 @@ from lwd.critic.networks import (
     build_value_distribution,
 )
 from lwd.data.batch import TransitionBatch
-from lwd.data.filters import DEMOS_AND_INTERVENTIONS, supervised_mask
+from lwd.data.filters import DEMOS_AND_INTERVENTIONS, DEMOS_INTERVENTIONS_AND_SUCCESSES, supervised_mask
 from lwd.policy.batching import actions_to_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder
@@ -96,6 +96,10 @@ class LWDConfig:
     """``reference="bc"``: BC steps of the reference copy per learner step, each on its own imitation
     batch and each followed by the EMA (chosen; BC steps are cheap next to QAM's, so k > 1 lets the
     reference learn at imitation-learning speed while QAM runs on every ``policy_every``-th step)."""
+    reference_successes: bool = False
+    """``reference="bc"``: the reference also clones every step of the online episodes the policy solved
+    with no human step (filtered BC on its own field successes; chosen, measured in docs/results.md;
+    False = demos + the human's intervention chunks only)."""
     track_reference: bool = False
     """``reference="bc"``: the policy follows every move of pi_ref (each EMA step's parameter change is
     added to the policy too), so QAM's tilt rides on the moving reference instead of chasing it with
@@ -112,6 +116,8 @@ class LWDConfig:
         if not 0.0 <= self.contrast_weight < float("inf") or not 0.0 <= self.contrast_margin < float("inf"):
             raise ValueError(f"contrast_weight and contrast_margin must be finite and >= 0, got "
                              f"{self.contrast_weight}, {self.contrast_margin}")  # fmt: skip
+        if self.reference_successes and self.reference != "bc":
+            raise ValueError("reference_successes needs reference='bc' (a frozen reference clones nothing)")
         if self.track_reference and self.reference != "bc":
             raise ValueError("track_reference needs reference='bc' (a frozen reference never moves)")
         if self.reference_steps < 1:
@@ -218,7 +224,8 @@ class LWDAlgorithm:
             self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
             self._reference_params = list(self.reference_trainee.parameters())
             self.reference_opt = adam(self._reference_params, cfg.reference_lr, weight_decay=0.0)
-            self.needs = BatchNeeds(rl=True, imitation=DEMOS_AND_INTERVENTIONS, contrast=self.needs.contrast,
+            imitation = DEMOS_INTERVENTIONS_AND_SUCCESSES if cfg.reference_successes else DEMOS_AND_INTERVENTIONS
+            self.needs = BatchNeeds(rl=True, imitation=imitation, contrast=self.needs.contrast,
                                     imitation_batches=cfg.reference_steps)  # fmt: skip
 
     # -- one batch -------------------------------------------------------------------------------
@@ -261,7 +268,7 @@ class LWDAlgorithm:
         out: dict[str, float] = {}
         for i in range(k):
             part = imitation if k == 1 else imitation.rows(slice(i * rows, (i + 1) * rows))
-            steps = torch.from_numpy(supervised_mask(part, DEMOS_AND_INTERVENTIONS))
+            steps = torch.from_numpy(supervised_mask(part, self.needs.imitation))
             loss, m = masked_bc_loss(trainee, part, steps, self.text_encoder, self.norm_stats, self.generator)
             out = {"reference/bc_loss": m["policy/bc_loss"],
                    "reference/supervised_step_frac": m["policy/supervised_step_frac"]}  # fmt: skip

@@ -24,6 +24,8 @@ window of n chunks for offline targets, algorithms.md section 3.4):
   is_online      bool    [b]
   rejected       float32 [b, h, a]       contrast batches only (else None): the chunk the policy
                                          proposed at s_t, which the human rejected by taking over
+  autonomous_success bool [b]            the row's episode is online and the policy solved it with
+                                         no human step (replay batches; None in hand-made ones)
 
 The critic target is then y = reward + discount * Quant_tau(V(next_state)).
 """
@@ -57,6 +59,8 @@ class TransitionBatch:
     next_images: dict[str, np.ndarray] = field(default_factory=dict)
     rejected: np.ndarray | None = None
     """Contrast batches (``ReplayBuffer.sample_rejections``): the policy's rejected proposal at s_t."""
+    autonomous_success: np.ndarray | None = None
+    """bool [b]: the row's episode is online and the policy solved it with no human step."""
 
     @property
     def size(self) -> int:

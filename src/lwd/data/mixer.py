@@ -61,6 +61,8 @@ def concat_batches(a: TransitionBatch, b: TransitionBatch) -> TransitionBatch:
         images={c: np.concatenate([a.images[c], b.images[c]]) for c in a.images},
         next_images={c: np.concatenate([a.next_images[c], b.next_images[c]]) for c in a.next_images},
         rejected=None if a.rejected is None or b.rejected is None else np.concatenate([a.rejected, b.rejected]),
+        autonomous_success=None if a.autonomous_success is None or b.autonomous_success is None
+        else cat("autonomous_success"),
     )
 
 

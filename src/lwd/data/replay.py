@@ -61,6 +61,7 @@ class ReplayBuffer:
         self._rej_actions: GrowableArray | None = None
         self._rbar_cache: dict[tuple[int, float], np.ndarray] = {}
         self._eligible_cache: dict[TransitionFilter, tuple[int, tuple[np.ndarray, ...]]] = {}
+        self._autonomous_cache: tuple[int, np.ndarray] | None = None
 
     # ---- contents ------------------------------------------------------------------------------------
 
@@ -240,7 +241,17 @@ class ReplayBuffer:
             task_ids=self.task_ids,
             images={c: a.view[rows] for c, a in self._images.items()},
             next_images={c: a.view[next_rows] for c, a in self._images.items()},
+            autonomous_success=self._autonomous_success()[ep],
         )
+
+    def _autonomous_success(self) -> np.ndarray:
+        """bool [E]: online episodes that succeeded with no human step (cached per buffer length)."""
+        cached = self._autonomous_cache
+        if cached is None or cached[0] != len(self):
+            human = np.bincount(self._step_episode.view, self._interv.view, len(self._episode_ids)) > 0
+            e = self._episodes
+            cached = self._autonomous_cache = (len(self), e["online"].view & e["success"].view & ~human)
+        return cached[1]
 
     # ---- checkpointing -------------------------------------------------------------------------------
 
@@ -396,6 +407,8 @@ class ReplayBuffer:
             ok = np.isin(self._episodes["source_id"].view[ep], allowed)
         if filt.intervention_steps:
             ok |= self._interv.view
+        if filt.autonomous_successes:
+            ok |= self._autonomous_success()[ep]
         steps = np.flatnonzero(ok)
         task = self._episodes["task_index"].view[ep[steps]]
         order = steps[np.argsort(task, kind="stable")]
