@@ -73,7 +73,7 @@ def online_config(args, method: str, seed: int):
         base.learner, algorithm=algo, seed=seed, lam=args.lam, policy_lr=args.policy_lr, policy_every=args.policy_every,
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         track_reference=args.track_reference, qam_batch=args.qam_batch, reference_steps=args.reference_steps,
-        reference_successes=args.reference_successes,
+        reference_successes=args.reference_successes, imitation_online_fraction=args.imitation_online_fraction,
         batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
@@ -408,6 +408,8 @@ def main() -> None:
     ap.add_argument("--reference-successes", action=argparse.BooleanOptionalAction,
                     default=preset.reference_successes,
                     help="the BC reference also clones the field episodes the policy solved alone (lwd, iql-qam)")
+    ap.add_argument("--imitation-online-fraction", type=float, default=preset.imitation_online_fraction,
+                    help="share of the human's field corrections (vs offline demos) in imitation batches")
     ap.add_argument("--qam-batch", type=int, default=preset.qam_batch, help="rows per QAM step (0: all)")
     ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
     ap.add_argument(

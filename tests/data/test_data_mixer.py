@@ -35,6 +35,11 @@ def test_warm_up_then_one_to_one():
     assert mixer.split(10) == (5, 5)
     mixer.online_fraction = 0.25
     assert mixer.sample(40, rng, H, GAMMA).is_online.sum() == 10
+    # one batch may ask for its own share (the learner's imitation batch)
+    assert mixer.sample(40, rng, H, GAMMA, online_fraction=0.75).is_online.sum() == 30
+    assert mixer.split(40) == (30, 10) and mixer.split(40, 1.0) == (0, 40)
+    with pytest.raises(ValueError, match="online_fraction"):
+        mixer.split(40, 1.5)
 
 
 def test_vocabularies_are_merged_and_online_uses_n1():

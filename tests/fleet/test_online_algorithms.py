@@ -162,3 +162,16 @@ def test_offline_and_online_configs_turn_bad_schedule_values_into_config_errors(
     with pytest.raises(ConfigError, match="policy_every"):
         online_lwd_config(LearnerSettings(policy_every=0))
     assert lwd_config(dataclasses.replace(OFFLINE["debug"], policy_every=3)).policy_every == 3
+
+
+def test_reference_data_settings_reach_the_algorithm_and_are_validated(offline_stage):
+    from lwd.data.filters import DEMOS_INTERVENTIONS_AND_SUCCESSES
+
+    s = LearnerSettings(reference="bc", reference_successes=True, imitation_online_fraction=0.75)
+    s.validate()
+    algo, _, _ = build_online_algorithm(offline_stage, s)
+    assert algo.needs.imitation == DEMOS_INTERVENTIONS_AND_SUCCESSES
+    with pytest.raises(ConfigError, match="--learner.reference-successes needs --learner.reference bc"):
+        LearnerSettings(reference="frozen", reference_successes=True).validate()
+    with pytest.raises(ConfigError, match="imitation-online-fraction"):
+        LearnerSettings(imitation_online_fraction=1.5).validate()

@@ -32,6 +32,9 @@ class LearnerSettings:
     QAM), ``hg-dagger`` (BC on demos + intervention segments), ``recap`` (advantage-conditioned BC)."""
     online_fraction: float = 0.5
     """Fraction of each batch drawn from the online buffer once warm (paper: 1:1 -> 0.5)."""
+    imitation_online_fraction: float = 0.5
+    """Share of online rows (the human's field corrections) in the imitation batch of the BC reference
+    and HG-DAgger; the rest are offline demos (chosen: 0.5, as ``online_fraction``)."""
     tau_base: float = 0.9
     """DIVL base quantile level online, dimensionless (paper: 0.9)."""
     alpha: float = 0.3
@@ -105,7 +108,7 @@ class LearnerSettings:
         c = Checks(self, prefix)
         c.one_of("algorithm", ONLINE_ALGORITHMS).one_of("reference", ("frozen", "bc"))
         c.needs("track_reference", "reference", "bc").needs("reference_successes", "reference", "bc")
-        c.fraction("online_fraction").fraction("tau_base", open_lo=True, open_hi=True)
+        c.fraction("online_fraction").fraction("imitation_online_fraction").fraction("tau_base", open_lo=True, open_hi=True)
         c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha", "contrast_weight", "contrast_margin")
         c.positive("lam", "policy_lr", "critic_lr", "reference_lr", "utd")

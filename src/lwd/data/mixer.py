@@ -89,9 +89,13 @@ class ReplayMixer:
         need = self.min_online_transitions if min_online_transitions is None else min_online_transitions
         return len(self.online) > 0 and len(self.online) >= need
 
-    def split(self, batch_size: int) -> tuple[int, int]:
-        """(offline, online) sample counts of a batch of ``batch_size`` under the warm-up rule."""
-        n_online = int(round(batch_size * self.online_fraction)) if self.ready() else 0
+    def split(self, batch_size: int, online_fraction: float | None = None) -> tuple[int, int]:
+        """(offline, online) sample counts of a batch of ``batch_size`` under the warm-up rule, with
+        ``online_fraction`` (default: the constructor's) of it online."""
+        frac = self.online_fraction if online_fraction is None else online_fraction
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError(f"online_fraction must be in [0, 1], got {frac}")
+        n_online = int(round(batch_size * frac)) if self.ready() else 0
         if len(self.offline) == 0:
             n_online = batch_size if self.ready() else 0
         return batch_size - n_online, n_online
@@ -105,11 +109,13 @@ class ReplayMixer:
         n_step_by_task: Mapping[str, int] | None = None,
         offline_filter: TransitionFilter = ALL,
         online_filter: TransitionFilter = ALL,
+        online_fraction: float | None = None,
     ) -> TransitionBatch:
-        """One batch: offline rows first, then online rows (``is_online`` reports each row's episode).
+        """One batch: offline rows first, then online rows (``is_online`` reports each row's episode);
+        ``online_fraction`` overrides the constructor's share of online rows for this batch.
 
         A buffer with no transition eligible under its filter gives its rows to the other one."""
-        n_off, n_on = self.split(batch_size)
+        n_off, n_on = self.split(batch_size, online_fraction)
         if n_on and not self.online.count(online_filter):  # e.g. no intervention yet: all offline
             n_off, n_on = batch_size, 0
         elif n_off and not self.offline.count(offline_filter):

@@ -215,7 +215,8 @@ class Learner:
         imitation = None
         if needs.imitation is not None:  # demos offline, chunks that start on a human step online
             imitation = self.mixer.sample(s.batch_size * needs.imitation_batches, self.rng, self.chunk_len,
-                                          s.gamma, None, needs.imitation, needs.imitation)  # fmt: skip
+                                          s.gamma, None, needs.imitation, needs.imitation,
+                                          s.imitation_online_fraction)  # fmt: skip
         contrast = None
         if needs.contrast and self.online.num_rejections:  # take-overs with the rejected proposal
             contrast = self.online.sample_rejections(s.batch_size, self.rng, self.chunk_len, s.gamma)
