@@ -37,6 +37,7 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -244,10 +245,11 @@ def pooled_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str) -> dict:
     return {"episodes": n, "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)}
 
 
-def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], ours: set[str] = frozenset()) -> str:
-    """Markdown: per policy, short / long task averages and paired tests against SFT and against the
+def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], ours: set[str] = frozenset(),
+                 against: tuple[str, ...] = ()) -> str:
+    """Markdown: per policy, short / long task averages and paired tests against SFT, against the
     best other policy that is neither the default online LWD nor one of ``ours`` (its variants): the
-    best baseline."""
+    best baseline, and against each row named in ``against``."""
     kinds = {t.task_id: t.kind for t in SUITES["mw8"].tasks}
     rows, avg = {}, {}
     for name, sub in names:
@@ -262,11 +264,16 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
         avg[name] = sum(rate.values()) / len(rate)
     baselines = [n for n in rows if n != "lwd online" and n not in ours]
     best = max(baselines, key=avg.get) if baselines else None
-    lines = [f"| policy | short | long | avg | vs SFT (only / only SFT, p) | vs best baseline {best} (only / only, p) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    unknown = [a for a in against if a not in rows]
+    if unknown:
+        print(f"error: --against {unknown}: not a row of this report (rows: {list(rows)})", file=sys.stderr)
+        raise SystemExit(2)
+    extra = "".join(f" vs {a} (only / only, p) |" for a in against)
+    lines = [f"| policy | short | long | avg | vs SFT (only / only SFT, p) | vs best baseline {best} (only / only, p) |"
+             + extra, "|---|---|---|---|---|---|" + "---|" * len(against)]  # fmt: skip
     for name, (sub, split) in rows.items():
         cells = []
-        for other in ("SFT", best):
+        for other in ("SFT", best, *against):
             if other is None or other == name or other not in rows:
                 cells.append("-")
                 continue
@@ -353,7 +360,8 @@ def cmd_report(args) -> None:
     note = (f"field condition, {args.episodes} held-out episodes per task per seed; cells pool the seeds; "
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
-    paired = paired_table(args.root, seeds, names, ours={f"{lwd_run(v)} online" for v in args.variants})
+    paired = paired_table(args.root, seeds, names, ours={f"{lwd_run(v)} online" for v in args.variants},
+                          against=tuple(args.against))
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
@@ -419,6 +427,8 @@ def main() -> None:
                     help="report: also the LWD runs of these --suffix variants (rows 'lwd<suffix> online'; never a baseline)")
     ap.add_argument("--baseline-variants", nargs="*", default=[],
                     help="report: also these baseline runs by full name (e.g. hg-dagger_uncapped; may be the best baseline)")
+    ap.add_argument("--against", nargs="*", default=[],
+                    help="report: also a paired column against each of these rows (e.g. 'lwd_track_r3_2h online')")
     ap.add_argument("--shifts", nargs="+", default=["lab", "field2"], help="generalise: conditions to evaluate")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
