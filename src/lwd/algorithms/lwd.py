@@ -6,9 +6,9 @@ target critic -> [reference step] -> policy (QAM) step against the reference pol
 The reference pi_ref is a choice (``LWDConfig.reference``, algorithms.md section 4.1): ``frozen`` is the
 paper's (the SFT checkpoint, never updated); ``bc`` trains a copy of the starting policy by
 flow-matching BC on an imitation batch (demonstrations + chunks that start on a human step, masked to
-the human's steps; optionally + the online episodes the policy solved alone) on every learner step, and QAM's reference is an EMA of that copy. The value/critic learner is
-pluggable, so the same class runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau
-(``DIVLConfig(alpha=0)``).
+the human's steps; optionally + the online episodes the policy solved alone) on every learner step,
+and QAM's reference is an EMA of that copy. The value/critic learner is pluggable, so the same class
+runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau (``DIVLConfig(alpha=0)``).
 
 Building one from a FlowPolicy (SFT checkpoint)::
 
@@ -98,8 +98,8 @@ class LWDConfig:
     reference learn at imitation-learning speed while QAM runs on every ``policy_every``-th step)."""
     reference_successes: bool = False
     """``reference="bc"``: the reference also clones every step of the online episodes the policy solved
-    with no human step (filtered BC on its own field successes; chosen, measured in docs/results.md;
-    False = demos + the human's intervention chunks only)."""
+    with no human step (filtered BC on its own field successes). Off in every preset: measured to hurt
+    (docs/results.md, "Two robot-hours"); False = demos + the human's intervention chunks only."""
     track_reference: bool = False
     """``reference="bc"``: the policy follows every move of pi_ref (each EMA step's parameter change is
     added to the policy too), so QAM's tilt rides on the moving reference instead of chasing it with

@@ -72,7 +72,8 @@ class LearnerSettings:
     batch and each followed by the EMA (chosen; see the presets)."""
     reference_successes: bool = False
     """``reference bc``: the reference also clones every step of the field episodes the policy solved
-    with no human step (filtered BC on its own successes; chosen, see the presets)."""
+    with no human step (filtered BC on its own successes). Off in every preset: measured to hurt
+    (docs/results.md, "Two robot-hours")."""
     track_reference: bool = False
     """``reference bc``: the policy follows every move of the reference (each EMA step's parameter
     change is added to the policy), so QAM's tilt rides on the moving reference and the acting
@@ -108,7 +109,8 @@ class LearnerSettings:
         c = Checks(self, prefix)
         c.one_of("algorithm", ONLINE_ALGORITHMS).one_of("reference", ("frozen", "bc"))
         c.needs("track_reference", "reference", "bc").needs("reference_successes", "reference", "bc")
-        c.fraction("online_fraction").fraction("imitation_online_fraction").fraction("tau_base", open_lo=True, open_hi=True)
+        c.fraction("online_fraction").fraction("imitation_online_fraction")
+        c.fraction("tau_base", open_lo=True, open_hi=True)
         c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
         c.non_negative("alpha", "contrast_weight", "contrast_margin")
         c.positive("lam", "policy_lr", "critic_lr", "reference_lr", "utd")
