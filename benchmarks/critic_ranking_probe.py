@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.policy.checkpoint import load_policy
@@ -35,11 +34,12 @@ from lwd.utils.io import atomic_write_json
 from lwd.utils.run_state import StepCheckpoints
 
 
-def load_stage(stage: Path, policy_dir: Path, divl: DIVLConfig | None = None):
-    """(algorithm with the stage's latest learner state, text encoder, norm stats)."""
+def load_stage(stage: Path, policy_dir: Path, cfg: LWDConfig | None = None):
+    """(algorithm with the stage's latest learner state, text encoder, norm stats); ``cfg`` the
+    learner's settings (default: ``LWDConfig()``), its reference frozen at the stage's pi_ref."""
     policy, stats, _ = load_policy(policy_dir)
     enc = get_text_encoder(policy.config.text_encoder)
-    algo = build_lwd_algorithm(policy, enc, stats, LWDConfig(divl=divl or DIVLConfig()))
+    algo = build_lwd_algorithm(policy, enc, stats, cfg or LWDConfig())
     found = StepCheckpoints(stage / "checkpoints").latest()
     if found is None:
         raise SystemExit(f"{stage}: no checkpoint")

@@ -27,13 +27,12 @@ from tqdm import tqdm
 
 from critic_ranking_probe import field_tensors, load_stage, ranking
 from lwd.algorithms.divl import DIVLConfig
-from lwd.algorithms.lwd import to_tensors
+from lwd.algorithms.lwd import LWDConfig, to_tensors
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.mixer import ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.reader import SnapshotReader
-from lwd.policy.batching import actions_to_policy
 from lwd.utils.io import atomic_write_json, read_json
 
 
@@ -51,11 +50,18 @@ def main() -> None:
     ap.add_argument("--contrast-weight", type=float, default=0.0,
                     help="weight of the take-over contrast (divl.contrast_loss); needs episodes with rejected proposals")
     ap.add_argument("--contrast-margin", type=float, default=0.05)
+    ap.add_argument("--reference-contrast-weight", type=float, default=0.0,
+                    help="weight of the reference contrast (LWDConfig.reference_contrast_weight): a pi_ref sample "
+                         "ranked below the human's chunk at demo and intervention states")
+    ap.add_argument("--reference-contrast-slope", type=float, default=0.3)
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     s = LearnerSettings()
-    algo, enc, stats = load_stage(args.stage, args.run / "sft" / "policy", DIVLConfig(tau_base=s.tau_base))
+    cfg = LWDConfig(divl=DIVLConfig(tau_base=s.tau_base), contrast_weight=args.contrast_weight,
+                    contrast_margin=args.contrast_margin, reference_contrast_weight=args.reference_contrast_weight,
+                    reference_contrast_slope=args.reference_contrast_slope)  # fmt: skip
+    algo, enc, stats = load_stage(args.stage, args.run / "sft" / "policy", cfg)
     offline = ReplayBuffer(balance="task")
     offline.add_episodes(LwdDataset.open(args.run / "offline_data").iter_episodes(), online=False)
     online_dir = args.online or args.run / "online"
@@ -64,7 +70,6 @@ def main() -> None:
     online = ReplayBuffer(balance="task")
     online.add_episodes(reader.read_snapshot(reader.latest()), online=True)
     mixer = ReplayMixer(offline, online, s.online_fraction, 0)
-    algo.learner.contrast_weight, algo.learner.contrast_margin = args.contrast_weight, args.contrast_margin
     if args.contrast_weight > 0 and not online.num_rejections:
         raise SystemExit(f"error: {online_dir}: no take-over with a rejected proposal to contrast")
     field = field_tensors(args.field_data, args.states, algo, enc, stats)
@@ -74,18 +79,23 @@ def main() -> None:
     for target in sorted(args.steps):
         for _ in tqdm(range(target - done), desc=f"critic steps -> {target}", leave=False):
             t = to_tensors(mixer.sample(args.batch, rng, h, s.gamma), enc, stats)
-            pair = None
-            if args.contrast_weight > 0:
-                cb = online.sample_rejections(args.batch, rng, h, s.gamma)
-                c = to_tensors(cb, enc, stats)
-                pair = (c.obs, c.actions, c.mask, actions_to_policy(torch.from_numpy(cb.rejected), stats))
-            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pair)
+            needs = algo.needs  # the learner process's batches (lwd.fleet.learner.OnlineLearner.train_step)
+            imitation = contrast = None
+            if needs.imitation is not None:
+                imitation = mixer.sample(args.batch, rng, h, s.gamma, None, needs.imitation, needs.imitation,
+                                         s.imitation_online_fraction)  # fmt: skip
+            if needs.contrast:
+                contrast = online.sample_rejections(args.batch, rng, h, s.gamma)
+            pairs = algo.critic_contrasts(imitation, contrast)
+            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
         done = target
         row = {"critic_steps": target, "wall_s": round(time.perf_counter() - t0, 1), **ranking(algo, field)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     atomic_write_json(args.out, {"run": str(args.run), "stage": str(args.stage), "online": str(online_dir),
                                  "contrast_weight": args.contrast_weight, "contrast_margin": args.contrast_margin,
+                                 "reference_contrast_weight": args.reference_contrast_weight,
+                                 "reference_contrast_slope": args.reference_contrast_slope,
                                  "take_overs": online.num_rejections, "online_transitions": len(online),
                                  "batch": args.batch, "cpu_count": os.cpu_count(), "rows": rows})  # fmt: skip
 

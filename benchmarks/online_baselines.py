@@ -56,7 +56,8 @@ from lwd.utils.io import atomic_write_json, read_json
 METHODS = {
     # method: (learner algorithm, offline stage it starts from, learner overrides)
     "lwd": ("lwd", "offline_lwd", {}),
-    "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen", "track_reference": False, "reference_successes": False}),  # the paper's frozen pi_ref (ablation)
+    "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen", "track_reference": False, "reference_successes": False,
+                                          "reference_contrast_weight": 0.0}),  # the paper's frozen pi_ref and critic (ablation)
     "lwd-const-tau": ("lwd", "offline_lwd-const-tau", {"alpha": 0.0}),  # DIVL with constant tau
     "iql-qam": ("iql-qam", "offline_iql", {}),
     "hg-dagger": ("hg-dagger", "offline_lwd", {}),
@@ -75,7 +76,7 @@ def online_config(args, method: str, seed: int):
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         track_reference=args.track_reference, qam_batch=args.qam_batch, reference_steps=args.reference_steps,
         reference_successes=args.reference_successes, imitation_online_fraction=args.imitation_online_fraction,
-        batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
+        reference_contrast_weight=args.reference_contrast_weight, batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
     learner = dataclasses.replace(learner, **overrides)
@@ -420,6 +421,8 @@ def main() -> None:
                     help="share of the human's field corrections (vs offline demos) in imitation batches")
     ap.add_argument("--qam-batch", type=int, default=preset.qam_batch, help="rows per QAM step (0: all)")
     ap.add_argument("--contrast-weight", type=float, default=preset.contrast_weight)
+    ap.add_argument("--reference-contrast-weight", type=float, default=preset.reference_contrast_weight,
+                    help="critic: a pi_ref sample ranked below the human's chunk at demo/intervention states (lwd, iql-qam)")
     ap.add_argument(
         "--suffix", default="", help="run-directory suffix of a variant (e.g. _pe8): keeps runs apart"
     )

@@ -1,4 +1,5 @@
-"""The take-over contrast of the critic (divl.contrast_loss) and its wiring through LWD."""
+"""The same-state contrasts of the critic (divl.contrast_loss): the take-over contrast and the reference
+contrast, and their wiring through LWD."""
 
 from __future__ import annotations
 
@@ -63,14 +64,15 @@ def _episode():
     return ep
 
 
-def _lwd(weight: float) -> LWDAlgorithm:
+def _lwd(weight: float, **cfg_kw) -> LWDAlgorithm:
     torch.manual_seed(0)
     policy = FlowPolicy(FlowPolicyConfig(state_dim=STATE_DIM, action_dim=ACTION_DIM, chunk_len=H, hidden_dim=32,
                                          cond_dim=32, expert_width=32, expert_depth=2, flow_steps=4,
                                          text_encoder="hashing"))  # fmt: skip
     ccfg = critic_config_for(policy.config, hidden=32)
     learner = DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg), DIVLConfig(lr=3e-3))
-    cfg = LWDConfig(qam=QAMConfig(flow_steps=4), contrast_weight=weight, contrast_margin=0.1, policy_every=1000)
+    cfg = LWDConfig(qam=QAMConfig(flow_steps=4), contrast_weight=weight, contrast_margin=0.1, policy_every=1000,
+                    **cfg_kw)
     return LWDAlgorithm(policy, learner, HashingTextEncoder(), None, cfg)
 
 
@@ -87,9 +89,71 @@ def test_lwd_learns_to_rank_the_humans_chunk_above_the_rejected_one():
         m = ours.update(rl, None, contrast)
     assert "critic/contrast_loss" not in m_paper  # weight 0: the paper's critic, contrast ignored
     assert m["critic/contrast_acc"] == 1.0 and m["critic/contrast_gap"] > 0.05
-    assert ours.learner.contrast_weight == 1.0
+
+
+def test_contrast_loss_takes_one_margin_per_row():
+    critic, target = _MeanCritic(), _MeanCritic()
+    human = torch.full((3, 2, 1), 0.4)  # target Q: 0.2
+    rejected = torch.tensor([0.1, 0.3, 0.6]).reshape(3, 1, 1).expand(3, 2, 1)
+    margin = torch.tensor([0.0, 0.1, 0.2])
+    loss, m = contrast_loss(critic, target, {}, human, torch.ones(3, 2, dtype=torch.bool), rejected, margin,
+                            name="ref_contrast")  # fmt: skip
+    bound = 0.2 - margin.numpy()
+    want = np.mean(np.maximum(0, np.array([0.1, 0.3, 0.6]) - bound) ** 2)
+    want += np.mean(np.maximum(0, np.array([0.05, 0.15, 0.3]) - bound) ** 2)
+    assert float(loss.detach()) == pytest.approx(want, rel=1e-6)
+    assert set(m) == {"critic/ref_contrast_loss", "critic/ref_contrast_acc", "critic/ref_contrast_gap"}
+
+
+def _demo_buffer() -> ReplayBuffer:
+    buf = ReplayBuffer()
+    for i in range(4):
+        buf.add_episode(make_episode(f"demo{i}", length=16, source="demo"), online=False)
+    return buf
+
+
+def test_reference_contrast_margin_is_slope_times_rms_distance():
+    algo = _lwd(0.0, reference_contrast_weight=1.0, reference_contrast_slope=0.5)
+    imitation = _demo_buffer().sample(8, np.random.default_rng(0), H, 0.99)
+    fixed = torch.full((8, H, ACTION_DIM), 0.25)
+    algo.reference.sample = lambda cond, **kw: fixed.clone()  # a known pi_ref sample
+    pair = algo.reference_contrast(imitation)
+    assert pair.name == "ref_contrast" and pair.weight == 1.0 and torch.equal(pair.worse, fixed)
+    a_h, mask = pair.better, pair.better_mask
+    for i in range(8):  # by hand: RMS over the valid steps and every action dimension
+        d = (a_h[i][mask[i]] - 0.25).numpy()
+        assert float(pair.margin[i]) == pytest.approx(0.5 * np.sqrt(np.mean(d**2)), rel=1e-5)
+    algo.reference.sample = lambda cond, **kw: a_h.clone()  # pi_ref proposes the human's chunk: no margin
+    assert float(algo.reference_contrast(imitation).margin.abs().max()) < 1e-6
+
+
+def test_reference_contrast_asks_for_demos_and_makes_the_critic_rank_them_above_pi_ref():
+    buf = _demo_buffer()
+    rng = np.random.default_rng(0)
+    paper, ours = _lwd(0.0), _lwd(0.0, reference_contrast_weight=1.0)
+    assert paper.needs.imitation is None  # frozen reference, no contrast: the paper's batches only
+    assert ours.needs.imitation is not None and ours.needs.imitation_batches == 1
+    with pytest.raises(ValueError, match="imitation batch"):
+        ours.update(buf.sample(32, rng, H, 0.99), None, None)
+    for _ in range(100):
+        rl = buf.sample(32, rng, H, 0.99)
+        imitation = buf.sample(32, rng, H, 0.99, None, ours.needs.imitation)
+        m_paper = paper.update(rl, imitation, None)
+        m = ours.update(rl, imitation, None)
+    assert not any(k.startswith("critic/ref_contrast") for k in m_paper)
+    assert "critic/ref_contrast_acc" in m
+    # on fresh demo states: how often each critic ranks the demo chunk above a pi_ref sample (chance 0.5)
+    pair = ours.reference_contrast(buf.sample(256, rng, H, 0.99, None, ours.needs.imitation))
+    acc = {name: contrast_loss(a.learner.critic, a.learner.target_critic, pair.obs, pair.better, pair.better_mask,
+                               pair.worse, 0.0)[1]["critic/contrast_acc"]
+           for name, a in (("paper", paper), ("ours", ours))}  # fmt: skip
+    assert acc["ours"] >= 0.7 and acc["ours"] >= acc["paper"] + 0.15, acc
 
 
 def test_contrast_settings_are_validated():
     with pytest.raises(ValueError, match="contrast_weight"):
         LWDConfig(contrast_weight=-1.0)
+    with pytest.raises(ValueError, match="reference_contrast_weight"):
+        LWDConfig(reference_contrast_weight=float("nan"))
+    with pytest.raises(ValueError, match="reference_contrast_slope"):
+        LWDConfig(reference_contrast_slope=-0.1)

@@ -175,3 +175,17 @@ def test_reference_data_settings_reach_the_algorithm_and_are_validated(offline_s
         LearnerSettings(reference="frozen", reference_successes=True).validate()
     with pytest.raises(ConfigError, match="imitation-online-fraction"):
         LearnerSettings(imitation_online_fraction=1.5).validate()
+
+
+def test_reference_contrast_settings_reach_the_algorithm_and_are_validated(offline_stage):
+    from lwd.data.filters import DEMOS_AND_INTERVENTIONS
+
+    s = LearnerSettings(reference="frozen", reference_contrast_weight=0.5, reference_contrast_slope=0.2)
+    s.validate()
+    algo, _, _ = build_online_algorithm(offline_stage, s)
+    assert (algo.cfg.reference_contrast_weight, algo.cfg.reference_contrast_slope) == (0.5, 0.2)
+    assert algo.needs.imitation == DEMOS_AND_INTERVENTIONS  # the contrast's states, even with a frozen pi_ref
+    with pytest.raises(ConfigError, match="--learner.reference-contrast-weight"):
+        LearnerSettings(reference_contrast_weight=-1.0).validate()
+    with pytest.raises(ConfigError, match="--learner.reference-contrast-slope"):
+        LearnerSettings(reference_contrast_slope=float("inf")).validate()

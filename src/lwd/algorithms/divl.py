@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -126,6 +127,22 @@ def critic_mse_loss(
     return loss, metrics
 
 
+@dataclass
+class ContrastPair:
+    """Two chunks at the same states where ``better`` should rank above ``worse`` (our addition,
+    algorithms.md section 3.7, not in the paper). Tensors: obs dict of [b, ...]; better [b, h, a] with
+    better_mask [b, h]; worse [b, h, a] (every step exists); margin in Q units, a float or ``[b]``."""
+
+    obs: dict
+    better: Tensor
+    better_mask: Tensor
+    worse: Tensor
+    margin: float | Tensor
+    weight: float
+    name: str = "contrast"
+    """Metric prefix: ``critic/<name>_loss``, ``_acc``, ``_gap``."""
+
+
 def contrast_loss(
     critic: nn.Module,
     target_critic: nn.Module,
@@ -133,19 +150,21 @@ def contrast_loss(
     human: Tensor,
     human_mask: Tensor,
     rejected: Tensor,
-    margin: float,
+    margin: float | Tensor,
+    name: str = "contrast",
 ) -> tuple[Tensor, dict[str, float]]:
-    """Same-state contrast of a take-over (our addition, algorithms.md section 3.7, not in the paper).
+    """Same-state contrast (our addition, algorithms.md section 3.7, not in the paper).
 
-    At a take-over state s the human executed the chunk a_h instead of the policy's proposal a_p. The
-    rule: the human's judgement ranks a_p below a_h by at least ``margin`` (Q units). Each head is
-    pushed down where it breaks the rule, against the target critic's value of the human's chunk
-    (no gradient there, so the executed actions keep their TD targets):
+    At a state s the human's chunk a_h is ranked above another chunk a_p (the policy's proposal the
+    human rejected at a take-over, or a pi_ref sample where the human acted) by at least ``margin``
+    (Q units; a float or one per row). Each head is pushed down where it breaks the rule, against the
+    target critic's value of the human's chunk (no gradient there, so the executed actions keep their
+    TD targets):
 
       L_C = sum_e E_b [ max(0, Q_e(s, a_p) - (min_e' Q_phibar(s, a_h) - margin))^2 ]
 
     human [b, h, a] with human_mask [b, h]; rejected [b, h, a] (every step exists). Returns
-    ``(loss, metrics)``; ``critic/contrast_acc`` is P[min_e Q(s, a_h) > min_e Q(s, a_p)] on the batch.
+    ``(loss, metrics)``; ``critic/<name>_acc`` is P[min_e Q(s, a_h) > min_e Q(s, a_p)] on the batch.
     """
     q_h = min_target_q(target_critic, obs, human, human_mask)  # [b]
     q_p = critic(obs, rejected, None)  # [e, b]
@@ -153,9 +172,9 @@ def contrast_loss(
     with torch.no_grad():
         q_h_online = critic(obs, human, human_mask).min(0).values
         metrics = {
-            "critic/contrast_loss": float(loss.detach()),
-            "critic/contrast_acc": float((q_h_online > q_p.min(0).values).float().mean()),
-            "critic/contrast_gap": float((q_h_online - q_p.min(0).values).mean()),
+            f"critic/{name}_loss": float(loss.detach()),
+            f"critic/{name}_acc": float((q_h_online > q_p.min(0).values).float().mean()),
+            f"critic/{name}_gap": float((q_h_online - q_p.min(0).values).mean()),
         }
     return loss, metrics
 
@@ -198,10 +217,6 @@ class ValueCriticLearner:
         self.critic_opt = adam(critic.parameters(), lr)
         self.value_sched = cosine_schedule(self.value_opt, total_steps)
         self.critic_sched = cosine_schedule(self.critic_opt, total_steps)
-        self.contrast_weight = 0.0
-        """Weight of the take-over contrast loss in the critic step (0: the paper's critic)."""
-        self.contrast_margin = 0.05
-        """Margin (Q units) by which a rejected proposal should rank below the human's chunk."""
 
     def value_loss(self, obs, actions, action_mask) -> tuple[Tensor, dict]:
         raise NotImplementedError
@@ -220,14 +235,17 @@ class ValueCriticLearner:
         v, m = self.bootstrap(next_obs)
         return td_target(reward, discount, v), m
 
-    def critic_step(self, obs, actions, action_mask, y: Tensor, contrast: tuple | None = None) -> dict[str, float]:
-        """MSE to y (3.4), plus ``contrast_weight`` x the take-over contrast loss when a contrast batch
-        ``(obs, human actions, human mask, rejected)`` is given."""
+    def critic_step(
+        self, obs, actions, action_mask, y: Tensor, contrasts: Sequence[ContrastPair] = ()
+    ) -> dict[str, float]:
+        """MSE to y (3.4), plus, per same-state pair, its weight x its contrast loss (section 3.7)."""
         loss, m = critic_mse_loss(self.critic, obs, actions, y, action_mask)
-        if contrast is not None and self.contrast_weight > 0:
-            c_loss, cm = contrast_loss(self.critic, self.target_critic, *contrast, self.contrast_margin)
-            loss = loss + self.contrast_weight * c_loss
-            m.update(cm)
+        for c in contrasts:
+            if c.weight > 0:
+                c_loss, cm = contrast_loss(self.critic, self.target_critic, c.obs, c.better, c.better_mask,
+                                           c.worse, c.margin, c.name)  # fmt: skip
+                loss = loss + c.weight * c_loss
+                m.update(cm)
         m["critic/grad_norm"] = optimizer_step(
             self.critic_opt, loss, self.critic.parameters(), self.grad_clip, self.critic_sched
         )
@@ -244,14 +262,14 @@ class ValueCriticLearner:
         discount: Tensor,
         next_obs: dict,
         action_mask: Tensor | None = None,
-        contrast: tuple | None = None,
+        contrasts: Sequence[ContrastPair] = (),
     ) -> dict[str, float]:
-        """One batch in the order of section 3.5 (the policy step, if any, comes after); ``contrast``
+        """One batch in the order of section 3.5 (the policy step, if any, comes after); ``contrasts``
         optional, see :meth:`critic_step`."""
         metrics = self.value_step(obs, actions, action_mask)
         y, m = self.compute_target(next_obs, reward, discount)
         metrics.update(m)
-        metrics.update(self.critic_step(obs, actions, action_mask, y, contrast))
+        metrics.update(self.critic_step(obs, actions, action_mask, y, contrasts))
         self.ema_step()
         return metrics
 

@@ -24,17 +24,17 @@ build_chunk_critic(critic_cfg), build_value_distribution(critic_cfg), cfg.divl, 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
 from lwd.algorithms.bc import batch_actions, masked_bc_loss, module_device, policy_obs
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.divl import ContrastPair, DIVLLearner, ValueCriticLearner, cosine_schedule
 from lwd.algorithms.iql import IQLConfig, IQLLearner
-from lwd.algorithms.qam import QAMConfig, qam_loss
+from lwd.algorithms.lwd_config import LWDConfig
+from lwd.algorithms.qam import qam_loss
 from lwd.critic.networks import (
     CriticConfig,
     CriticEncoderConfig,
@@ -48,86 +48,6 @@ from lwd.policy.batching import actions_to_policy
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats
-
-
-@dataclass(frozen=True)
-class LWDConfig:
-    """DIVL + QAM learner (sections 3-5)."""
-
-    divl: DIVLConfig = field(default_factory=DIVLConfig)
-    """Value/critic settings (tau_base 0.6 offline; use 0.9 online)."""
-    qam: QAMConfig = field(default_factory=QAMConfig)
-    """Policy extraction settings."""
-    policy_lr: float = 2e-5
-    """AdamW learning rate of the policy (paper: 2e-5, cosine decay)."""
-    policy_weight_decay: float = 0.0
-    """AdamW weight decay of the policy (chosen: 0, so the policy is not pulled away from pi_ref)."""
-    policy_grad_clip: float = 1.0
-    """Global gradient-norm clip of the policy, 0 disables (chosen)."""
-    train_backbone: bool = False
-    """Also train the policy backbone with QAM (paper: only the action expert; chosen default False)."""
-    total_steps: int = 0
-    """Learner steps of the cosine schedules (0: constant learning rates)."""
-    policy_delay_steps: int = 0
-    """Learner steps of critic-only warm-up before the first policy step (chosen: 0)."""
-    policy_every: int = 1
-    """Run the QAM step on every k-th learner step only; value and critic update on every step
-    (chosen: 1 = section 3.5's order on every batch). A critic step costs ~1/17 of a QAM step on
-    CPU, so k > 1 buys the critic k-fold more updates for the same wall time."""
-
-    qam_batch: int = 0
-    """Rows of each batch the QAM step uses (0: all; chosen). The QAM step costs ~3K action-expert
-    passes per row, value and critic ~4 critic passes, so a smaller QAM batch is the cost knob."""
-    reference: Literal["frozen", "bc"] = "frozen"
-    """pi_ref of QAM (algorithms.md 4.1): ``frozen`` = the starting (SFT) policy, never updated (the
-    paper); ``bc`` = an EMA of a copy trained by flow-matching BC on demos + intervention chunks
-    (chosen default of the presets, measured in docs/results.md)."""
-    contrast_weight: float = 0.0
-    """Weight of the take-over contrast loss in the critic step (``divl.contrast_loss``; 0 = the
-    paper's critic; chosen in the presets, ablated in docs/results.md)."""
-    contrast_margin: float = 0.05
-    """Margin in Q units by which the human's rejected proposal should rank below the human's chunk."""
-    reference_lr: float = 1e-4
-    """AdamW learning rate of the BC-trained reference copy (``reference="bc"``; chosen)."""
-    reference_ema: float = 0.05
-    """Rate of the EMA that makes pi_ref from the BC-trained copy each learner step (``reference="bc"``;
-    chosen; 1 = the copy itself; the QAM authors use 0.005 over much longer runs)."""
-    reference_steps: int = 1
-    """``reference="bc"``: BC steps of the reference copy per learner step, each on its own imitation
-    batch and each followed by the EMA (chosen; BC steps are cheap next to QAM's, so k > 1 lets the
-    reference learn at imitation-learning speed while QAM runs on every ``policy_every``-th step)."""
-    reference_successes: bool = False
-    """``reference="bc"``: the reference also clones every step of the online episodes the policy solved
-    with no human step (filtered BC on its own field successes). Off in every preset: measured to hurt
-    (docs/results.md, "Two robot-hours"); False = demos + the human's intervention chunks only."""
-    track_reference: bool = False
-    """``reference="bc"``: the policy follows every move of pi_ref (each EMA step's parameter change is
-    added to the policy too), so QAM's tilt rides on the moving reference instead of chasing it with
-    its far rarer steps, and the acting policy's backbone, which QAM does not train, learns with the
-    reference's (chosen; False = the policy moves by QAM only)."""
-
-    def __post_init__(self) -> None:
-        if self.reference not in ("frozen", "bc"):
-            raise ValueError(f"reference must be 'frozen' or 'bc', got {self.reference!r}")
-        if not 0.0 < self.reference_ema <= 1.0:
-            raise ValueError(f"reference_ema must be in (0, 1], got {self.reference_ema}")
-        if not self.reference_lr > 0.0:
-            raise ValueError(f"reference_lr must be > 0, got {self.reference_lr}")
-        if not 0.0 <= self.contrast_weight < float("inf") or not 0.0 <= self.contrast_margin < float("inf"):
-            raise ValueError(f"contrast_weight and contrast_margin must be finite and >= 0, got "
-                             f"{self.contrast_weight}, {self.contrast_margin}")  # fmt: skip
-        if self.reference_successes and self.reference != "bc":
-            raise ValueError("reference_successes needs reference='bc' (a frozen reference clones nothing)")
-        if self.track_reference and self.reference != "bc":
-            raise ValueError("track_reference needs reference='bc' (a frozen reference never moves)")
-        if self.reference_steps < 1:
-            raise ValueError(f"reference_steps must be >= 1, got {self.reference_steps}")
-        if self.qam_batch < 0:
-            raise ValueError(f"qam_batch must be >= 0, got {self.qam_batch}")
-        if self.policy_every < 1:
-            raise ValueError(f"policy_every must be >= 1, got {self.policy_every}")
-        if self.policy_delay_steps < 0:
-            raise ValueError(f"policy_delay_steps must be >= 0, got {self.policy_delay_steps}")
 
 
 def critic_config_for(policy_cfg: FlowPolicyConfig, hidden: int = 256) -> CriticConfig:
@@ -218,15 +138,15 @@ class LWDAlgorithm:
         self.generator = torch.Generator().manual_seed(seed)
         self.step = 0
         self.reference_trainee: FlowPolicy | None = None
-        learner.contrast_weight, learner.contrast_margin = cfg.contrast_weight, cfg.contrast_margin
         self.needs: BatchNeeds = BatchNeeds(contrast=cfg.contrast_weight > 0)
         if cfg.reference == "bc":
             self.reference_trainee = copy.deepcopy(self.reference).requires_grad_(True).train()
             self._reference_params = list(self.reference_trainee.parameters())
             self.reference_opt = adam(self._reference_params, cfg.reference_lr, weight_decay=0.0)
+        if cfg.reference == "bc" or cfg.reference_contrast_weight > 0:
             imitation = DEMOS_INTERVENTIONS_AND_SUCCESSES if cfg.reference_successes else DEMOS_AND_INTERVENTIONS
             self.needs = BatchNeeds(rl=True, imitation=imitation, contrast=self.needs.contrast,
-                                    imitation_batches=cfg.reference_steps)  # fmt: skip
+                                    imitation_batches=cfg.reference_steps if cfg.reference == "bc" else 1)  # fmt: skip
 
     # -- one batch -------------------------------------------------------------------------------
     def update(
@@ -239,12 +159,8 @@ class LWDAlgorithm:
             raise ValueError("LWD needs the RL batch")
         device = module_device(self.policy)
         t = to_tensors(batch, self.text_encoder, self.norm_stats, device)
-        pair = None
-        if contrast is not None and contrast.rejected is not None:
-            c = to_tensors(contrast, self.text_encoder, self.norm_stats, device)
-            rejected = actions_to_policy(torch.from_numpy(contrast.rejected).to(device), self.norm_stats)
-            pair = (c.obs, c.actions, c.mask, rejected)
-        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pair)
+        pairs = self.critic_contrasts(imitation, contrast)
+        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
         if self.reference_trainee is not None:
             if imitation is None:
                 raise ValueError("LWD with reference='bc' needs the imitation batch (BatchNeeds.imitation)")
@@ -254,6 +170,40 @@ class LWDAlgorithm:
         self.step += 1
         metrics["learner/step"] = float(self.step)
         return metrics
+
+    def critic_contrasts(
+        self, imitation: TransitionBatch | None, contrast: TransitionBatch | None
+    ) -> list[ContrastPair]:
+        """The same-state pairs of this step's critic loss (section 3.7): the take-over contrast when
+        ``contrast_weight`` > 0 and a contrast batch is given, the reference contrast when
+        ``reference_contrast_weight`` > 0 (from the imitation batch)."""
+        pairs = []
+        if contrast is not None and contrast.rejected is not None and self.cfg.contrast_weight > 0:
+            device = module_device(self.policy)
+            c = to_tensors(contrast, self.text_encoder, self.norm_stats, device)
+            rejected = actions_to_policy(torch.from_numpy(contrast.rejected).to(device), self.norm_stats)
+            pairs.append(ContrastPair(c.obs, c.actions, c.mask, rejected, self.cfg.contrast_margin,
+                                      self.cfg.contrast_weight, "contrast"))  # fmt: skip
+        if self.cfg.reference_contrast_weight > 0:
+            if imitation is None:
+                raise ValueError("LWD with a reference contrast needs the imitation batch (BatchNeeds.imitation)")
+            pairs.append(self.reference_contrast(imitation))
+        return pairs
+
+    def reference_contrast(self, imitation: TransitionBatch) -> ContrastPair:
+        """The reference contrast (``cfg.reference_contrast_weight``): at the states of every
+        ``imitation_batches``-th row of the imitation batch (one batch's worth, offline and online rows
+        alike), the human's chunk a_h [b, h, a] against one pi_ref sample a_p [b, h, a] (clipped to the
+        action box), margin = slope x RMS(a_h - a_p) over a_h's valid steps ([b])."""
+        part = imitation.rows(slice(0, None, self.needs.imitation_batches))
+        t = to_tensors(part, self.text_encoder, self.norm_stats, module_device(self.policy))
+        with torch.no_grad():
+            a_p = self.reference.sample(self.reference.encode(t.obs), generator=self.generator).clamp(-1, 1)
+            valid = t.mask.unsqueeze(-1).to(a_p.dtype)  # [b, h, 1]
+            sq = ((t.actions - a_p) * valid).pow(2).sum(dim=(1, 2))
+            rms = (sq / (valid.sum(dim=(1, 2)) * a_p.shape[-1]).clamp_min(1.0)).sqrt()  # [b]
+        return ContrastPair(t.obs, t.actions, t.mask, a_p, self.cfg.reference_contrast_slope * rms,
+                            self.cfg.reference_contrast_weight, "ref_contrast")  # fmt: skip
 
     def reference_step(self, imitation: TransitionBatch) -> dict[str, float]:
         """``reference_steps`` BC steps of the reference copy, each on its share of ``imitation``'s rows

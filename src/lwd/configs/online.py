@@ -59,6 +59,11 @@ class LearnerSettings:
     rejected proposal ranked below the human's chunk at the same state; 0 = the paper's critic)."""
     contrast_margin: float = 0.05
     """Margin (Q units) of the take-over contrast (chosen)."""
+    reference_contrast_weight: float = 0.0
+    """QAM-based algorithms: weight of the reference contrast in the critic step (a pi_ref sample ranked
+    below the human's chunk at the imitation batch's states; our addition, 0 = the paper's critic)."""
+    reference_contrast_slope: float = 0.3
+    """Reference contrast margin per unit of RMS action distance (Q units; chosen)."""
     reference: Literal["frozen", "bc"] = "frozen"
     """QAM-based algorithms: QAM's reference policy (algorithms.md 4.1). ``frozen`` = the stage's
     reference, never updated (the paper); ``bc`` = an EMA of a copy trained on every learner step by
@@ -112,7 +117,8 @@ class LearnerSettings:
         c.fraction("online_fraction").fraction("imitation_online_fraction")
         c.fraction("tau_base", open_lo=True, open_hi=True)
         c.fraction("gamma", open_lo=True).fraction("reference_ema", open_lo=True)
-        c.non_negative("alpha", "contrast_weight", "contrast_margin")
+        c.non_negative("alpha", "contrast_weight", "contrast_margin", "reference_contrast_weight",
+                       "reference_contrast_slope")
         c.positive("lam", "policy_lr", "critic_lr", "reference_lr", "utd")
         for name in ("policy_every", "qam_flow_steps", "reference_steps", "n_step", "publish_every", "checkpoint_every",
                      "batch_size", "log_every"):  # fmt: skip

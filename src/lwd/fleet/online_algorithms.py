@@ -55,8 +55,9 @@ def online_lwd_config(s: LearnerSettings) -> LWDConfig:
                          policy_every=s.policy_every, reference=s.reference, reference_lr=s.reference_lr,
                          reference_ema=s.reference_ema, track_reference=s.track_reference,
                          reference_steps=s.reference_steps, reference_successes=s.reference_successes,
-                         contrast_weight=s.contrast_weight,
-                         contrast_margin=s.contrast_margin)  # fmt: skip
+                         contrast_weight=s.contrast_weight, contrast_margin=s.contrast_margin,
+                         reference_contrast_weight=s.reference_contrast_weight,
+                         reference_contrast_slope=s.reference_contrast_slope)  # fmt: skip
     except ValueError as e:  # the bounds live in LWDConfig
         raise ConfigError(f"learner settings: {e}") from e
 
