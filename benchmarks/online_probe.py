@@ -8,7 +8,7 @@ run's SFT policy on ``--episodes`` held-out field episodes per task (``lwd eval`
     .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag frozen --policy-every 8 --lam 0.01 \
         --set reference=frozen
 
-Re-running with the same tag resumes / reuses finished parts. Writes ``runs/bench/online_probe_<tag>.json``.
+Unset options are the quickstart preset's. Re-running with the same tag resumes / reuses finished parts. Writes ``runs/bench/online_probe_<tag>.json``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, default=Path("runs/quickstart"))
     ap.add_argument("--tag", required=True)
-    ap.add_argument("--lam", type=float, default=0.1)
-    ap.add_argument("--policy-every", type=int, default=1)
-    ap.add_argument("--policy-lr", type=float, default=1e-4)
+    preset = ONLINE["quickstart"].learner  # defaults: the quickstart preset's learner
+    ap.add_argument("--lam", type=float, default=preset.lam)
+    ap.add_argument("--policy-every", type=int, default=preset.policy_every)
+    ap.add_argument("--policy-lr", type=float, default=preset.policy_lr)
     ap.add_argument("--max-wall-s", type=float, default=360.0)
     ap.add_argument("--max-learner-steps", type=int, default=None)
     ap.add_argument("--episodes", type=int, default=10)
