@@ -12,6 +12,7 @@
 # the paired tests and the learning curves to runs/bench/online_benchmark.json.
 #
 #   bash benchmarks/online_benchmark.sh prep 0    # one seed's SFT + offline stages + evaluations
+#                                                 (the first prep creates ROOT/offline_data: start the others after it)
 #   bash benchmarks/online_benchmark.sh online    # every online method, every seed (resumable)
 #   bash benchmarks/online_benchmark.sh report
 # ROOT (default runs/bench_qs) holds everything; SEED0_FROM=runs/quickstart reuses a finished
