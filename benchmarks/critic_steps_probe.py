@@ -32,6 +32,7 @@ from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.mixer import ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.online_algorithms import sample_batches
 from lwd.fleet.reader import SnapshotReader
 from lwd.utils.io import atomic_write_json, read_json
 
@@ -78,14 +79,9 @@ def main() -> None:
     h = algo.policy.config.chunk_len
     for target in sorted(args.steps):
         for _ in tqdm(range(target - done), desc=f"critic steps -> {target}", leave=False):
-            t = to_tensors(mixer.sample(args.batch, rng, h, s.gamma), enc, stats)
-            needs = algo.needs  # the learner process's batches (lwd.fleet.learner.OnlineLearner.train_step)
-            imitation = contrast = None
-            if needs.imitation is not None:
-                imitation = mixer.sample(args.batch, rng, h, s.gamma, None, needs.imitation, needs.imitation,
-                                         s.imitation_online_fraction)  # fmt: skip
-            if needs.contrast:
-                contrast = online.sample_rejections(args.batch, rng, h, s.gamma)
+            # the learner process's batches (lwd.fleet.learner), value and critic steps only
+            batch, imitation, contrast = sample_batches(algo.needs, mixer, s, rng, h, batch_size=args.batch)
+            t = to_tensors(batch, enc, stats)
             pairs = algo.critic_contrasts(imitation, contrast)
             algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
         done = target

@@ -76,7 +76,8 @@ def online_config(args, method: str, seed: int):
         reference=args.reference, reference_lr=args.reference_lr, contrast_weight=args.contrast_weight,
         track_reference=args.track_reference, qam_batch=args.qam_batch, reference_steps=args.reference_steps,
         reference_successes=args.reference_successes, imitation_online_fraction=args.imitation_online_fraction,
-        reference_contrast_weight=args.reference_contrast_weight, batch_size=args.batch, publish_every=args.publish_every, checkpoint_every=args.publish_every,
+        reference_contrast_weight=args.reference_contrast_weight, batch_size=args.batch,
+        publish_every=args.publish_every, checkpoint_every=args.publish_every,
         min_online_transitions=2000,
     )  # fmt: skip
     learner = dataclasses.replace(learner, **overrides)

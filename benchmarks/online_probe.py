@@ -8,7 +8,8 @@ run's SFT policy on ``--episodes`` held-out field episodes per task (``lwd eval`
     .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag frozen --policy-every 8 --lam 0.01 \
         --set reference=frozen
 
-Unset options are the quickstart preset's. Re-running with the same tag resumes / reuses finished parts. Writes ``runs/bench/online_probe_<tag>.json``.
+Unset options are the quickstart preset's. Re-running with the same tag resumes / reuses finished
+parts. Writes ``runs/bench/online_probe_<tag>.json``.
 """
 
 from __future__ import annotations

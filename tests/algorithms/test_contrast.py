@@ -89,6 +89,8 @@ def test_lwd_learns_to_rank_the_humans_chunk_above_the_rejected_one():
         m = ours.update(rl, None, contrast)
     assert "critic/contrast_loss" not in m_paper  # weight 0: the paper's critic, contrast ignored
     assert m["critic/contrast_acc"] == 1.0 and m["critic/contrast_gap"] > 0.05
+    # the weight reaches the critic's loss through the take-over pair (the learner holds no weight of its own)
+    assert [(p.name, p.weight) for p in ours.critic_contrasts(None, contrast)] == [("contrast", 1.0)]
 
 
 def test_contrast_loss_takes_one_margin_per_row():

@@ -52,7 +52,7 @@ from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
+from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm, sample_batches
 from lwd.fleet.reader import SnapshotReader
 from lwd.fleet.registry import PolicyRegistry
 from lwd.fleet.registry_index import DEFAULT
@@ -210,16 +210,8 @@ class Learner:
     def train_step(self) -> None:
         s = self.s
         nsteps = None if s.n_step == 1 else {t: s.n_step for t in self.offline.task_ids}
-        needs = self.algo.needs
-        batch = self.mixer.sample(s.batch_size, self.rng, self.chunk_len, s.gamma, nsteps) if needs.rl else None
-        imitation = None
-        if needs.imitation is not None:  # demos offline, chunks that start on a human step online
-            imitation = self.mixer.sample(s.batch_size * needs.imitation_batches, self.rng, self.chunk_len,
-                                          s.gamma, None, needs.imitation, needs.imitation,
-                                          s.imitation_online_fraction)  # fmt: skip
-        contrast = None
-        if needs.contrast and self.online.num_rejections:  # take-overs with the rejected proposal
-            contrast = self.online.sample_rejections(s.batch_size, self.rng, self.chunk_len, s.gamma)
+        batch, imitation, contrast = sample_batches(self.algo.needs, self.mixer, s, self.rng, self.chunk_len,
+                                                    n_step_by_task=nsteps)  # fmt: skip
         metrics = self.algo.update(batch, imitation, contrast)
         check_finite_metrics(
             metrics, self.step + 1, "online learner", "nothing of it was checkpointed or published"

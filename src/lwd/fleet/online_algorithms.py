@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from lwd.algorithms.base import Algorithm
+from lwd.algorithms.base import Algorithm, BatchNeeds
 from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
 from lwd.algorithms.iql import IQLConfig
@@ -36,6 +36,8 @@ from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import RECAPAlgorithm, RECAPConfig, fold_indicator
 from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
+from lwd.data import ReplayMixer
+from lwd.data.batch import TransitionBatch
 from lwd.policy.checkpoint import load_policy
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import get_text_encoder
@@ -44,6 +46,32 @@ from lwd.utils.io import read_json
 from lwd.utils.run_state import StepCheckpoints
 
 log = logging.getLogger(__name__)
+
+
+def sample_batches(
+    needs: BatchNeeds,
+    mixer: ReplayMixer,
+    s: LearnerSettings,
+    rng,
+    chunk_len: int,
+    batch_size: int | None = None,
+    n_step_by_task: dict[str, int] | None = None,
+) -> tuple[TransitionBatch | None, TransitionBatch | None, TransitionBatch | None]:
+    """The batches an algorithm's ``update(batch, imitation, contrast)`` asks for (``needs``), each of
+    ``batch_size`` rows (default ``s.batch_size``): the RL batch offline:online mixed; the imitation
+    batch(es) from the transitions ``needs.imitation`` makes eligible (demos offline, chunks that start
+    on a human step online, ``s.imitation_online_fraction`` online); the contrast batch of take-overs
+    while the online buffer holds any with the rejected proposal, else None."""
+    b = s.batch_size if batch_size is None else batch_size
+    batch = mixer.sample(b, rng, chunk_len, s.gamma, n_step_by_task) if needs.rl else None
+    imitation = None
+    if needs.imitation is not None:
+        imitation = mixer.sample(b * needs.imitation_batches, rng, chunk_len, s.gamma, None, needs.imitation,
+                                 needs.imitation, s.imitation_online_fraction)  # fmt: skip
+    contrast = None
+    if needs.contrast and mixer.online.num_rejections:
+        contrast = mixer.online.sample_rejections(b, rng, chunk_len, s.gamma)
+    return batch, imitation, contrast
 
 
 def online_lwd_config(s: LearnerSettings) -> LWDConfig:
