@@ -82,11 +82,22 @@ def start_dashboard(run_dir: Path) -> tuple[subprocess.Popen, str]:
 
 def robot_rows(driver) -> dict[str, dict[str, str]]:
     """The robots table as displayed, read in one script call (the page redraws it on every poll)."""
-    rows = driver.execute_script(
-        "return [...document.querySelectorAll('#robots tbody tr')]"
-        ".map(tr => [tr.dataset.robot, ...[...tr.cells].map(td => td.textContent)]);"
+    return rows_and_timestamp(driver)[0]
+
+
+def rows_and_timestamp(driver) -> tuple[dict[str, dict[str, str]], float]:
+    """The robots table and the server timestamp of the poll that drew it, read in one script call.
+
+    The page draws both in one synchronous step of each poll, so one script call sees a consistent
+    pair; two calls may straddle a poll and pair one poll's rows with the next poll's timestamp.
+    """
+    rows, ts = driver.execute_script(
+        "return [[...document.querySelectorAll('#robots tbody tr')]"
+        ".map(tr => [tr.dataset.robot, ...[...tr.cells].map(td => td.textContent)]),"
+        " document.getElementById('last-updated').dataset.ts];"
     )
-    return {r[0]: {"task": r[2], "status": r[3], "version": r[4], "episodes": r[6]} for r in rows}
+    table = {r[0]: {"task": r[2], "status": r[3], "version": r[4], "episodes": r[6]} for r in rows}
+    return table, float(ts) if ts else float("nan")
 
 
 def kv(driver, card: str, key: str) -> str:
@@ -127,10 +138,11 @@ def test_dashboard_shows_a_running_fleet_in_chromium(tmp_path, fake4_dataset, fa
         assert browser.find_element("id", "conn").text == "live"
 
         # it updates live: the robots' episode counts and the server timestamp both move on
-        ts1 = float(browser.find_element("id", "last-updated").get_attribute("data-ts"))
-        eps1 = episodes(rows)
+        rows1, ts1 = rows_and_timestamp(browser)
+        eps1 = episodes(rows1)
         wait.until(lambda d: episodes(robot_rows(d)) > eps1)
-        ts2 = float(browser.find_element("id", "last-updated").get_attribute("data-ts"))
+        rows2, ts2 = rows_and_timestamp(browser)
+        assert episodes(rows2) > eps1
         assert ts2 > ts1
         # per-version rates arrive from the committed episodes' outcomes; the learner trains and
         # publishes a second version, which the page shows
