@@ -655,7 +655,7 @@ def run_soak(opts: SoakOptions, dataset: Path | None = None, init: Path | None =
     """Run one soak (see the module docstring) and return its report (``report["ok"]``: all invariants)."""
     from lwd.data import LwdDataset
     from lwd.fleet.launch.local import LocalFleet
-    from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.registry.registry import PolicyRegistry
 
     opts.validate()
     binary = redis_server or redis_binary()

@@ -32,8 +32,8 @@ from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.mixer import ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.online_algorithms import sample_batches
-from lwd.fleet.reader import SnapshotReader
+from lwd.fleet.learner.algorithms import sample_batches
+from lwd.fleet.learner.reader import SnapshotReader
 from lwd.utils.io import atomic_write_json, read_json
 
 
@@ -79,7 +79,7 @@ def main() -> None:
     h = algo.policy.config.chunk_len
     for target in sorted(args.steps):
         for _ in tqdm(range(target - done), desc=f"critic steps -> {target}", leave=False):
-            # the learner process's batches (lwd.fleet.learner), value and critic steps only
+            # the learner process's batches (lwd.fleet.learner.service), value and critic steps only
             batch, imitation, contrast = sample_batches(algo.needs, mixer, s, rng, h, batch_size=args.batch)
             t = to_tensors(batch, enc, stats)
             pairs = algo.critic_contrasts(imitation, contrast)

@@ -42,9 +42,9 @@ import numpy as np
 import lwd
 from lwd.data.episode_io import episode_to_bytes
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
-from lwd.fleet.outbox import Outbox
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.outbox import Outbox
 from lwd.types import Episode, new_episode_id
 from lwd.utils.io import atomic_write_bytes
 

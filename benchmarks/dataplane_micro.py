@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dataplane_bench import META, episode  # noqa: E402
 from lwd.data.episode_io import episode_to_bytes  # noqa: E402
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane  # noqa: E402
-from lwd.fleet.outbox import Outbox  # noqa: E402
+from lwd.fleet.robot.outbox import Outbox  # noqa: E402
 from lwd.utils.io import atomic_write_bytes, fsync_dir  # noqa: E402
 
 

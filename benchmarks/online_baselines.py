@@ -131,8 +131,8 @@ def cmd_curve(args) -> None:
     was published (the paper's headline figure). Per run, ``--curve-points`` versions evenly spaced in
     robot time are materialised from the run's registry and evaluated on ``--curve-episodes`` held-out
     episodes per task; the start (the offline stage) and the final policy come from the main evaluations."""
-    from lwd.fleet.registry import PolicyRegistry
-    from lwd.fleet.robot_client import materialize_version
+    from lwd.fleet.registry.registry import PolicyRegistry
+    from lwd.fleet.robot.client import materialize_version
 
     for seed in args.seeds:
         sd = args.root / f"seed{seed}"

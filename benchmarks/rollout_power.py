@@ -1,4 +1,4 @@
-"""Canary decision rule (lwd.fleet.rollout_decide) on simulated outcomes: false-rollback rate, power.
+"""Canary decision rule (lwd.fleet.rollout.decide) on simulated outcomes: false-rollback rate, power.
 
 Simulates the quickstart fleet's allocation (16 robots, mw8: 1 robot on each of 4 short tasks, 3 on
 each of 4 long tasks; canary share 0.25 -> 4 canary robots, one per long task) with Bernoulli
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lwd.configs.online import RolloutSettings
-from lwd.fleet.rollout_decide import decide
+from lwd.fleet.rollout.decide import decide
 
 TASKS = {f"short{i}": (1, 0.8) for i in range(4)} | {f"long{i}": (3, 0.5) for i in range(4)}
 """task -> (robots, incumbent success rate)."""

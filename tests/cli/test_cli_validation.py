@@ -211,7 +211,7 @@ def run_module(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["lwd.fleet.robot_client", "lwd.fleet.learner"])
+@pytest.mark.parametrize("module", ["lwd.fleet.robot.client", "lwd.fleet.learner.service"])
 def test_fleet_processes_report_bad_config_files_in_one_line(module, tmp_path):
     missing = tmp_path / "missing.json"
     r = run_module(module, "--config", str(missing))
@@ -227,23 +227,23 @@ def test_fleet_processes_report_bad_config_files_in_one_line(module, tmp_path):
 
 
 def test_robot_client_reports_an_unimportable_factory_in_one_line(tmp_path):
-    from lwd.fleet.robot_client import CLIENT_REQUIRED
+    from lwd.fleet.robot.client import CLIENT_REQUIRED
 
     cfg = {k: "x" for k in CLIENT_REQUIRED} | {"robot_factory": "no_such_module:make_robot"}
     path = tmp_path / "client.json"
     path.write_text(json.dumps(cfg))
-    r = run_module("lwd.fleet.robot_client", "--config", str(path))
+    r = run_module("lwd.fleet.robot.client", "--config", str(path))
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("error: factory 'no_such_module:make_robot' cannot be loaded")
 
 
 def test_learner_reports_bad_settings_in_one_line(tmp_path):
-    from lwd.fleet.learner import LEARNER_REQUIRED
+    from lwd.fleet.learner.service import LEARNER_REQUIRED
 
     cfg = {k: "x" for k in LEARNER_REQUIRED} | {"settings": {"batch_size": 0}}
     path = tmp_path / "learner.json"
     path.write_text(json.dumps(cfg))
-    r = run_module("lwd.fleet.learner", "--config", str(path))
+    r = run_module("lwd.fleet.learner.service", "--config", str(path))
     assert r.returncode == 2 and r.stderr == "error: settings.batch-size must be >= 1, got 0\n"
 
 
@@ -297,7 +297,7 @@ def test_coordinator_process_reports_bad_options_in_one_line(args, message, tmp_
         bad.write_text(json.dumps({"rollout": {"warp_speed": 9}}))
         args = [str(bad) if a == "UNKNOWN_KEY" else a for a in args]
     root = [] if not args else ["--root", str(tmp_path / "fleet")]
-    r = run_module("lwd.fleet.coordinator", *root, *args)
+    r = run_module("lwd.fleet.coordinator.service", *root, *args)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
     assert message in r.stderr, r.stderr
     assert not (tmp_path / "fleet" / "coordinator.db").exists()

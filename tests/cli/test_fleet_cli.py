@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from lwd.cli.main import main
-from lwd.fleet.coordinator_state import CoordinatorState
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.rollout_state import RolloutStore
+from lwd.fleet.dataplane.state import CoordinatorState
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.rollout.state import RolloutStore
 
 
 def _fleet_root(tmp_path):

@@ -19,7 +19,7 @@ from lwd.envs.robot import Robot
 from lwd.envs.rollout import run_episode
 from lwd.envs.shift import ShiftSpec
 from lwd.envs.suites import get_task, held_out_instructions, make_robot
-from lwd.fleet.adapters import make_member
+from lwd.fleet.robot.adapters import make_member
 from lwd.specs import SuiteSpec
 from lwd.types import TaskSpec
 from lwd.utils.errors import ConfigError

@@ -236,8 +236,8 @@ def stub_factory(suite, obs_mode, shift, options):
 
 
 def test_allocation_weights_follow_the_file(tmp_path):
-    from lwd.fleet.allocator import balanced_counts, choose_task
-    from lwd.fleet.robot_client import task_weights_for
+    from lwd.fleet.dataplane.allocator import balanced_counts, choose_task
+    from lwd.fleet.robot.client import task_weights_for
 
     path = write(tmp_path, KITCHEN)
     # reach-red: the file's weight 2 (not short=1); reach-blue: no weight, long -> 3

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fleet_support import make_episode  # noqa: E402
 
 from lwd.fleet.dataplane import open_dataplane  # noqa: E402
-from lwd.fleet.outbox import Outbox  # noqa: E402
-from lwd.fleet.reader import SnapshotReader  # noqa: E402
+from lwd.fleet.learner.reader import SnapshotReader  # noqa: E402
+from lwd.fleet.robot.outbox import Outbox  # noqa: E402
 
 
 def episode_id(seed: int, i: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lwd.configs.online import Budget, LearnerSettings, OnlineConfig, RolloutSettings
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.snapshots import entries_of, latest_number, read_manifest
+from lwd.fleet.dataplane.snapshots import entries_of, latest_number, read_manifest
 
 
 def small_fleet_config(max_learner_steps: int = 30, **kw) -> OnlineConfig:

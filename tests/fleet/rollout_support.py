@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
 from lwd.fleet.dataplane.events import EpisodeEvent
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.dataplane.state import CoordinatorState, Decision, Outcome
+from lwd.fleet.registry.registry import PolicyRegistry
 
 _ids = itertools.count()
 

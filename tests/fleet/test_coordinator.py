@@ -11,11 +11,11 @@ import pytest
 from fleet_support import TASKS, make_episode
 
 from lwd.data.episode_io import episode_to_bytes
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
+from lwd.fleet.coordinator.validation import ValidationRules
 from lwd.fleet.dataplane.events import EpisodeEvent
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.snapshots import entries_of, latest_number, read_manifest
-from lwd.fleet.validation import ValidationRules
+from lwd.fleet.dataplane.snapshots import entries_of, latest_number, read_manifest
+from lwd.fleet.learner.reader import SnapshotReader
 
 
 def _coord(dp, tmp_path, **kw):
@@ -77,7 +77,7 @@ def test_duplicate_deliveries_are_acked_and_ignored(dataplane, tmp_path):
     assert st["episodes"]["committed"] == 1
     lat = st["latency"]["episode_to_committed_s"]  # announce -> commit, measured once per episode
     assert lat["n"] == 1 and 0 <= lat["p50"] == lat["p99"] < 30
-    from lwd.fleet.status import format_status
+    from lwd.fleet.ops.status import format_status
 
     assert f"episode end -> committed: P50 {lat['p50']} s" in format_status(dict(st, root="x"))
     coord.close()
@@ -227,9 +227,9 @@ def test_task_allocation_balanced_weighted_and_durable(tmp_path):
 
 
 def test_leader_lease_standby_waits_and_fencing_refuses_a_replaced_leader(tmp_path):
-    from lwd.fleet.coordinator_state import Decision
+    from lwd.fleet.coordinator.leader import NotLeader
     from lwd.fleet.dataplane import open_dataplane
-    from lwd.fleet.leader import NotLeader
+    from lwd.fleet.dataplane.state import Decision
 
     dp = open_dataplane(tmp_path / "fleet")
     a = Coordinator(dp, str(tmp_path / "c.db"), leader_lease_s=0.3)
@@ -254,8 +254,8 @@ def test_production_coordinator_enforces_shape_version_and_length_rules(tmp_path
     """`open_coordinator` (what `python -m lwd.fleet.coordinator` and the launchers build) quarantines
     episodes of the wrong state/action dimension, an unpublished policy version or too many steps, so
     the learner never sees them; before, only tests wired these rules."""
-    from lwd.fleet.coordinator import open_coordinator
-    from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.coordinator.service import open_coordinator
+    from lwd.fleet.registry.registry import PolicyRegistry
 
     root = tmp_path / "fleet"
     reg = PolicyRegistry(str(root / "registry"))
@@ -348,7 +348,7 @@ def test_event_uris_are_confined_to_regular_files_in_the_store(tmp_path):
 def test_coordinator_rides_out_a_broker_outage_with_one_warning(dataplane, tmp_path, caplog):
     """Transient errors (a restarting Redis) are retried with the shared jittered backoff and logged
     once per outage; other errors still surface."""
-    from lwd.fleet.coordinator import StepResult
+    from lwd.fleet.coordinator.service import StepResult
 
     coord = _coord(dataplane, tmp_path)
     calls = {"n": 0}
@@ -360,7 +360,7 @@ def test_coordinator_rides_out_a_broker_outage_with_one_warning(dataplane, tmp_p
         return StepResult()
 
     coord.step = flaky
-    with caplog.at_level("WARNING", logger="lwd.fleet.coordinator"):
+    with caplog.at_level("WARNING", logger="lwd.fleet.coordinator.service"):
         coord.run(max_steps=3)
     assert calls["n"] == 7
     assert sum("unavailable" in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1

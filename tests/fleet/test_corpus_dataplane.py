@@ -28,10 +28,10 @@ from lwd.data.episode_io import episode_to_bytes, episode_to_table
 from lwd.data.replay import ReplayBuffer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.events import EpisodeEvent
+from lwd.fleet.dataplane.snapshots import latest_number
 from lwd.fleet.dataplane.store import StoredPayload
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.snapshots import latest_number
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.types import Episode
 
 V = 1  # the published policy version good episodes carry

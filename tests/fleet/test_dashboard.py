@@ -14,12 +14,18 @@ from pathlib import Path
 import pytest
 
 from lwd.cli.main import main
-from lwd.fleet.coordinator_state import CoordinatorState
-from lwd.fleet.dashboard import DashboardServer, FleetState, check_bind_host, resolve_paths, validate_action
-from lwd.fleet.dashboard.outcomes import OutcomeLog
-from lwd.fleet.dashboard.sources import JsonlTail
 from lwd.fleet.dataplane.events import HeartbeatEvent
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.dataplane.state import CoordinatorState
+from lwd.fleet.ops.dashboard import (
+    DashboardServer,
+    FleetState,
+    check_bind_host,
+    resolve_paths,
+    validate_action,
+)
+from lwd.fleet.ops.dashboard.outcomes import OutcomeLog
+from lwd.fleet.ops.dashboard.sources import JsonlTail
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from fault_child import episode_id
 
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.dataplane.snapshots import latest_number, read_manifest, snapshot_entries
 from lwd.fleet.dataplane.store import EpisodeStore
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.snapshots import latest_number, read_manifest, snapshot_entries
+from lwd.fleet.learner.reader import SnapshotReader
 from lwd.utils.io import sha256_file
 
 CHILD = str(Path(__file__).parent / "fault_child.py")
@@ -182,7 +182,7 @@ def test_redis_restart_loses_nothing(tmp_path, redis_server, redis_url):
 def test_sigkill_reader_mid_prefetch_leaves_store_intact(tmp_path):
     from fleet_support import make_episode
 
-    from lwd.fleet.coordinator import Coordinator
+    from lwd.fleet.coordinator.service import Coordinator
 
     root = tmp_path / "fleet"
     dp = open_dataplane(root)

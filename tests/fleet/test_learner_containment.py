@@ -14,10 +14,10 @@ from safetensors.torch import save as st_save
 
 from lwd.configs.online import LearnerSettings
 from lwd.data.dataset import LwdDataset
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
-from lwd.fleet.learner import Learner
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.learner.service import Learner
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.utils.errors import DataError, TrainingDiverged
 
 
@@ -119,7 +119,7 @@ def test_learner_publish_waits_out_a_registry_outage(tmp_path, fake4_dataset, fa
 
     learner.registry.publish = flaky
     try:
-        with caplog.at_level("WARNING", logger="lwd.fleet.learner"):
+        with caplog.at_level("WARNING", logger="lwd.fleet.learner.service"):
             v = learner.publish()
     finally:
         learner.finish("stopped")

@@ -17,7 +17,7 @@ from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.filters import DEMOS_AND_INTERVENTIONS
-from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm
+from lwd.fleet.learner.algorithms import acting_policy, build_online_algorithm, place_algorithm
 from lwd.pipeline.train_offline import train_offline
 from lwd.policy.checkpoint import load_policy
 from lwd.utils.errors import ConfigError
@@ -152,7 +152,7 @@ def _optimisers(algo) -> list:
 
 
 def test_offline_and_online_configs_turn_bad_schedule_values_into_config_errors():
-    from lwd.fleet.online_algorithms import online_lwd_config
+    from lwd.fleet.learner.algorithms import online_lwd_config
     from lwd.pipeline.train_offline import lwd_config
 
     with pytest.raises(ConfigError, match="policy_every"):

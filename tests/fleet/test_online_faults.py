@@ -15,9 +15,9 @@ from collections import Counter
 from online_support import committed_ids, manifests, outbox_pending, small_fleet_config, snapshot_membership
 
 from lwd.data import LwdDataset
+from lwd.fleet.dataplane.snapshots import entries_of
 from lwd.fleet.launch.local import LocalFleet
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.snapshots import entries_of
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.utils.io import read_json
 
 

@@ -9,8 +9,8 @@ from collections import defaultdict
 from online_support import committed_ids, outbox_pending, small_fleet_config, snapshot_membership
 
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.pipeline.online import run_online
 from lwd.policy.checkpoint import load_policy
 

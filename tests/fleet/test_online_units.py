@@ -10,13 +10,13 @@ import pytest
 
 from lwd.configs.online import Budget, LearnerSettings, OnlineConfig
 from lwd.envs.intervention import InterventionConfig
-from lwd.fleet.claims import claim_task
-from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.learner import may_update
-from lwd.fleet.outbox import Outbox
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.robot_client import (
+from lwd.fleet.dataplane.claims import claim_task
+from lwd.fleet.dataplane.state import CoordinatorState
+from lwd.fleet.learner.service import may_update
+from lwd.fleet.learner.version_stats import VersionStats
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.client import (
     FleetMember,
     PolicyVersions,
     episode_seed,
@@ -24,7 +24,7 @@ from lwd.fleet.robot_client import (
     policy_files,
     task_weights_for,
 )
-from lwd.fleet.version_stats import VersionStats
+from lwd.fleet.robot.outbox import Outbox
 from lwd.utils.seeding import EVAL_SEED_BASE, ONLINE_SEED_BASE, eval_seed
 
 
@@ -179,7 +179,7 @@ def test_online_config_json_round_trip():
 def test_client_steps_its_members_in_lockstep_with_one_batched_call_per_version(
     tmp_path, registry_with_v1, monkeypatch
 ):
-    from lwd.fleet.robot_client import RobotClient
+    from lwd.fleet.robot.client import RobotClient
     from lwd.policy.inference import InferencePolicy
 
     batch_sizes = []

@@ -21,17 +21,17 @@ import pytest
 from fleet_support import make_episode
 
 from lwd.configs.online import OnlineConfig
-from lwd.fleet.backoff import Backoff
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
+from lwd.fleet.coordinator.validation import ValidationRules
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.dataplane.backoff import Backoff
+from lwd.fleet.dataplane.snapshots import latest_number
 from lwd.fleet.launch.local import Child, LocalFleet
 from lwd.fleet.launch.supervisor import RestartBudget
-from lwd.fleet.outbox import Outbox
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.robot_client import policy_files, task_weights_for
-from lwd.fleet.snapshots import latest_number
-from lwd.fleet.validation import ValidationRules
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.client import policy_files, task_weights_for
+from lwd.fleet.robot.outbox import Outbox
 from lwd.utils.io import atomic_write_json, read_json
 
 HERE = Path(__file__).parent
@@ -65,7 +65,7 @@ def start_client(config: Path, log_path: Path) -> subprocess.Popen:
            "OMP_NUM_THREADS": "1"}  # fmt: skip
     with open(log_path, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "lwd.fleet.robot_client", "--config", str(config)],
+            [sys.executable, "-m", "lwd.fleet.robot", "--config", str(config)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -240,7 +240,7 @@ def test_unreadable_outbox_item_is_quarantined_and_later_items_are_sent(tmp_path
     )
     ids = [box.put(make_episode(seed=i)) for i in range(3)]
     box.start()
-    with caplog.at_level(logging.WARNING, logger="lwd.fleet.outbox"):
+    with caplog.at_level(logging.WARNING, logger="lwd.fleet.robot.outbox"):
         assert box.flush(timeout=20), f"the outbox is stuck behind {name}: {box.last_error}"
     assert box.quarantined == 1 and box.pending_ids() == []
     assert (box.quarantine_dir / name).read_bytes()[:4] == (good[:4] if payload != b"garbage" else b"garb")

@@ -9,11 +9,11 @@ import time
 import pytest
 from fleet_support import make_episode
 
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.outbox import Outbox, OutboxLocked
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry, version_dir
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.registry.registry import PolicyRegistry, version_dir
+from lwd.fleet.robot.outbox import Outbox, OutboxLocked
 from lwd.utils.errors import DataError
 
 # ---------------------------------------------------------------------------------------------- outbox
@@ -309,7 +309,7 @@ def test_reader_never_yields_corrupt_payload(tmp_path):
 def test_learner_published_checkpoint_is_loaded_straight_from_the_registry(tmp_path, fake4_sft_policy):
     """The learner publishes a checkpoint that carries its registry number; robots load the verified
     version directory itself (no rebuilt copy); foreign checkpoints are still rebuilt."""
-    from lwd.fleet.robot_client import PolicyVersions, policy_dir, policy_files
+    from lwd.fleet.robot.client import PolicyVersions, policy_dir, policy_files
     from lwd.policy.checkpoint import load_policy, save_policy
 
     policy, stats, _ = load_policy(fake4_sft_policy)

@@ -17,11 +17,11 @@ from fleet_support import make_episode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lwd.fleet.allocator import choose_task
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
-from lwd.fleet.outbox import Outbox
-from lwd.fleet.snapshots import latest_number, read_manifest
+from lwd.fleet.dataplane.allocator import choose_task
+from lwd.fleet.dataplane.snapshots import latest_number, read_manifest
+from lwd.fleet.robot.outbox import Outbox
 
 
 class Crash(BaseException):

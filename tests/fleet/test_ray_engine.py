@@ -23,9 +23,9 @@ from ray_support import ray_config, spy_fleets  # noqa: E402
 
 from lwd.configs.online import Budget, LearnerSettings  # noqa: E402
 from lwd.configs.presets import ONLINE  # noqa: E402
+from lwd.fleet.dataplane.snapshots import entries_of  # noqa: E402
 from lwd.fleet.launch import ray_placement  # noqa: E402
-from lwd.fleet.registry import PolicyRegistry  # noqa: E402
-from lwd.fleet.snapshots import entries_of  # noqa: E402
+from lwd.fleet.registry.registry import PolicyRegistry  # noqa: E402
 from lwd.pipeline import online as online_stage  # noqa: E402
 from lwd.utils.errors import ConfigError  # noqa: E402
 from lwd.utils.io import read_json  # noqa: E402

@@ -27,7 +27,7 @@ from ray_nodes import LocalRayCluster  # noqa: E402
 from ray_support import ray_config, spy_fleets  # noqa: E402
 
 from lwd.configs.online import Budget  # noqa: E402
-from lwd.fleet.snapshots import entries_of  # noqa: E402
+from lwd.fleet.dataplane.snapshots import entries_of  # noqa: E402
 from lwd.pipeline import online as online_stage  # noqa: E402
 from lwd.utils.io import read_json  # noqa: E402
 

@@ -26,9 +26,9 @@ import torch  # noqa: E402
 from ray_support import ray_config  # noqa: E402
 
 from lwd.configs.online import Budget, LearnerSettings, RolloutSettings  # noqa: E402
-from lwd.fleet.registry import PolicyRegistry  # noqa: E402
-from lwd.fleet.robot_client import policy_files  # noqa: E402
-from lwd.fleet.rollout_state import RolloutStore  # noqa: E402
+from lwd.fleet.registry.registry import PolicyRegistry  # noqa: E402
+from lwd.fleet.robot.client import policy_files  # noqa: E402
+from lwd.fleet.rollout.state import RolloutStore  # noqa: E402
 from lwd.pipeline import online as online_stage  # noqa: E402
 from lwd.policy.checkpoint import load_policy, save_policy  # noqa: E402
 

@@ -7,7 +7,7 @@ import glob
 import os
 import tempfile
 
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.registry.registry import PolicyRegistry
 
 
 def _cache_dirs() -> set[str]:

@@ -1,5 +1,5 @@
 """A robot connects as a plain client, without Ray and without the coordinator's machine: its own
-process (``python -m lwd.fleet.robot_client --config client.json``) with an adapter loaded from an
+process (``python -m lwd.fleet.robot --config client.json``) with an adapter loaded from an
 import path, talking only to Redis (events, task claims) and the episode store + registry."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from lwd.fleet.adapters import load_factory
-from lwd.fleet.claims import open_task_claims
-from lwd.fleet.coordinator import Coordinator
+from lwd.fleet.coordinator.service import Coordinator
+from lwd.fleet.coordinator.validation import ValidationRules
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.robot_client import policy_files, task_weights_for
-from lwd.fleet.validation import ValidationRules
+from lwd.fleet.dataplane.claims import open_task_claims
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.adapters import load_factory
+from lwd.fleet.robot.client import policy_files, task_weights_for
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
 
@@ -44,7 +44,7 @@ def test_real_robot_client_claims_over_redis_and_delivers_episodes(tmp_path, red
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "lwd.fleet.robot_client", "--config", str(robot_disk / "client.json")],
+        [sys.executable, "-m", "lwd.fleet.robot", "--config", str(robot_disk / "client.json")],
         env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,11 +8,11 @@ import numpy as np
 from rollout_support import fleet, record, run_round
 
 from lwd.configs.online import RolloutSettings
-from lwd.fleet.operator import operator_action
-from lwd.fleet.rollout import RolloutManager, pick_canary_robots
-from lwd.fleet.rollout_decide import decide, looks
-from lwd.fleet.rollout_state import RolloutStore
-from lwd.fleet.shift import check_shift
+from lwd.fleet.ops.operator import operator_action
+from lwd.fleet.rollout.decide import decide, looks
+from lwd.fleet.rollout.manager import RolloutManager, pick_canary_robots
+from lwd.fleet.rollout.shift import check_shift
+from lwd.fleet.rollout.state import RolloutStore
 
 S = RolloutSettings(check_every_s=0.0)
 
@@ -217,9 +217,9 @@ def test_only_tasks_both_arms_ran_count_and_a_lone_canary_task_uses_the_incumben
 
 
 def test_robots_known_only_from_heartbeats_can_run_a_canary(tmp_path):
-    from lwd.fleet.coordinator_state import CoordinatorState
     from lwd.fleet.dataplane.events import HeartbeatEvent
-    from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.dataplane.state import CoordinatorState
+    from lwd.fleet.registry.registry import PolicyRegistry
 
     reg = PolicyRegistry(tmp_path / "registry")
     reg.set_default(reg.publish({"w": b"1"}))

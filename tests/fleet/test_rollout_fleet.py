@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from fleet_support import REPO, TASKS, make_episode
 
-from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.rollout_state import RolloutStore
+from lwd.fleet.dataplane.state import CoordinatorState
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.rollout.state import RolloutStore
 
 N_ROBOTS = 8
 SHARE = 0.25

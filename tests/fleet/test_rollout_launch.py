@@ -7,9 +7,9 @@ import json
 
 from lwd.configs.online import OnlineConfig, RolloutSettings
 from lwd.configs.presets import ONLINE
-from lwd.fleet.coordinator import open_coordinator
+from lwd.fleet.coordinator.service import open_coordinator
 from lwd.fleet.launch.plan import FleetPlan
-from lwd.fleet.rollout import RolloutManager
+from lwd.fleet.rollout.manager import RolloutManager
 
 
 def test_online_presets_run_canary_mode():

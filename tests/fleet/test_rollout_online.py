@@ -8,8 +8,8 @@ import pytest
 from online_support import small_fleet_config
 
 from lwd.configs.online import RolloutSettings
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.rollout_state import RolloutStore
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.rollout.state import RolloutStore
 from lwd.pipeline.online import run_online
 
 
@@ -48,7 +48,7 @@ def _publish_broken_version(registry_root, policy_dir, stop, published):
 
     import torch
 
-    from lwd.fleet.robot_client import policy_files
+    from lwd.fleet.robot.client import policy_files
     from lwd.policy.checkpoint import load_policy, save_policy
 
     reg = PolicyRegistry(registry_root)

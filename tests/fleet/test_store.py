@@ -8,7 +8,7 @@ from fleet_support import make_episode
 
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
 from lwd.fleet.dataplane.store import EpisodeStore, PayloadMissing
-from lwd.fleet.reader import SnapshotReader
+from lwd.fleet.learner.reader import SnapshotReader
 from lwd.utils.errors import DataError
 from lwd.utils.io import sha256_bytes
 
@@ -70,7 +70,7 @@ def test_s3_store_against_moto_server(moto_s3):
 
 def test_s3_dataplane_publish_and_read(moto_s3, tmp_path):
     """Full path at scale shape: sqlite events + S3 store, coordinator commits, reader reads from S3."""
-    from lwd.fleet.coordinator import Coordinator
+    from lwd.fleet.coordinator.service import Coordinator
 
     bucket = moto_s3.make_bucket("lwd-dp-test")
     cfg = DataPlaneConfig(

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from lwd.fleet.allocator import balanced_counts, choose_task
-from lwd.fleet.claims import RedisTaskClaims, SqliteTaskClaims, claims_url_for, open_task_claims
 from lwd.fleet.dataplane import DataPlaneConfig
-from lwd.fleet.robot_client import task_weights_for
+from lwd.fleet.dataplane.allocator import balanced_counts, choose_task
+from lwd.fleet.dataplane.claims import RedisTaskClaims, SqliteTaskClaims, claims_url_for, open_task_claims
+from lwd.fleet.robot.client import task_weights_for
 
 MW8 = task_weights_for("mw8")  # 4 short tasks (weight 1) + 4 long tasks (weight 3)
 

@@ -25,11 +25,11 @@ from lwd.envs.gym_robot import GymRobot
 from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_task, make_robot
 from lwd.eval.runner import evaluate
-from lwd.fleet.adapters import make_member
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.dataplane.snapshots import latest_number
 from lwd.fleet.launch.plan import FleetPlan
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.snapshots import latest_number
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.robot.adapters import make_member
 from lwd.pipeline.online import run_online
 from lwd.pipeline.pretrain import pretrain
 from lwd.policy.checkpoint import load_policy

@@ -140,8 +140,8 @@ def test_registry_robot_and_evaluation(tmp_path: Path) -> None:
     from lwd.configs.eval import EvalConfig
     from lwd.envs.suites import make_robot
     from lwd.eval.runner import evaluate
-    from lwd.fleet.policy_versions import PolicyVersions, policy_files
-    from lwd.fleet.registry import PolicyRegistry
+    from lwd.fleet.registry.registry import PolicyRegistry
+    from lwd.fleet.registry.versions import PolicyVersions, policy_files
 
     ckpt = save_policy(tmp_path / "ckpt", _policy(), {}, CFG, 41, None, {"task_ids": ["reach-red"]})
     registry = PolicyRegistry(tmp_path / "registry")

@@ -58,7 +58,7 @@ def _train(cfg) -> None:
 
 
 def _status(cfg) -> None:
-    from lwd.fleet.status import format_status, status
+    from lwd.fleet.ops.status import format_status, status
     from lwd.utils.errors import ConfigError
 
     if not cfg.root.is_dir():

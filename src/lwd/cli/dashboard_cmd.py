@@ -15,7 +15,7 @@ TOKEN_ENV = "LWD_DASHBOARD_TOKEN"
 
 
 def run_dashboard(cfg: DashboardConfig) -> None:
-    from lwd.fleet.dashboard import DashboardServer, new_token, resolve_paths
+    from lwd.fleet.ops.dashboard import DashboardServer, new_token, resolve_paths
 
     paths = resolve_paths(run_dir=None if cfg.fleet_root else cfg.run_dir, fleet_root=cfg.fleet_root)
     token = cfg.token or os.environ.get(TOKEN_ENV, "") or None

@@ -1,4 +1,4 @@
-"""``lwd fleet ...``: operator actions on the rollout (thin wrapper of :func:`lwd.fleet.operator.operator_action`)."""
+"""``lwd fleet ...``: operator actions on the rollout (thin wrapper of :func:`lwd.fleet.ops.operator.operator_action`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 import time
 
 from lwd.configs.fleet import FleetConfig
-from lwd.fleet.operator import operator_action
-from lwd.fleet.rollout_state import RolloutStore
-from lwd.fleet.status import format_rollout
+from lwd.fleet.ops.operator import operator_action
+from lwd.fleet.ops.status import format_rollout
+from lwd.fleet.rollout.state import RolloutStore
 from lwd.utils.errors import LwdError
 
 

@@ -25,7 +25,7 @@ ONLINE_ALGORITHMS = ("lwd", "iql-qam", "hg-dagger", "recap")
 
 @dataclass(frozen=True)
 class LearnerSettings:
-    """The online learner (``lwd.fleet.learner``)."""
+    """The online learner (``lwd.fleet.learner.service``)."""
 
     algorithm: str = "lwd"
     """``lwd`` (DIVL + QAM), or a baseline on the same data: ``iql-qam`` (scalar expectile value +
@@ -133,7 +133,7 @@ class LearnerSettings:
 
 @dataclass(frozen=True)
 class RolloutSettings:
-    """Canary rollout of new policy versions by the coordinator (``lwd.fleet.rollout``, docs/safety.md)."""
+    """Canary rollout of new policy versions by the coordinator (``lwd.fleet.rollout.manager``, docs/safety.md)."""
 
     enabled: bool = True
     """Canary mode: a new version first runs on a canary share of robots and is promoted (made the

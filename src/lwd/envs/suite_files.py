@@ -14,7 +14,7 @@ The robot a suite runs on is either ``robot``, a shipped simulator (``fake4``: t
 whose tasks are ``reach-<colour>``; ``metaworld`` or its alias ``mw8``: any Meta-World v3 task), or
 ``robot_factory``, a ``"package.module:function"`` building a real or gymnasium robot for the whole
 suite (``factory(suite=..., obs_mode=..., shift=..., options=robot_options)``), or neither: a real fleet
-whose robot clients each bring their own ``robot_factory`` (``lwd.fleet.adapters``).
+whose robot clients each bring their own ``robot_factory`` (``lwd.fleet.robot.adapters``).
 
 An installed package registers named suites in the entry-point group ``lwd.suites``; the entry point
 loads to a dict in the file format, a path to such a file, a :class:`SuiteSpec`, or a callable

@@ -15,7 +15,7 @@ Layout under ``run_dir/online``::
     summary.json    the returned summary
 
 Running again resumes (learner checkpoint, registry, coordinator state, outboxes). ``lwd status``:
-``lwd.fleet.status.status(run_dir / "online" / "fleet")``.
+``lwd.fleet.ops.status.status(run_dir / "online" / "fleet")``.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
 from lwd.data import LwdDataset
-from lwd.fleet.coordinator_state import CoordinatorState
+from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.launch.supervisor import ROBOTS_GAVE_UP, FleetSupervisor
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.robot_client import materialize_version
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.client import materialize_version
 from lwd.utils.device import check_device_spec, resolve_device
 from lwd.utils.errors import ConfigError, LwdError
 from lwd.utils.io import atomic_write_json, read_json

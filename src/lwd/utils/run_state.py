@@ -4,7 +4,7 @@
 :mod:`lwd.utils.state_io`) plus an atomic pointer ``<dir>/latest.json`` (``{"step", "path"}``), and
 prunes old ones. ``MetricsLog`` appends ``metrics.jsonl`` and mirrors scalars to TensorBoard (and,
 with ``LWD_WANDB=1``, to Weights & Biases: :mod:`lwd.utils.wandb_log`).
-Used by the offline stages (``lwd.pipeline.trainer``) and the online learner (``lwd.fleet.learner``),
+Used by the offline stages (``lwd.pipeline.trainer``) and the online learner (``lwd.fleet.learner.service``),
 so a learner can resume from either's checkpoints.
 """
 

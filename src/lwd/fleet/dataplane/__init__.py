@@ -124,7 +124,7 @@ class DataPlane:
         return events
 
     def publish(self, ep: Episode) -> EpisodeEvent:
-        """Upload then announce one episode synchronously (robots use the :class:`~lwd.fleet.outbox.Outbox`)."""
+        """Upload then announce one episode synchronously (robots use the :class:`~lwd.fleet.robot.outbox.Outbox`)."""
         stored = self.store.put(ep)
         return self.announce(stored, ep.robot_id, ep.task_id, ep.policy_version)
 

@@ -1,8 +1,8 @@
 """Host one fleet component's existing main loop inside this process (e.g. in a Ray actor).
 
 :class:`ComponentHost` builds the same object the component's ``main()`` builds --
-:class:`~lwd.fleet.robot_client.RobotClient`, :class:`~lwd.fleet.learner.Learner` or the
-:func:`~lwd.fleet.coordinator.open_coordinator` coordinator -- from the same JSON config, and runs
+:class:`~lwd.fleet.robot.client.RobotClient`, :class:`~lwd.fleet.learner.service.Learner` or the
+:func:`~lwd.fleet.coordinator.service.open_coordinator` coordinator -- from the same JSON config, and runs
 its ``run()`` loop in a background thread. :meth:`ComponentHost.stop` is the SIGTERM of the
 subprocess launcher: it sets the component's stop event and waits (robots finish the episode and
 flush their outboxes, the learner publishes and checkpoints). A loop that raises calls ``on_crash``
@@ -59,7 +59,7 @@ class ComponentHost:
         import torch
 
         if self.kind == "robot":
-            from lwd.fleet.robot_client import RobotClient
+            from lwd.fleet.robot.client import RobotClient
 
             torch.set_num_threads(int(cfg.get("threads", 1)))
             client = RobotClient(cfg)
@@ -69,7 +69,7 @@ class ComponentHost:
             finally:
                 client.close(flush_timeout_s=float(cfg.get("flush_timeout_s", 30.0)))
         if self.kind == "learner":
-            from lwd.fleet.learner import Learner
+            from lwd.fleet.learner.service import Learner
 
             threads = int(cfg.get("settings", {}).get("threads", 1))
             if threads > 0:
@@ -77,7 +77,7 @@ class ComponentHost:
             learner = Learner(cfg)
             learner.stop_event = self.stop_event
             return learner.run()
-        from lwd.fleet.coordinator import open_coordinator
+        from lwd.fleet.coordinator.service import open_coordinator
 
         # the canary rollout and its registry, if planned
         keys = ("registry", "rollout", "registry_index", "state_dim", "action_dim", "max_steps", "check_versions")

@@ -15,14 +15,14 @@ from lwd.configs.online import OnlineConfig
 from lwd.data.dataset import LwdDataset
 from lwd.envs.suites import get_suite, suite_definition
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
-from lwd.fleet.robot_client import task_weights_for
+from lwd.fleet.robot.client import task_weights_for
 from lwd.utils.errors import LwdError
 from lwd.utils.io import atomic_write_json
 
 MODULES = {
     "coordinator": "lwd.fleet.coordinator",
     "learner": "lwd.fleet.learner",
-    "robot": "lwd.fleet.robot_client",
+    "robot": "lwd.fleet.robot",
 }
 """Entry module (``python -m ...``) of each component kind."""
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import open_dataplane
+from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.utils.errors import DataError
 
 
@@ -47,13 +47,13 @@ def status(
             finally:
                 dp.close()
     if (root / "registry" / "registry.db").is_file():
-        from lwd.fleet.registry import PolicyRegistry
+        from lwd.fleet.registry.registry import PolicyRegistry
 
         with _readable(root / "registry" / "registry.db", "policy registry index"):
             reg = PolicyRegistry(root / "registry")
             out["registry"] = {"latest_version": reg.latest_version(), "assignments": reg.assignments()}
     if (root / "rollout" / "state.json").is_file():
-        from lwd.fleet.rollout_state import RolloutStore
+        from lwd.fleet.rollout.state import RolloutStore
 
         with _readable(root / "rollout" / "state.json", "rollout state"):
             out["rollout"] = RolloutStore(root).load()

@@ -4,10 +4,10 @@ One :meth:`Coordinator.step`:
 
 1. lease a batch of events from the event log (consumer group ``coordinator``);
 2. for each "episode ready" event: skip ids already decided (duplicate delivery), otherwise fetch
-   the payload and validate it (:mod:`lwd.fleet.validation`): accept, or quarantine with a reason;
+   the payload and validate it (:mod:`lwd.fleet.coordinator.validation`): accept, or quarantine with a reason;
    malformed events are refused with a reason; heartbeats update fleet health;
 3. commit all decisions and the new snapshot row in one SQLite transaction
-   (:class:`~lwd.fleet.coordinator_state.CoordinatorState`);
+   (:class:`~lwd.fleet.dataplane.state.CoordinatorState`);
 4. publish manifests of committed-but-unpublished snapshots to the store (deterministic, so a
    re-publish after a crash writes the same bytes), then ``LATEST``;
 5. acknowledge the events. A crash anywhere before 5 means redelivery, and step 2 deduplicates.
@@ -15,7 +15,7 @@ One :meth:`Coordinator.step`:
 Transient failures (payload not yet visible, store or network errors) are not acknowledged, so the
 event is retried after its lease; after ``max_attempts`` deliveries the episode is quarantined.
 
-With a :class:`~lwd.fleet.rollout.RolloutManager` attached (``--rollout``), :meth:`run` also drives
+With a :class:`~lwd.fleet.rollout.manager.RolloutManager` attached (``--rollout``), :meth:`run` also drives
 the canary rollout of new policy versions every ``check_every_s`` seconds (docs/safety.md); the
 outcome of every committed episode (success, take-overs) is stored for it in the same transaction.
 """
@@ -30,14 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lwd.fleet.allocator import balanced_counts, choose_task
-from lwd.fleet.backoff import Backoff, is_transient
-from lwd.fleet.coordinator_state import CoordinatorState, Decision, Outcome
+from lwd.fleet.coordinator.leader import LeaderLease, NotLeader
+from lwd.fleet.coordinator.validation import (
+    ACTION_BOUND,
+    KnownVersions,
+    Rejected,
+    ValidationRules,
+    validate_episode,
+)
 from lwd.fleet.dataplane import DataPlane, open_dataplane
+from lwd.fleet.dataplane.allocator import balanced_counts, choose_task
+from lwd.fleet.dataplane.backoff import Backoff, is_transient
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, parse_event
-from lwd.fleet.leader import LeaderLease, NotLeader
-from lwd.fleet.snapshots import SNAPSHOT_TOPIC, write_latest, write_manifest
-from lwd.fleet.validation import ACTION_BOUND, KnownVersions, Rejected, ValidationRules, validate_episode
+from lwd.fleet.dataplane.snapshots import SNAPSHOT_TOPIC, write_latest, write_manifest
+from lwd.fleet.dataplane.state import CoordinatorState, Decision, Outcome
 from lwd.utils.errors import ConfigError, LwdError
 
 log = logging.getLogger(__name__)
@@ -85,7 +91,7 @@ class Coordinator:
         self.dp = dataplane
         self.state = CoordinatorState(state_path)
         self.lease = LeaderLease(self.state, leader_lease_s)
-        """Only the holder commits and publishes snapshots (:mod:`lwd.fleet.leader`); others wait."""
+        """Only the holder commits and publishes snapshots (:mod:`lwd.fleet.coordinator.leader`); others wait."""
         self.compact_every_s = compact_every_s
         self._compacted = time.monotonic()
         self.rules = rules or ValidationRules()
@@ -98,7 +104,7 @@ class Coordinator:
         self.robot_timeout_s = robot_timeout_s
         self.crash_hook: CrashHook | None = None
         self.rollout: Any = None
-        """A :class:`~lwd.fleet.rollout.RolloutManager` ticked by :meth:`run`, or ``None``."""
+        """A :class:`~lwd.fleet.rollout.manager.RolloutManager` ticked by :meth:`run`, or ``None``."""
         self._task_lock = threading.Lock()
         if self.lease.hold():
             self._publish()  # finish publishing whatever a previous incarnation committed
@@ -307,7 +313,7 @@ def open_coordinator(root: str, dataplane: str | dict | None = None, events: str
                             max_abs_action=ACTION_BOUND if action_dim is not None else None)  # fmt: skip
     known = None
     if check_versions:
-        from lwd.fleet.registry import PolicyRegistry
+        from lwd.fleet.registry.registry import PolicyRegistry
 
         known = KnownVersions(PolicyRegistry(registry or f"{root}/registry", index=registry_index or None))
     coord = Coordinator(
@@ -373,8 +379,8 @@ def _rollout_manager(
     registry_index: str | None = None,
 ) -> Any:
     from lwd.configs.online import RolloutSettings
-    from lwd.fleet.registry import PolicyRegistry
-    from lwd.fleet.rollout import RolloutManager
+    from lwd.fleet.registry.registry import PolicyRegistry
+    from lwd.fleet.rollout.manager import RolloutManager
 
     settings = RolloutSettings(**rollout)
     reg = PolicyRegistry(registry or f"{root}/registry", index=registry_index or None)

@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from lwd.fleet.dashboard.sources import downsample
+from lwd.fleet.ops.dashboard.sources import downsample
 
 ROLLING = 20
 """Episodes per task in the rolling rates plotted over time."""

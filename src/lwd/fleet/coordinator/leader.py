@@ -22,8 +22,8 @@ import sqlite3
 import time
 import uuid
 
-from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane.sqlite import Tx
+from lwd.fleet.dataplane.state import CoordinatorState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leader (

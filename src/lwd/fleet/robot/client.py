@@ -1,10 +1,10 @@
 """Robot client: one process hosting one or more fleet members (simulated robots).
 
 Each member has its own robot id, simulated robot (``make_robot``, ``field`` condition by default),
-scripted-expert intervener (stand-in for the human operator) and :class:`~lwd.fleet.outbox.Outbox`.
+scripted-expert intervener (stand-in for the human operator) and :class:`~lwd.fleet.robot.outbox.Outbox`.
 Per member, forever (until SIGTERM/SIGINT):
 
-1. task: claimed once with the balanced allocator (:mod:`lwd.fleet.claims`: the coordinator
+1. task: claimed once with the balanced allocator (:mod:`lwd.fleet.dataplane.claims`: the coordinator
    database, or Redis when the event log is Redis, so remote robots can claim; weights short 1 /
    long 3 by default, the paper's 16-robot split);
 2. **episode boundary**: ask the registry which version this robot runs (``resolve_version``), fetch
@@ -18,11 +18,11 @@ generator (:func:`~lwd.envs.rollout.episode_steps`) paused where it needs an act
 waiting members of one policy version get their chunks from one batched ``act_batch`` call; each
 member still loads versions only at its own episode boundaries. Torch is limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
 (disjoint from evaluation seeds) and a per-robot episode index reserved durably before the episode
-starts (:class:`~lwd.fleet.robot_counter.EpisodeCounter`, next to the outbox), so no seed is ever used
+starts (:class:`~lwd.fleet.robot.counter.EpisodeCounter`, next to the outbox), so no seed is ever used
 twice, even across SIGKILLs. Broker outages (task claim, registry) are waited out with backoff
-(:class:`~lwd.fleet.backoff.Backoff`), never fatal.
+(:class:`~lwd.fleet.dataplane.backoff.Backoff`), never fatal.
 
-Entry point: ``python -m lwd.fleet.robot_client --config client.json`` (keys: see :func:`main`).
+Entry point: ``python -m lwd.fleet.robot --config client.json`` (keys: see :func:`main`).
 """
 
 from __future__ import annotations
@@ -41,20 +41,20 @@ import numpy as np
 
 from lwd.envs.rollout import episode_steps
 from lwd.envs.suites import get_suite, task_weights
-from lwd.fleet.adapters import make_member
-from lwd.fleet.backoff import Backoff, is_transient
-from lwd.fleet.claims import claims_url_for, open_task_claims
 from lwd.fleet.dataplane import DataPlane, open_dataplane
-from lwd.fleet.outbox import Outbox
-from lwd.fleet.policy_versions import (  # noqa: F401 (policy_dir, materialize_version, ... re-exported)
+from lwd.fleet.dataplane.backoff import Backoff, is_transient
+from lwd.fleet.dataplane.claims import claims_url_for, open_task_claims
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.registry.versions import (  # noqa: F401 (policy_dir, materialize_version, ... re-exported)
     POLICY_META,
     PolicyVersions,
     materialize_version,
     policy_dir,
     policy_files,
 )
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.robot_counter import COUNTER_FILE, EpisodeCounter
+from lwd.fleet.robot.adapters import make_member
+from lwd.fleet.robot.counter import COUNTER_FILE, EpisodeCounter
+from lwd.fleet.robot.outbox import Outbox
 from lwd.policy.inference import InferencePolicy
 from lwd.types import Episode, Observation, TaskSpec
 from lwd.utils.io import atomic_write_json, read_json
@@ -351,7 +351,7 @@ def load_client_config(path: str) -> dict[str, Any]:
     import sys
 
     from lwd.configs.checks import load_json_object, require_keys
-    from lwd.fleet.adapters import load_factory
+    from lwd.fleet.robot.adapters import load_factory
     from lwd.utils.errors import LwdError
 
     try:
@@ -367,10 +367,10 @@ def load_client_config(path: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lwd.fleet.robot_client --config client.json``.
+    """``python -m lwd.fleet.robot --config client.json``.
 
     Config keys: robot_factory / intervener_factory (+ _options; optional: a real robot's adapter,
-    see :mod:`lwd.fleet.adapters`), client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
+    see :mod:`lwd.fleet.robot.adapters`), client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
     (optional task-claims URL, default from the data plane), dataplane, registry, registry_index, suite, obs_mode, shift, robot_ids,
     robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
     lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).

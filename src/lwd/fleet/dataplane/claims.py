@@ -2,7 +2,7 @@
 
 A robot claims its task once at start (:meth:`TaskClaims.claim`): it keeps its durable assignment
 while that task still has a positive weight, otherwise it gets the most under-served task
-(:func:`lwd.fleet.allocator.choose_task` over the other robots' assignments). The decision rule is
+(:func:`lwd.fleet.dataplane.allocator.choose_task` over the other robots' assignments). The decision rule is
 :func:`decide`, shared by both backends, so they allocate identically:
 
 * :class:`SqliteTaskClaims` (``sqlite:///<fleet_root>/coordinator.db``): the ``tasks`` table of the
@@ -13,7 +13,7 @@ while that task still has a positive weight, otherwise it gets the most under-se
   between the read and the write, the transaction aborts and the claim is decided again on the new
   state, so concurrent claims from any number of machines never double-count. Durable as far as
   the server persists (run Redis with ``appendonly yes``, as the event log requires anyway).
-  A claim made while the broker is down or restarting waits for it (:class:`~lwd.fleet.backoff.Backoff`:
+  A claim made while the broker is down or restarting waits for it (:class:`~lwd.fleet.dataplane.backoff.Backoff`:
   bounded exponential backoff with jitter, one warning per outage) instead of failing, so a robot
   started during a broker outage joins the fleet once the broker is back.
 
@@ -29,12 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from lwd.fleet.allocator import balanced_counts, choose_task
-from lwd.fleet.backoff import Backoff
-from lwd.fleet.coordinator_state import CoordinatorState
 from lwd.fleet.dataplane import DataPlaneConfig
+from lwd.fleet.dataplane.allocator import balanced_counts, choose_task
+from lwd.fleet.dataplane.backoff import Backoff
 from lwd.fleet.dataplane.events import now
 from lwd.fleet.dataplane.sqlite import Tx
+from lwd.fleet.dataplane.state import CoordinatorState
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 

@@ -3,7 +3,7 @@
 Sources (all read-only; any one may be missing or unreadable, which shows up in ``errors`` and as
 an empty section, never as a failed request):
 
-* coordinator database + event log + registry (what :func:`lwd.fleet.status.status` reads): robots'
+* coordinator database + event log + registry (what :func:`lwd.fleet.ops.status.status` reads): robots'
   heartbeats (task, status, version, age), snapshots, quarantine, event backlog (data-plane lag),
   policy assignments;
 * ``<online>/robots/client-*.json``: each robot's episodes, steps, recent success, outbox backlog;
@@ -14,7 +14,7 @@ an empty section, never as a failed request):
   controller and the operator commands).
 
 Success and intervention rates per version and per task over time come from the coordinator's
-``outcomes`` table (one row per committed episode, :mod:`lwd.fleet.dashboard.outcomes`). For a
+``outcomes`` table (one row per committed episode, :mod:`lwd.fleet.ops.dashboard.outcomes`). For a
 fleet database without it, per-version rates come from the learner's ``versions.json`` and per-task
 success over time from the robots' recent success, sampled by the dashboard since it started.
 """
@@ -30,8 +30,8 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
-from lwd.fleet.dashboard.outcomes import ROLLING, OutcomeLog
-from lwd.fleet.dashboard.sources import (
+from lwd.fleet.ops.dashboard.outcomes import ROLLING, OutcomeLog
+from lwd.fleet.ops.dashboard.sources import (
     FleetPaths,
     JsonlTail,
     downsample,
@@ -273,13 +273,13 @@ class FleetState:
         }
 
     def _fleet_status(self, errors: list[str]) -> dict[str, Any]:
-        """What :func:`lwd.fleet.status.status` reports, from handles kept open between builds (status()
+        """What :func:`lwd.fleet.ops.status.status` reports, from handles kept open between builds (status()
         opens a fresh registry, and with it a new temp cache dir, on every call)."""
         root = self.paths.fleet_root
         out: dict[str, Any] = {}
         try:
             if self._coord is None and (root / "coordinator.db").is_file():
-                from lwd.fleet.coordinator_state import CoordinatorState
+                from lwd.fleet.dataplane.state import CoordinatorState
 
                 self._coord = CoordinatorState(root / "coordinator.db")
             if self._coord is not None:
@@ -292,7 +292,7 @@ class FleetState:
                 out["event_backlog"] = self._dp.events.backlog("coordinator")
             reg_root = Path(self.paths.registry())
             if self._registry is None and (reg_root / "registry.db").is_file():
-                from lwd.fleet.registry import PolicyRegistry
+                from lwd.fleet.registry.registry import PolicyRegistry
 
                 self._tmp = tempfile.TemporaryDirectory(prefix="lwd-dashboard-")
                 self._registry = PolicyRegistry(reg_root, cache_dir=self._tmp.name)

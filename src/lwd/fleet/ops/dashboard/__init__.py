@@ -2,13 +2,13 @@
 
 :class:`DashboardServer` serves ``static/`` (one HTML page, its script and style; no external
 resources) and ``GET /api/state`` (:class:`FleetState`); ``POST /api/action`` forwards pin /
-promote / rollback to :func:`lwd.fleet.operator.operator_action` only for a request that carries the
+promote / rollback to :func:`lwd.fleet.ops.operator.operator_action` only for a request that carries the
 server's token. See docs/dashboard.md.
 """
 
-from lwd.fleet.dashboard.server import DashboardServer, check_bind_host, new_token, validate_action
-from lwd.fleet.dashboard.sources import FleetPaths, resolve_paths
-from lwd.fleet.dashboard.state import FleetState
+from lwd.fleet.ops.dashboard.server import DashboardServer, check_bind_host, new_token, validate_action
+from lwd.fleet.ops.dashboard.sources import FleetPaths, resolve_paths
+from lwd.fleet.ops.dashboard.state import FleetState
 
 __all__ = [
     "DashboardServer",

@@ -1,5 +1,5 @@
 """Registry policy versions on a robot: fetch, verify, materialise and load them (one load per version
-per process). Used by the robot client at episode boundaries (:mod:`lwd.fleet.robot_client`) and by
+per process). Used by the robot client at episode boundaries (:mod:`lwd.fleet.robot.client`) and by
 the learner and the pipeline to write / read registry versions as policy checkpoints."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from lwd.fleet.registry import PolicyRegistry
+from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.policy.checkpoint import load_policy
 from lwd.policy.inference import InferencePolicy
 from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir

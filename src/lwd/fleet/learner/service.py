@@ -2,7 +2,7 @@
 
 Loop (until the step budget, SIGTERM or SIGINT):
 
-1. ingest: drain the :class:`~lwd.fleet.reader.SnapshotReader` (follows committed snapshots, dedup
+1. ingest: drain the :class:`~lwd.fleet.learner.reader.SnapshotReader` (follows committed snapshots, dedup
    by episode id) into the online :class:`~lwd.data.ReplayBuffer`; per-version statistics;
 2. gate (:func:`may_update`): no step before ``min_online_transitions`` (warm-up) and never more
    than ``utd x online transitions`` steps (bounded update-to-data ratio) -- otherwise wait;
@@ -50,14 +50,19 @@ import torch
 
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
-from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import open_dataplane
-from lwd.fleet.online_algorithms import acting_policy, build_online_algorithm, place_algorithm, sample_batches
-from lwd.fleet.reader import SnapshotReader
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.registry_index import DEFAULT
-from lwd.fleet.robot_client import policy_files
-from lwd.fleet.version_stats import VersionStats
+from lwd.fleet.dataplane.backoff import Backoff
+from lwd.fleet.learner.algorithms import (
+    acting_policy,
+    build_online_algorithm,
+    place_algorithm,
+    sample_batches,
+)
+from lwd.fleet.learner.reader import SnapshotReader
+from lwd.fleet.learner.version_stats import VersionStats
+from lwd.fleet.registry.index import DEFAULT
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.robot.client import policy_files
 from lwd.policy.checkpoint import save_policy
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json

@@ -37,7 +37,7 @@ from typing import Any
 
 import fsspec
 
-from lwd.fleet.registry_index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
+from lwd.fleet.registry.index import DEFAULT, RedisRegistryIndex, RegistryIndex, SqliteRegistryIndex
 from lwd.utils.checkpoint import MANIFEST, verify_checkpoint_dir, write_checkpoint_dir
 from lwd.utils.errors import DataError
 from lwd.utils.io import sha256_bytes

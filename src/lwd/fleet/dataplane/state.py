@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from lwd.fleet.dataplane.events import EpisodeEvent, HeartbeatEvent, now
+from lwd.fleet.dataplane.snapshots import SnapshotEntry, make_manifest
 from lwd.fleet.dataplane.sqlite import Tx, connect
-from lwd.fleet.snapshots import SnapshotEntry, make_manifest
 from lwd.utils.metric_means import percentiles
 
 _SCHEMA = """

@@ -1,13 +1,13 @@
 """RolloutManager: canary rollout, automatic promotion / rollback and shift alerts (run by the coordinator).
 
 Each :meth:`RolloutManager.tick` (every ``check_every_s`` seconds of the coordinator's loop), under
-the lock of ``<fleet_root>/rollout/state.json`` (:mod:`lwd.fleet.rollout_state`):
+the lock of ``<fleet_root>/rollout/state.json`` (:mod:`lwd.fleet.rollout.state`):
 
 1. **incumbent**: the fleet default of the registry. A fleet without one adopts the newest published
    version (bootstrap: the first version has nothing to be compared with).
-2. **shift detector** (:mod:`lwd.fleet.shift`): the incumbent's newest window of episodes against its
+2. **shift detector** (:mod:`lwd.fleet.rollout.shift`): the incumbent's newest window of episodes against its
    previous window; a significant drop pauses promotion and raises an alert.
-3. **canary decision** (:mod:`lwd.fleet.rollout_decide`): counts of canary and incumbent episodes per
+3. **canary decision** (:mod:`lwd.fleet.rollout.decide`): counts of canary and incumbent episodes per
    task since the canary started (same time window, so slow drifts affect both arms alike; a task on
    which fewer than ``min_task_episodes`` incumbent episodes arrived since, e.g. because the canary
    robot is the only robot on it, is compared with the incumbent's latest episodes on that task from
@@ -39,12 +39,12 @@ from collections.abc import Callable
 from typing import Any
 
 from lwd.configs.online import RolloutSettings
-from lwd.fleet.coordinator_state import CoordinatorState
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.registry_index import DEFAULT
-from lwd.fleet.rollout_decide import decide
-from lwd.fleet.rollout_state import RolloutStore, add_alert
-from lwd.fleet.shift import check_shift
+from lwd.fleet.dataplane.state import CoordinatorState
+from lwd.fleet.registry.index import DEFAULT
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.rollout.decide import decide
+from lwd.fleet.rollout.shift import check_shift
+from lwd.fleet.rollout.state import RolloutStore, add_alert
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from lwd.data.episode_io import episode_from_bytes
 from lwd.fleet.dataplane import DataPlane
-from lwd.fleet.dataplane.store import EpisodeStore
-from lwd.fleet.snapshots import (
+from lwd.fleet.dataplane.snapshots import (
     SNAPSHOT_TOPIC,
     SnapshotEntry,
     entries_of,
@@ -31,6 +30,7 @@ from lwd.fleet.snapshots import (
     read_manifest,
     snapshot_entries,
 )
+from lwd.fleet.dataplane.store import EpisodeStore
 from lwd.types import Episode
 from lwd.utils.errors import DataError
 

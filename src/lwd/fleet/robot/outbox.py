@@ -15,7 +15,7 @@ writes the same name with the same bytes), fsync the store directories touched o
 announce the whole batch with one durable append (group commit), then delete the local files without
 a directory fsync (a delete lost in a crash only re-announces an episode the coordinator then
 deduplicates). Retries use bounded exponential backoff with jitter while the store or the event log
-is unreachable (:class:`~lwd.fleet.backoff.Backoff`: one warning per outage, not per retry). A robot
+is unreachable (:class:`~lwd.fleet.dataplane.backoff.Backoff`: one warning per outage, not per retry). A robot
 killed at any instant re-sends its pending items when it restarts. An item this process put with its
 metadata (:meth:`Outbox.put` always does) is sent from what the process remembers of it (checksum,
 size, robot/task/version), without reading and parsing the file again; items found on disk at start
@@ -47,8 +47,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lwd.data.episode_io import META_KEY, episode_to_bytes
-from lwd.fleet.backoff import Backoff
 from lwd.fleet.dataplane import DataPlane, StoredPayload
+from lwd.fleet.dataplane.backoff import Backoff
 from lwd.fleet.dataplane.store import LINK_UNSUPPORTED
 from lwd.types import Episode
 from lwd.utils.io import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_bytes

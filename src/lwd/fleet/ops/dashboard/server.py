@@ -3,7 +3,7 @@
 Routes::
 
     GET  /               the page (index.html, app.js, app.css shipped as package data)
-    GET  /api/state      the aggregated fleet state (:class:`~lwd.fleet.dashboard.state.FleetState`)
+    GET  /api/state      the aggregated fleet state (:class:`~lwd.fleet.ops.dashboard.state.FleetState`)
     POST /api/action     pin | unpin | promote | rollback | pause | resume, only with control
                          enabled and the token
 
@@ -35,15 +35,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from lwd.fleet.dashboard.sources import FleetPaths
-from lwd.fleet.dashboard.state import FleetState
+from lwd.fleet.ops.dashboard.sources import FleetPaths
+from lwd.fleet.ops.dashboard.state import FleetState
 from lwd.utils.errors import ConfigError, LwdError
 
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-LWD-Token"
 ACTIONS = ("pin", "unpin", "promote", "rollback", "pause", "resume")
-"""What ``POST /api/action`` accepts (the operator actions of :mod:`lwd.fleet.operator`)."""
+"""What ``POST /api/action`` accepts (the operator actions of :mod:`lwd.fleet.ops.operator`)."""
 MAX_BODY = 4096
 ROBOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 STATIC = {
@@ -155,7 +155,7 @@ class DashboardServer(ThreadingHTTPServer):
         self.state.close()
 
     def run_action(self, req: dict[str, Any]) -> dict[str, Any]:
-        from lwd.fleet.operator import operator_action
+        from lwd.fleet.ops.operator import operator_action
 
         with self.action_lock:
             return operator_action(self.paths.fleet_root, req["action"], version=req["version"],
@@ -221,7 +221,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
             return
         if path in STATIC:
             name, ctype = STATIC[path]
-            data = resources.files("lwd.fleet.dashboard").joinpath("static", name).read_bytes()
+            data = resources.files("lwd.fleet.ops.dashboard").joinpath("static", name).read_bytes()
             self._send(HTTPStatus.OK, data, ctype)
             return
         self._error(HTTPStatus.NOT_FOUND, "not found")

@@ -26,9 +26,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from lwd.fleet.registry import PolicyRegistry
-from lwd.fleet.registry_index import DEFAULT
-from lwd.fleet.rollout_state import RolloutStore
+from lwd.fleet.registry.index import DEFAULT
+from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.rollout.state import RolloutStore
 from lwd.utils.errors import LwdError
 
 OPERATOR_ACTIONS = ("pin", "unpin", "promote", "rollback", "pause", "resume")
