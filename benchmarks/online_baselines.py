@@ -132,7 +132,7 @@ def cmd_curve(args) -> None:
     robot time are materialised from the run's registry and evaluated on ``--curve-episodes`` held-out
     episodes per task; the start (the offline stage) and the final policy come from the main evaluations."""
     from lwd.fleet.registry.registry import PolicyRegistry
-    from lwd.fleet.robot.client import materialize_version
+    from lwd.fleet.registry.versions import materialize_version
 
     for seed in args.seeds:
         sd = args.root / f"seed{seed}"

@@ -14,7 +14,7 @@ from lwd.configs.online import LearnerSettings, OnlineConfig
 from lwd.fleet.dataplane import DataPlaneConfig
 from lwd.fleet.learner.service import Learner
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.robot.client import materialize_version
+from lwd.fleet.registry.versions import materialize_version
 from lwd.pipeline.online import run_online
 from lwd.policy.checkpoint import load_policy
 from lwd.utils.device import resolve_device

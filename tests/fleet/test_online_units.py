@@ -16,14 +16,9 @@ from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.fleet.learner.service import may_update
 from lwd.fleet.learner.version_stats import VersionStats
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.robot.client import (
-    FleetMember,
-    PolicyVersions,
-    episode_seed,
-    materialize_version,
-    policy_files,
-    task_weights_for,
-)
+from lwd.fleet.registry.versions import PolicyVersions, materialize_version, policy_files
+from lwd.fleet.robot.client import task_weights_for
+from lwd.fleet.robot.member import FleetMember, episode_seed
 from lwd.fleet.robot.outbox import Outbox
 from lwd.utils.seeding import EVAL_SEED_BASE, ONLINE_SEED_BASE, eval_seed
 

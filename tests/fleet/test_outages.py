@@ -30,7 +30,8 @@ from lwd.fleet.launch.local import Child, LocalFleet
 from lwd.fleet.launch.supervisor import RestartBudget
 from lwd.fleet.learner.reader import SnapshotReader
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.robot.client import policy_files, task_weights_for
+from lwd.fleet.registry.versions import policy_files
+from lwd.fleet.robot.client import task_weights_for
 from lwd.fleet.robot.outbox import Outbox
 from lwd.utils.io import atomic_write_json, read_json
 

@@ -309,7 +309,7 @@ def test_reader_never_yields_corrupt_payload(tmp_path):
 def test_learner_published_checkpoint_is_loaded_straight_from_the_registry(tmp_path, fake4_sft_policy):
     """The learner publishes a checkpoint that carries its registry number; robots load the verified
     version directory itself (no rebuilt copy); foreign checkpoints are still rebuilt."""
-    from lwd.fleet.robot.client import PolicyVersions, policy_dir, policy_files
+    from lwd.fleet.registry.versions import PolicyVersions, policy_dir, policy_files
     from lwd.policy.checkpoint import load_policy, save_policy
 
     policy, stats, _ = load_policy(fake4_sft_policy)

@@ -27,7 +27,7 @@ from ray_support import ray_config  # noqa: E402
 
 from lwd.configs.online import Budget, LearnerSettings, RolloutSettings  # noqa: E402
 from lwd.fleet.registry.registry import PolicyRegistry  # noqa: E402
-from lwd.fleet.robot.client import policy_files  # noqa: E402
+from lwd.fleet.registry.versions import policy_files  # noqa: E402
 from lwd.fleet.rollout.state import RolloutStore  # noqa: E402
 from lwd.pipeline import online as online_stage  # noqa: E402
 from lwd.policy.checkpoint import load_policy, save_policy  # noqa: E402

@@ -16,8 +16,9 @@ from lwd.fleet.coordinator.validation import ValidationRules
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.claims import open_task_claims
 from lwd.fleet.registry.registry import PolicyRegistry
+from lwd.fleet.registry.versions import policy_files
 from lwd.fleet.robot.adapters import load_factory
-from lwd.fleet.robot.client import policy_files, task_weights_for
+from lwd.fleet.robot.client import task_weights_for
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import atomic_write_json, read_json
 

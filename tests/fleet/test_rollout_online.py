@@ -48,7 +48,7 @@ def _publish_broken_version(registry_root, policy_dir, stop, published):
 
     import torch
 
-    from lwd.fleet.robot.client import policy_files
+    from lwd.fleet.registry.versions import policy_files
     from lwd.policy.checkpoint import load_policy, save_policy
 
     reg = PolicyRegistry(registry_root)

@@ -32,7 +32,7 @@ from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.fleet.launch.local import LocalFleet
 from lwd.fleet.launch.supervisor import ROBOTS_GAVE_UP, FleetSupervisor
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.robot.client import materialize_version
+from lwd.fleet.registry.versions import materialize_version
 from lwd.utils.device import check_device_spec, resolve_device
 from lwd.utils.errors import ConfigError, LwdError
 from lwd.utils.io import atomic_write_json, read_json

@@ -62,7 +62,7 @@ from lwd.fleet.learner.reader import SnapshotReader
 from lwd.fleet.learner.version_stats import VersionStats
 from lwd.fleet.registry.index import DEFAULT
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.robot.client import policy_files
+from lwd.fleet.registry.versions import policy_files
 from lwd.policy.checkpoint import save_policy
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
