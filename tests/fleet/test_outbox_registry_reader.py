@@ -163,7 +163,7 @@ def test_registry_partial_version_invisible(tmp_path):
     assert reg.publish({"w": b"x"}) == v + 1  # numbers never reused
 
 
-def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_path):
+def test_registry_carries_a_checkpoint_untouched_and_refuses_the_old_layout(tmp_path):
     from lwd.utils.checkpoint import write_checkpoint_dir
 
     ckpt = write_checkpoint_dir(
@@ -180,7 +180,7 @@ def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_pa
     assert json.loads((reg.fetch(v2) / "manifest.json").read_text()) == {"version": v2}
     with pytest.raises(ValueError, match="invalid"):
         reg.publish({"registry.json": b"{}"})
-    # a version written before registry.json existed (registry metadata in manifest.json) still verifies
+    # a version of the 0.1 layout (registry metadata in manifest.json) is refused, saying what it is
     old = reg.index.allocate({})
     meta = {
         "parent": None,
@@ -192,7 +192,8 @@ def test_registry_carries_a_checkpoint_untouched_and_reads_the_old_layout(tmp_pa
     }
     write_checkpoint_dir(tmp_path / "registry" / version_dir(old), {"model.bin": b"old"}, meta)
     reg.index.mark_published(old, meta)
-    assert (reg.fetch(old) / "model.bin").read_bytes() == b"old"
+    with pytest.raises(DataError, match="layout of lwd 0.1.*publish its checkpoint again"):
+        reg.fetch(old)
     # a version dir whose registry.json is missing is refused even though a manifest.json verifies
     (tmp_path / "registry" / version_dir(v) / "registry.json").unlink()
     with pytest.raises(DataError, match="partial"):

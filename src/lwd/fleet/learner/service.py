@@ -8,7 +8,7 @@ Loop (until the step budget, SIGTERM or SIGINT):
    than ``utd x online transitions`` steps (bounded update-to-data ratio) -- otherwise wait;
 3. one update on a :class:`~lwd.data.ReplayMixer` batch (offline:online = 1 - f : f), n = 1,
    DIVL tau_base 0.9 (online settings, algorithms.md sections 1 and 3.4);
-4. every ``publish_every`` steps: ``save_policy`` to a temp dir -> ``registry.publish`` (parent
+4. every ``publish_every`` steps: :func:`~lwd.fleet.registry.versions.publish_policy` (parent
    version, learner step, data snapshot in the manifest) -> ``set_default`` (fleet rollout; robots
    switch at their next episode boundary); every ``checkpoint_every`` steps and at exit: full state.
    In canary mode (config ``canary_mode``, docs/safety.md) the learner only publishes: the
@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
@@ -62,8 +61,7 @@ from lwd.fleet.learner.reader import SnapshotReader
 from lwd.fleet.learner.version_stats import VersionStats
 from lwd.fleet.registry.index import DEFAULT
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.fleet.registry.versions import policy_files
-from lwd.policy.checkpoint import save_policy
+from lwd.fleet.registry.versions import publish_policy
 from lwd.utils.device import resolve_device
 from lwd.utils.io import atomic_write_json
 from lwd.utils.metric_means import MetricMeans, check_finite_metrics, percentiles
@@ -154,18 +152,11 @@ class Learner:
         extra = {"stage": "online", "learner_step": self.step, "data_snapshot": self.reader.last_snapshot,
                  "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
         policy = acting_policy(self.algo).eval()
-        with tempfile.TemporaryDirectory(dir=self.out, prefix=".publish-") as tmp:
-
-            def files(version: int) -> dict[str, bytes]:  # the checkpoint carries its own registry number
-                path = save_policy(Path(tmp) / f"policy-{version}", policy, self.stats, policy.config, version=version,
-                                   parent_version=parent, extra=extra)  # fmt: skip
-                return policy_files(path)
-
-            v = self._registry_backoff.call(  # a Redis registry index may be restarting: wait it out
-                lambda: self.registry.publish(files, parent=parent, learner_step=self.step,
-                                              data_snapshot=self.reader.last_snapshot, extra=extra),
-                stop=self.stop_event, give_up_s=600.0,
-            )  # fmt: skip
+        v = self._registry_backoff.call(  # a Redis registry index may be restarting: wait it out
+            lambda: publish_policy(self.registry, policy, self.stats, self.out, parent=parent, learner_step=self.step,
+                                   data_snapshot=self.reader.last_snapshot, extra=extra),
+            stop=self.stop_event, give_up_s=600.0,
+        )  # fmt: skip
         policy.train()
         call = self._registry_backoff.call
         if not self.canary_mode or DEFAULT not in call(self.registry.assignments, stop=self.stop_event):

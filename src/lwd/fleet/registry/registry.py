@@ -7,8 +7,11 @@ Storage (any fsspec URL; a local directory by default)::
     versions/v00000007/registry.json      written last: sha256 + size of every file, version, parent,
                                           learner step, data snapshot, created_at
 
-Versions published before ``registry.json`` existed hold the registry metadata in ``manifest.json``
-instead; :meth:`PolicyRegistry.fetch` verifies either layout.
+Each version has two manifests with two roles: the publisher's own (a policy checkpoint's
+``manifest.json``, carried untouched, so the version directory *is* a loadable checkpoint) and the
+registry's record ``registry.json`` (written last, so its presence marks a complete version).
+Versions of the 0.1 layout (registry metadata in ``manifest.json``, no ``registry.json``) are refused
+with an error that says to re-publish them (:func:`verify_version_dir`).
 
 Publishing: (1) allocate the next version number atomically in the index, (2) write the version
 directory (locally: temp dir, every file fsynced, ``registry.json`` last, rename, parent fsync;
@@ -232,11 +235,7 @@ class PolicyRegistry:
                 shutil.rmtree(target, ignore_errors=True)
         remote = posixpath.join(self.root, key)
         try:
-            listing = {posixpath.basename(p): p for p in self.fs.ls(remote, detail=False)}
-            meta_name = (
-                REGISTRY_META if REGISTRY_META in listing else MANIFEST
-            )  # older versions: manifest.json
-            manifest_bytes = self.fs.cat_file(posixpath.join(remote, meta_name))
+            manifest_bytes = self.fs.cat_file(posixpath.join(remote, REGISTRY_META))
             published = json.loads(manifest_bytes)["files"]
             files = {n: self.fs.cat_file(posixpath.join(remote, n)) for n in published}
         except (FileNotFoundError, KeyError, ValueError) as e:
@@ -244,10 +243,7 @@ class PolicyRegistry:
         manifest = json.loads(manifest_bytes)
         manifest.pop("files", None)
         try:
-            if meta_name == REGISTRY_META:
-                _write_version_dir(target, files, manifest)
-            else:
-                write_checkpoint_dir(target, files, manifest)
+            _write_version_dir(target, files, manifest)
         except FileExistsError:
             pass  # a concurrent fetch won the rename
         got = verify_version_dir(target)["files"]
@@ -266,16 +262,25 @@ def _write_version_dir(target: Path, files: dict[str, bytes], meta: dict[str, An
 
 
 def verify_version_dir(path: str | os.PathLike) -> dict[str, Any]:
-    """Check every file of a version directory against its ``registry.json`` (or, for versions
-    published before it existed, ``manifest.json``); return that manifest or raise ``DataError``."""
+    """Check every file of a version directory against its ``registry.json``; return that record or
+    raise ``DataError`` (a partial version, or one of the 0.1 layout, which is not read any more)."""
     path = Path(path)
-    meta = path / REGISTRY_META
-    if not meta.is_file():
-        manifest = verify_checkpoint_dir(path)  # older layout (also refuses a dir with no manifest at all)
-        if "learner_step" not in manifest:  # a publisher's own manifest.json, not the registry's
-            raise DataError(f"policy version {path} has no {REGISTRY_META}: it is partial; re-publish it")
-        return manifest
+    if not (path / REGISTRY_META).is_file():
+        raise DataError(
+            f"policy version {path} has no {REGISTRY_META}: "
+            + ("it uses the registry layout of lwd 0.1 (registry metadata in manifest.json), which is no "
+               "longer read; publish its checkpoint again with this lwd"
+               if _is_old_layout(path) else "it is partial; re-publish it")
+        )  # fmt: skip
     return verify_checkpoint_dir(path, REGISTRY_META)
+
+
+def _is_old_layout(path: Path) -> bool:
+    """A 0.1 version: the registry's own fields (``learner_step``) in ``manifest.json``."""
+    try:
+        return "learner_step" in json.loads((path / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return False
 
 
 def _check_weights_finite(files: dict[str, bytes], version: int) -> None:

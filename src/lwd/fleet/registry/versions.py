@@ -1,21 +1,51 @@
-"""Registry policy versions on a robot: fetch, verify, materialise and load them (one load per version
-per process). Used by the robot client at episode boundaries (:mod:`lwd.fleet.robot.client`) and by
-the learner and the pipeline to write / read registry versions as policy checkpoints."""
+"""Policy versions: the one place that turns a policy into a registry version and back.
+
+- :func:`publish_policy` (the learner): save the policy as a checkpoint that carries the version
+  number the registry allocates, and publish it (files untouched, ``registry.json`` last).
+- :func:`policy_dir` / :func:`materialize_version` (robots, the pipeline, benchmarks): a verified,
+  loadable checkpoint directory of a version.
+- :class:`PolicyVersions` (the robot client): the versions loaded in one process, one load per
+  version, resolved at episode boundaries.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from lwd.fleet.registry.registry import PolicyRegistry
-from lwd.policy.checkpoint import load_policy
+from lwd.policy.checkpoint import load_policy, save_policy
 from lwd.policy.inference import InferencePolicy
 from lwd.utils.checkpoint import MANIFEST, write_checkpoint_dir
 
-POLICY_META = "policy_manifest.json"
-"""Where versions published before the registry kept its metadata in ``registry.json`` hold the
-policy checkpoint's own manifest (newer versions carry the checkpoint untouched)."""
+
+def publish_policy(
+    registry: PolicyRegistry,
+    policy,
+    stats,
+    work_dir: str | os.PathLike,
+    parent: int | None = None,
+    learner_step: int = 0,
+    data_snapshot: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Publish ``policy`` (a :class:`~lwd.policy.flow_policy.FlowPolicy` or any policy class
+    :func:`~lwd.policy.checkpoint.save_policy` accepts, with its normalisation ``stats``) as the next
+    registry version; returns its number. The checkpoint is written under a temporary directory of
+    ``work_dir`` and carries the allocated number, so robots load the version directory itself."""
+    extra = dict(extra or {})
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix=".publish-") as tmp:
+
+        def files(version: int) -> dict[str, bytes]:
+            path = save_policy(Path(tmp) / f"policy-{version}", policy, stats, policy.config, version=version,
+                               parent_version=parent, extra=extra)  # fmt: skip
+            return policy_files(path)
+
+        return registry.publish(files, parent=parent, learner_step=learner_step, data_snapshot=data_snapshot,
+                                extra=extra)  # fmt: skip
 
 
 def policy_files(policy_dir: str | os.PathLike) -> dict[str, bytes]:
@@ -26,10 +56,9 @@ def policy_files(policy_dir: str | os.PathLike) -> dict[str, bytes]:
 def policy_dir(registry: PolicyRegistry, version: int, cache_dir: str | os.PathLike) -> Path:
     """A loadable policy checkpoint of registry ``version``: the verified version directory itself when
     its checkpoint already carries the registry number (what the learner publishes), else one rebuilt
-    under ``cache_dir`` by :func:`materialize_version` (older versions, foreign checkpoints)."""
+    under ``cache_dir`` by :func:`materialize_version` (a checkpoint published with another number)."""
     src = registry.fetch(version)  # refuses unpublished / corrupt versions
-    own = {} if (src / POLICY_META).is_file() else json.loads((src / MANIFEST).read_bytes())
-    if own.get("version") == version:
+    if json.loads((src / MANIFEST).read_bytes()).get("version") == version:
         return src
     return materialize_version(registry, version, Path(cache_dir) / f"v{version:08d}")
 
@@ -41,8 +70,7 @@ def materialize_version(registry: PolicyRegistry, version: int, target: str | os
     if target.is_dir():
         return target
     src = registry.fetch(version)  # refuses unpublished / corrupt versions
-    legacy = src / POLICY_META
-    meta = json.loads((legacy if legacy.is_file() else src / MANIFEST).read_bytes())
+    meta = json.loads((src / MANIFEST).read_bytes())
     names = meta.pop("files")
     meta["version"] = int(version)
     try:
