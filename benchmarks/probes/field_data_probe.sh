@@ -4,8 +4,8 @@
 # fleet's intervener), behaviour-clones a policy on them alone with the quickstart SFT recipe, and evaluates
 # it and the run's (lab-trained) SFT policy on the same held-out field seeds. A large gap says that field
 # data carries what the online stage needs; a small one says the shift is not learnable from states.
-#   bash benchmarks/field_data_probe.sh            # 40 field demos per task, 10 eval episodes per task
-#   RUN=runs/qs_clean EPISODES=40 EVAL=20 bash benchmarks/field_data_probe.sh
+#   bash benchmarks/probes/field_data_probe.sh            # 40 field demos per task, 10 eval episodes per task
+#   RUN=runs/qs_clean EPISODES=40 EVAL=20 bash benchmarks/probes/field_data_probe.sh
 set -euo pipefail
 export OMP_NUM_THREADS=1
 L=.venv/bin/lwd

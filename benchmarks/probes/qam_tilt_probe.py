@@ -10,7 +10,7 @@ the critic), and the move the trained policy actually made:
 - ``predicted_shift``: |S grad_a Q| / lambda with S = the per-state diagonal covariance;
 - ``actual_shift``: |a_theta - a_ref| with the same noise (max over the chunk, mean over states).
 
-    .venv/bin/python benchmarks/qam_tilt_probe.py --stage runs/quickstart/offline_lwd --dataset runs/quickstart/offline_data
+    .venv/bin/python benchmarks/probes/qam_tilt_probe.py --stage runs/quickstart/offline_lwd --dataset runs/quickstart/offline_data
 
 Writes ``runs/bench/qam_tilt.json`` and prints a table (medians over states).
 """

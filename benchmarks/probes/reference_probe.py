@@ -4,7 +4,7 @@ Writes the reference weights of an online learner's latest checkpoint (``referen
 QAM tilts; with ``--trainee`` also the BC-trained copy) as policy checkpoints next to the learner and
 evaluates them with the run's SFT on the same held-out field episodes (paired McNemar test):
 
-    .venv/bin/python benchmarks/reference_probe.py --learner runs/quickstart/online/learner \\
+    .venv/bin/python benchmarks/probes/reference_probe.py --learner runs/quickstart/online/learner \\
         --sft runs/quickstart/sft/policy --episodes 30
 
 If pi_ref scores well above the published QAM policy, the policy lags its reference (QAM steps or

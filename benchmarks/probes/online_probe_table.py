@@ -1,7 +1,7 @@
 """One table of finished ``online_probe.py`` runs: per-task field success, short vs long tasks, and
 paired tests against SFT and against a named probe, all on the same held-out episodes.
 
-    .venv/bin/python benchmarks/online_probe_table.py --run runs/qs_bc --episodes 30 \\
+    .venv/bin/python benchmarks/probes/online_probe_table.py --run runs/qs_bc --episodes 30 \\
         --tags bc_rlr3e-4_pe4 frozen_pe4 hgdagger_lr3e-4 --against frozen_pe4 hgdagger_lr3e-4
 
 Reads ``runs/bench/online_probe_<tag>.json`` and the evaluation directories the probes wrote; prints

@@ -4,7 +4,7 @@
 # covariance; our demo-cloned SFT is nearly deterministic. This clones demos *and* historical rollouts
 # (heavier noise, so a broader pi_ref) on the run's offline data, then runs the lambda probe on it
 # (offline LWD, 300 steps, each lambda evaluated next to this SFT on the same held-out field seeds).
-#   RUN=runs/qs_clean bash benchmarks/broad_reference_probe.sh 0.1 0.03
+#   RUN=runs/qs_clean bash benchmarks/probes/broad_reference_probe.sh 0.1 0.03
 set -euo pipefail
 export OMP_NUM_THREADS=1
 RUN=${RUN:-runs/quickstart}
@@ -13,4 +13,4 @@ mkdir -p "$B"
 ln -sfn "$(realpath "$RUN/offline_data")" "$B/offline_data"
 [ -f "$B/sft/policy/manifest.json" ] || .venv/bin/lwd pretrain --dataset "$B/offline_data" --out "$B/sft" \
   --sources demo rollout > "$B.sft.log" 2>&1
-RUN=$B bash benchmarks/qam_lambda_probe.sh "${@:-0.1 0.03}"
+RUN=$B bash benchmarks/probes/qam_lambda_probe.sh "${@:-0.1 0.03}"

@@ -1,7 +1,7 @@
 """Does the critic know what to do in the field? Rank the scripted expert's field actions against pi_ref's.
 
 QAM can only move the policy where the critic's action gradient points somewhere useful. This probe takes
-states of *field* expert demonstrations (``benchmarks/field_data_probe.sh`` collects them) and, with a
+states of *field* expert demonstrations (``benchmarks/probes/field_data_probe.sh`` collects them) and, with a
 learner stage's target critic (mean of heads) and reference policy, measures at each state s:
 
 - ``p_expert_better``: fraction of states where Q(s, a_expert) > Q(s, a_ref) (a_ref: one pi_ref sample);
@@ -12,7 +12,7 @@ learner stage's target critic (mean of heads) and reference policy, measures at 
 Chance level is 0.5 / 0 / 0. Works on an offline stage (``runs/quickstart/offline_lwd``) and on the
 online learner (``runs/quickstart/online/learner``):
 
-    .venv/bin/python benchmarks/critic_ranking_probe.py --stage runs/quickstart/offline_lwd \
+    .venv/bin/python benchmarks/probes/critic_ranking_probe.py --stage runs/quickstart/offline_lwd \
         --policy runs/quickstart/sft/policy --field-data runs/probes/field_demos40/data
 """
 

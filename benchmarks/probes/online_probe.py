@@ -4,8 +4,8 @@ Re-runs the online stage of a finished ``lwd run --preset quickstart`` (its offl
 stage) with learner overrides, in ``runs/probes/online_<tag>``, then evaluates the final policy and the
 run's SFT policy on ``--episodes`` held-out field episodes per task (``lwd eval`` seeds):
 
-    .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag pe8_lam0.01 --policy-every 8 --lam 0.01
-    .venv/bin/python benchmarks/online_probe.py --run runs/quickstart --tag frozen --policy-every 8 --lam 0.01 \
+    .venv/bin/python benchmarks/probes/online_probe.py --run runs/quickstart --tag pe8_lam0.01 --policy-every 8 --lam 0.01
+    .venv/bin/python benchmarks/probes/online_probe.py --run runs/quickstart --tag frozen --policy-every 8 --lam 0.01 \
         --set reference=frozen
 
 Unset options are the quickstart preset's. Re-running with the same tag resumes / reuses finished

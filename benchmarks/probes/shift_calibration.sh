@@ -2,8 +2,8 @@
 # Does the scripted expert (the fleet's human stand-in) still succeed in a deployment condition?
 # Evaluates the expert on held-out seeds in SHIFT (a shipped name or a shift JSON file); the bar for a
 # shipped field condition is >= 0.9 on average (docs/envs.md).
-#   bash benchmarks/shift_calibration.sh                 # field2, 25 episodes per task
-#   SHIFT=field EPISODES=50 bash benchmarks/shift_calibration.sh
+#   bash benchmarks/probes/shift_calibration.sh                 # field2, 25 episodes per task
+#   SHIFT=field EPISODES=50 bash benchmarks/probes/shift_calibration.sh
 set -euo pipefail
 SHIFT=${SHIFT:-field2}
 EPISODES=${EPISODES:-25}

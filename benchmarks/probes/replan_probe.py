@@ -4,7 +4,7 @@ Evaluates one policy in the field, executing only the first ``k`` actions of eac
 replanning (k = chunk length is the normal open-loop execution), on the same held-out seeds
 (``lwd.utils.seeding.eval_seed``) and each task's first training instruction, one process, one thread:
 
-    .venv/bin/python benchmarks/replan_probe.py --checkpoint runs/quickstart/sft/policy --execute 8 2
+    .venv/bin/python benchmarks/probes/replan_probe.py --checkpoint runs/quickstart/sft/policy --execute 8 2
 
 Prints one line per k and writes ``runs/bench/replan_probe.json``.
 """

@@ -7,7 +7,7 @@ the online learner's settings (offline:online 1:1, tau_base 0.9, n = 1, batch 12
 ``--steps`` it reports :func:`critic_ranking_probe.ranking` on field expert demonstrations: does the
 critic prefer the expert's field action to pi_ref's, and does its gradient point that way?
 
-    .venv/bin/python benchmarks/critic_steps_probe.py --run runs/quickstart --stage runs/quickstart/offline_lwd \
+    .venv/bin/python benchmarks/probes/critic_steps_probe.py --run runs/quickstart --stage runs/quickstart/offline_lwd \
         --field-data runs/probes/field_demos40/data --steps 0 1000 3000
 
 Writes ``runs/bench/critic_steps.json``.

@@ -2,7 +2,7 @@
 # Small QAM temperature with a warmed-up critic on the benchmark data (needs benchmarks/sft_baseline.py
 # run first): offline LWD from the seed-0 SFT policy, 400 critic/value-only steps then 400 steps with
 # QAM at the given lambdas, each evaluated on 50 held-out field episodes per task. Usage:
-#   bash benchmarks/qam_small_lambda_probe.sh 0.003
+#   bash benchmarks/probes/qam_small_lambda_probe.sh 0.003
 set -euo pipefail
 L=.venv/bin/lwd
 R=runs/benchmark

@@ -2,8 +2,8 @@
 # QAM temperature / policy learning-rate probe on a quickstart run (needs `lwd run --preset quickstart`
 # first): offline LWD (300 steps, batch 128) for several lambdas, each evaluated in the field on the
 # quickstart's held-out seeds, next to the run's SFT policy on the same seeds. Usage:
-#   bash benchmarks/qam_lambda_probe.sh 0.1 0.01 0.002
-#   RUN=runs/qs_clean POLICY_LR=1e-3 EPISODES=20 bash benchmarks/qam_lambda_probe.sh 0.1
+#   bash benchmarks/probes/qam_lambda_probe.sh 0.1 0.01 0.002
+#   RUN=runs/qs_clean POLICY_LR=1e-3 EPISODES=20 bash benchmarks/probes/qam_lambda_probe.sh 0.1
 set -euo pipefail
 L=.venv/bin/lwd
 RUN=${RUN:-runs/quickstart}
