@@ -211,7 +211,7 @@ def run_module(module, *args):
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["lwd.fleet.robot.client", "lwd.fleet.learner.service"])
+@pytest.mark.parametrize("module", ["lwd.fleet.robot", "lwd.fleet.learner", "lwd.fleet.coordinator"])
 def test_fleet_processes_report_bad_config_files_in_one_line(module, tmp_path):
     missing = tmp_path / "missing.json"
     r = run_module(module, "--config", str(missing))
@@ -221,30 +221,62 @@ def test_fleet_processes_report_bad_config_files_in_one_line(module, tmp_path):
     bad.write_text("{not json")
     r = run_module(module, "--config", str(bad))
     assert r.returncode == 2 and "is not valid JSON" in r.stderr and r.stderr.count("\n") == 1, r.stderr
-    bad.write_text(json.dumps({"client_id": "c"}))
+    bad.write_text(json.dumps({}))
     r = run_module(module, "--config", str(bad))
     assert r.returncode == 2 and "lacks required keys" in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
-def test_robot_client_reports_an_unimportable_factory_in_one_line(tmp_path):
-    from lwd.fleet.robot.client import CLIENT_REQUIRED
+CLIENT = {"client_id": "c", "dataplane": "x", "registry": "x", "status_path": "x", "suite": "fake4",
+          "robot_ids": ["robot-000"], "robot_indices": [0], "task_weights": {"reach-red": 1.0}, "outbox_root": "x"}
+LEARNER = {"learner_dir": "x", "init": "x", "offline_dataset": "x", "dataplane": "x", "registry": "x"}
 
-    cfg = {k: "x" for k in CLIENT_REQUIRED} | {"robot_factory": "no_such_module:make_robot"}
-    path = tmp_path / "client.json"
+
+def write_config(tmp_path, cfg) -> str:
+    path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
-    r = run_module("lwd.fleet.robot.client", "--config", str(path))
+    return str(path)
+
+
+def test_robot_client_reports_an_unimportable_factory_in_one_line(tmp_path):
+    path = write_config(tmp_path, CLIENT | {"robot_factory": "no_such_module:make_robot"})
+    r = run_module("lwd.fleet.robot", "--config", path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("error: factory 'no_such_module:make_robot' cannot be loaded")
 
 
-def test_learner_reports_bad_settings_in_one_line(tmp_path):
-    from lwd.fleet.learner.service import LEARNER_REQUIRED
+@pytest.mark.parametrize(
+    ("module", "cfg", "message"),
+    [
+        # a typo never falls back to a default (before: a simulated robot fed the real fleet)
+        ("lwd.fleet.robot", CLIENT | {"robot_factroy": "my_robot:make"},
+         "unknown key 'robot_factroy' (did you mean 'robot_factory'?)"),
+        ("lwd.fleet.robot", CLIENT | {"intervention": {"budget_step": 5}},
+         "intervention: unknown key 'budget_step' (did you mean 'budget_steps'?)"),
+        ("lwd.fleet.robot", CLIENT | {"robot_ids": "robot-000"}, "robot_ids must be a list, got str"),
+        ("lwd.fleet.robot", CLIENT | {"robot_indices": [0, 1]}, "robot_ids and robot_indices differ in length"),
+        ("lwd.fleet.robot", CLIENT | {"heartbeat_s": -1}, "heartbeat_s must be >= 0 seconds"),
+        ("lwd.fleet.robot", CLIENT | {"lease_s": 0}, "lease_s must be a positive number of seconds"),
+        ("lwd.fleet.learner", LEARNER | {"setings": {}}, "unknown key 'setings' (did you mean 'settings'?)"),
+        ("lwd.fleet.learner", LEARNER | {"settings": {"batch_size": 0}}, "settings.batch-size must be >= 1, got 0"),
+        ("lwd.fleet.learner", LEARNER | {"canary_mode": "yes"}, "canary_mode must be true or false"),
+        ("lwd.fleet.coordinator", {"root": "x", "rollout": {"canary_shar": 0.5}},
+         "rollout: unknown key 'canary_shar' (did you mean 'canary_share'?)"),
+        ("lwd.fleet.coordinator", {"root": "x", "batch": 0}, "batch must be >= 1"),
+    ],
+)  # fmt: skip
+def test_fleet_process_configs_are_read_strictly(module, cfg, message, tmp_path):
+    """Unknown keys, wrong types and bad values: one line ``error: ...``, exit 2, before any work."""
+    r = run_module(module, "--config", write_config(tmp_path, cfg))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr, r.stderr
 
-    cfg = {k: "x" for k in LEARNER_REQUIRED} | {"settings": {"batch_size": 0}}
-    path = tmp_path / "learner.json"
-    path.write_text(json.dumps(cfg))
-    r = run_module("lwd.fleet.learner.service", "--config", str(path))
-    assert r.returncode == 2 and r.stderr == "error: settings.batch-size must be >= 1, got 0\n"
+
+def test_coordinator_config_takes_no_other_option(tmp_path):
+    path = write_config(tmp_path, {"root": str(tmp_path / "fleet")})
+    r = run_module("lwd.fleet.coordinator", "--config", path, "--batch", "4")
+    assert r.returncode == 2 and "--config takes no other option than --idle-exit-s (got --batch)" in r.stderr
+    r = run_module("lwd.fleet.coordinator")
+    assert r.returncode == 2 and "give --config FILE or --root DIR" in r.stderr
 
 
 def test_status_on_a_corrupt_coordinator_database_is_one_line(tmp_path, capsys):
@@ -284,8 +316,8 @@ def test_train_refuses_an_unrelated_non_empty_out(tmp_path, capsys):
         (["--dataplane", "/nonexistent/dataplane.json"], "no such data-plane config file"),
         (["--rollout", "/nonexistent/rollout.json"], "does not exist"),
         (["--rollout", "BAD_JSON"], "is not valid JSON"),
-        (["--rollout", "UNKNOWN_KEY"], "rollout settings"),
-        ([], "the following arguments are required: --root"),
+        (["--rollout", "UNKNOWN_KEY"], "rollout: unknown key 'warp_speed'"),
+        ([], "give --config FILE or --root DIR"),
     ],
 )
 def test_coordinator_process_reports_bad_options_in_one_line(args, message, tmp_path):
@@ -297,7 +329,7 @@ def test_coordinator_process_reports_bad_options_in_one_line(args, message, tmp_
         bad.write_text(json.dumps({"rollout": {"warp_speed": 9}}))
         args = [str(bad) if a == "UNKNOWN_KEY" else a for a in args]
     root = [] if not args else ["--root", str(tmp_path / "fleet")]
-    r = run_module("lwd.fleet.coordinator.service", *root, *args)
+    r = run_module("lwd.fleet.coordinator", *root, *args)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
     assert message in r.stderr, r.stderr
     assert not (tmp_path / "fleet" / "coordinator.db").exists()

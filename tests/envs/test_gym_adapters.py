@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from lwd.configs.processes import RobotClientConfig
 from lwd.data import DatasetWriter, LwdDataset
 from lwd.envs.gym_env import LwdGymEnv, register_gym_envs
 from lwd.envs.gym_robot import GymRobot, gym_robot_factory, gym_suite_robot
@@ -114,12 +115,14 @@ def test_dict_observations_need_a_state_fn():
 
 
 def test_robot_client_factory_builds_a_gym_robot(tmp_path):
-    cfg = {
-        "suite": "fake4",
-        "robot_factory": "lwd.envs.gym_robot:gym_robot_factory",
-        "robot_options": {"env_id": MC, "terminated_is_success": True, "max_steps": 300, "suite": "mc",
-                          "task_id": "hill", "instructions": ["drive up the hill", "reach the flag"]},
-    }  # fmt: skip
+    cfg = RobotClientConfig(
+        client_id="gym", dataplane=str(tmp_path / "fleet"), registry=str(tmp_path / "registry"),
+        status_path=str(tmp_path / "status.json"), suite="fake4", robot_ids=("gym-0",), robot_indices=(0,),
+        task_weights={"hill": 1.0}, outbox_root=str(tmp_path / "outbox"),
+        robot_factory="lwd.envs.gym_robot:gym_robot_factory",
+        robot_options={"env_id": MC, "terminated_is_success": True, "max_steps": 300, "suite": "mc",
+                       "task_id": "hill", "instructions": ["drive up the hill", "reach the flag"]},
+    )  # fmt: skip
     robot, intervener = make_member(cfg, "gym-0", 0)
     assert isinstance(robot, GymRobot) and intervener is None
     assert robot.task.max_steps == 300 and robot.suite.task_ids == ("hill",)

@@ -254,6 +254,7 @@ def test_production_coordinator_enforces_shape_version_and_length_rules(tmp_path
     """`open_coordinator` (what `python -m lwd.fleet.coordinator` and the launchers build) quarantines
     episodes of the wrong state/action dimension, an unpublished policy version or too many steps, so
     the learner never sees them; before, only tests wired these rules."""
+    from lwd.configs.processes import CoordinatorConfig
     from lwd.fleet.coordinator.service import open_coordinator
     from lwd.fleet.registry.registry import PolicyRegistry
 
@@ -261,7 +262,7 @@ def test_production_coordinator_enforces_shape_version_and_length_rules(tmp_path
     reg = PolicyRegistry(str(root / "registry"))
     v = reg.publish({"w": b"v1"})
     coord = open_coordinator(
-        str(root), tasks=TASKS, state_dim=39, action_dim=4, max_steps=200, check_versions=True
+        CoordinatorConfig(str(root), tasks=tuple(TASKS), state_dim=39, action_dim=4, max_steps=200, check_versions=True)
     )
     dp = coord.dp
     bad = {
@@ -295,18 +296,19 @@ def test_fleet_plan_wires_validation_rules_into_the_coordinator(tmp_path, fake4_
     import dataclasses
 
     from lwd.configs.presets import ONLINE
+    from lwd.configs.processes import load_process_config
     from lwd.data.dataset import LwdDataset
     from lwd.envs.suites import get_suite
     from lwd.fleet.launch.plan import FleetPlan
 
     cfg = dataclasses.replace(ONLINE["debug"], suite="fake4")
     plan = FleetPlan(cfg, tmp_path / "online", fake4_dataset, tmp_path / "init")
-    argv = next(c for c in plan.components if c.kind == "coordinator").argv()
+    component = next(c for c in plan.components if c.kind == "coordinator")
+    written = load_process_config("coordinator", component.argv()[1])  # what the process reads
     spec = LwdDataset.open(fake4_dataset).robot_spec
     longest = max(t.max_steps for t in get_suite("fake4").tasks)
-    for flag in (f"--state-dim={spec.state_dim}", f"--action-dim={spec.action_dim}", f"--max-steps={longest}",
-                 "--check-versions", "--registry"):  # fmt: skip
-        assert flag in argv
+    assert (written.state_dim, written.action_dim, written.max_steps) == (spec.state_dim, spec.action_dim, longest)
+    assert written.check_versions and written.registry == plan.registry
 
 
 def test_event_uris_are_confined_to_regular_files_in_the_store(tmp_path):

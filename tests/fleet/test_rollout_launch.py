@@ -7,6 +7,7 @@ import json
 
 from lwd.configs.online import OnlineConfig, RolloutSettings
 from lwd.configs.presets import ONLINE
+from lwd.configs.processes import load_process_config
 from lwd.fleet.coordinator.service import open_coordinator
 from lwd.fleet.launch.plan import FleetPlan
 from lwd.fleet.rollout.manager import RolloutManager
@@ -22,12 +23,13 @@ def test_plan_passes_rollout_settings_to_coordinator_and_learner(tmp_path):
     plan = FleetPlan(cfg, tmp_path / "online", tmp_path / "data", tmp_path / "init")
     comps = {c.name: c for c in plan.components}
     argv = comps["coordinator"].argv()
-    path = argv[argv.index("--rollout") + 1]
-    assert argv[argv.index("--registry") + 1] == plan.registry
-    rollout = json.loads(open(path).read())["rollout"]
-    assert rollout["canary_share"] == 0.5 and rollout["min_episodes"] == 6
+    assert argv == ["--config", str(comps["coordinator"].config_path)]
+    written = json.loads(comps["coordinator"].config_path.read_text())
+    assert written["registry"] == plan.registry
+    rollout = written["rollout"]
+    assert rollout["canary_share"] == 0.5 and rollout["min_episodes"] == 6 and rollout["enabled"] is True
     assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is True
-    coord = open_coordinator(str(plan.fleet_root), rollout=rollout, registry=plan.registry)
+    coord = open_coordinator(load_process_config("coordinator", argv[1]))  # what the process reads
     try:
         assert isinstance(coord.rollout, RolloutManager) and coord.rollout.s.canary_share == 0.5
     finally:
@@ -36,7 +38,7 @@ def test_plan_passes_rollout_settings_to_coordinator_and_learner(tmp_path):
     off = FleetPlan(dataclasses.replace(cfg, rollout=RolloutSettings(enabled=False)), tmp_path / "off",
                     tmp_path / "data", tmp_path / "init")  # fmt: skip
     comps = {c.name: c for c in off.components}
-    assert "--rollout" not in comps["coordinator"].argv()
+    assert json.loads(comps["coordinator"].config_path.read_text())["rollout"]["enabled"] is False
     assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is False
 
 
@@ -49,7 +51,7 @@ def test_a_one_robot_fleet_deploys_every_version_directly(tmp_path, caplog):
         plan = FleetPlan(cfg, tmp_path / "online", tmp_path / "data", tmp_path / "init")
     assert "canary rollout needs >= 2 robots" in caplog.text
     comps = {c.name: c for c in plan.components}
-    assert "--rollout" not in comps["coordinator"].argv()
+    assert json.loads(comps["coordinator"].config_path.read_text())["rollout"]["enabled"] is False
     assert json.loads(comps["learner"].config_path.read_text())["canary_mode"] is False
     two = FleetPlan(dataclasses.replace(cfg, num_robots=2), tmp_path / "two", tmp_path / "data", tmp_path / "init")
     assert json.loads({c.name: c for c in two.components}["learner"].config_path.read_text())["canary_mode"] is True

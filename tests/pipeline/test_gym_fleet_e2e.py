@@ -65,16 +65,16 @@ def test_fleet_plan_runs_factory_suites_without_the_scripted_intervener(tmp_path
     with caplog.at_level(logging.WARNING, logger="lwd.fleet.launch.plan"):
         plan = FleetPlan(cfg, tmp_path / "gym", tmp_path / "no_data", tmp_path / "init")
     clients = [c.config for c in plan.components if c.kind == "robot"]
-    assert len(clients) == 2 and not any(c["intervene"] for c in clients)
-    assert all(c["suite"] == str(suite.resolve()) for c in clients)
+    assert len(clients) == 2 and not any(c.intervene for c in clients)
+    assert all(c.suite == str(suite.resolve()) for c in clients)
     coordinator = next(c.config for c in plan.components if c.kind == "coordinator")
-    assert coordinator["tasks"] == ["hill"] and coordinator["max_steps"] == 200
+    assert coordinator.tasks == ("hill",) and coordinator.max_steps == 200
     assert "no scripted expert" in caplog.text
     sim = FleetPlan(replace(cfg, suite="fake4"), tmp_path / "fake4", tmp_path / "no_data", tmp_path / "init")
-    assert all(c.config["intervene"] for c in sim.components if c.kind == "robot")
+    assert all(c.config.intervene for c in sim.components if c.kind == "robot")
     # a hand-written client config asking for the scripted intervener on a gym robot: one clear error
     with pytest.raises(ConfigError, match="no scripted expert"):
-        make_member({**clients[0], "intervene": True}, "robot-000", 0)
+        make_member(replace(clients[0], intervene=True), "robot-000", 0)
 
 
 def test_gym_robots_learn_online_in_the_fleet(tmp_path):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lwd.configs.processes import CoordinatorConfig
 from lwd.fleet.coordinator.leader import LeaderLease, NotLeader
 from lwd.fleet.coordinator.validation import (
     ACTION_BOUND,
@@ -290,46 +291,51 @@ class Coordinator:
             self.state.close()
 
 
-def open_coordinator(root: str, dataplane: str | dict | None = None, events: str | None = None,
-                     tasks: tuple[str, ...] | list[str] = (), lease_s: float = 30.0, batch: int = 256,
-                     registry: str | None = None, rollout: dict[str, Any] | None = None,
-                     leader_lease_s: float = 10.0, registry_index: str | None = None,
-                     state_dim: int | None = None, action_dim: int | None = None, max_steps: int | None = None,
-                     check_versions: bool = False) -> Coordinator:  # fmt: skip
-    """The coordinator of fleet root ``root`` (``coordinator.db``) on its embedded data plane, or on
-    ``dataplane`` (a data-plane JSON config file or dict), optionally with another ``events`` URL.
-    ``rollout`` (RolloutSettings fields, ``enabled`` true) attaches the canary rollout manager on the
-    policy registry ``registry`` (default ``<root>/registry``; ``registry_index`` for a remote one).
+def open_coordinator(cfg: CoordinatorConfig) -> Coordinator:
+    """The coordinator of :class:`~lwd.configs.processes.CoordinatorConfig` ``cfg``: fleet root
+    ``cfg.root`` (``coordinator.db``) on its embedded data plane or on ``cfg.dataplane``, optionally
+    with another ``events`` URL; with ``cfg.rollout`` enabled, the canary rollout manager on the
+    policy registry ``cfg.registry`` (default ``<root>/registry``).
 
     Validation (docs/dataplane.md): episodes must be of a task in ``tasks``, have ``state_dim`` /
     ``action_dim`` columns and at most ``max_steps`` steps (each ``None``: unchecked) and, with
     ``check_versions``, carry a policy version published in that registry; others are quarantined."""
-    overrides: dict[str, Any] = {"lease_s": lease_s}
-    if events:
-        overrides["events"] = events
-    dp = open_dataplane(dataplane or root, **overrides)
-    rules = ValidationRules(known_tasks=frozenset(t for t in tasks if t) or None, state_dim=state_dim,
-                            action_dim=action_dim, max_steps=max_steps,
-                            max_abs_action=ACTION_BOUND if action_dim is not None else None)  # fmt: skip
+    overrides: dict[str, Any] = {"lease_s": cfg.lease_s}
+    if cfg.events:
+        overrides["events"] = cfg.events
+    dp = open_dataplane(cfg.dataplane or cfg.root, **overrides)
+    rules = ValidationRules(known_tasks=frozenset(t for t in cfg.tasks if t) or None, state_dim=cfg.state_dim,
+                            action_dim=cfg.action_dim, max_steps=cfg.max_steps,
+                            max_abs_action=ACTION_BOUND if cfg.action_dim is not None else None)  # fmt: skip
     known = None
-    if check_versions:
-        from lwd.fleet.registry.registry import PolicyRegistry
-
-        known = KnownVersions(PolicyRegistry(registry or f"{root}/registry", index=registry_index or None))
+    if cfg.check_versions:
+        known = KnownVersions(_registry(cfg))
     coord = Coordinator(
-        dp, f"{root}/coordinator.db", rules, known, batch=batch, leader_lease_s=leader_lease_s
+        dp, f"{cfg.root}/coordinator.db", rules, known, batch=cfg.batch, leader_lease_s=cfg.leader_lease_s
     )
-    if rollout is not None and rollout.get("enabled", True):
-        coord.rollout = _rollout_manager(root, registry, rollout, coord.state, registry_index)
+    if cfg.rollout is not None and cfg.rollout.enabled:
+        from lwd.fleet.rollout.manager import RolloutManager
+
+        coord.rollout = RolloutManager(cfg.root, _registry(cfg), coord.state, cfg.rollout)
     return coord
 
 
+def _registry(cfg: CoordinatorConfig) -> Any:
+    from lwd.fleet.registry.registry import PolicyRegistry
+
+    return PolicyRegistry(cfg.registry or f"{cfg.root}/registry", index=cfg.registry_index or None)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m lwd.fleet.coordinator --root DIR``: run the coordinator until idle or killed."""
+    """``python -m lwd.fleet.coordinator --config coordinator.json`` (what the launchers run: one
+    :class:`~lwd.configs.processes.CoordinatorConfig`, unknown keys refused), or ``--root DIR`` and
+    the options below, which build the same config: run the coordinator until idle or killed."""
     from lwd.configs.checks import OneLineParser, fail, load_json_object
+    from lwd.configs.processes import load_process_config, process_config
 
     p = OneLineParser(description=main.__doc__)
-    p.add_argument("--root", required=True, help="fleet root (embedded data plane + coordinator.db)")
+    p.add_argument("--config", help="coordinator config JSON file (then no other option but --idle-exit-s)")
+    p.add_argument("--root", help="fleet root (embedded data plane + coordinator.db)")
     p.add_argument("--dataplane", help="data-plane JSON config file (default: the embedded one under --root)")
     p.add_argument("--events", help="event log URL override (e.g. redis://127.0.0.1:6379/0)")
     p.add_argument("--tasks", default="", help="comma-separated known task ids (empty: any)")
@@ -348,6 +354,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--check-versions", action="store_true",
                    help="quarantine episodes of a policy version the registry never published")  # fmt: skip
     a = p.parse_args(argv)
+    if a.config is not None:
+        others = [k for k, v in vars(a).items() if k not in ("config", "idle_exit_s") and v != p.get_default(k)]
+        if others:
+            p.error(f"--config takes no other option than --idle-exit-s (got --{others[0].replace('_', '-')})")
+    elif a.root is None:
+        p.error("give --config FILE or --root DIR")
     for name in ("state_dim", "action_dim", "max_steps", "batch"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -355,50 +367,26 @@ def main(argv: list[str] | None = None) -> None:
         if not 0 < getattr(a, name) < float("inf"):
             p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     logging.basicConfig(level=logging.WARNING)
-    rollout = None
     try:
-        if a.dataplane and not Path(a.dataplane).is_file():
-            raise ConfigError(f"--dataplane {a.dataplane}: no such data-plane config file")
-        if a.rollout:
-            rollout = load_json_object(a.rollout, "rollout settings")
-            rollout = rollout.get("rollout", rollout)
-            _check_rollout(rollout, a.rollout)
-        coord = open_coordinator(a.root, a.dataplane, a.events, a.tasks.split(","), a.lease_s, a.batch,
-                                 a.registry, rollout, a.leader_lease_s, a.registry_index, a.state_dim,
-                                 a.action_dim, a.max_steps, a.check_versions)  # fmt: skip
+        if a.config is not None:
+            cfg = load_process_config("coordinator", a.config)
+        else:
+            if a.dataplane and not Path(a.dataplane).is_file():
+                raise ConfigError(f"--dataplane {a.dataplane}: no such data-plane config file")
+            rollout = None
+            if a.rollout:
+                rollout = load_json_object(a.rollout, "rollout settings")
+                rollout = rollout.get("rollout", rollout)
+            given = {"root": a.root, "dataplane": a.dataplane or "", "events": a.events or "",
+                     "tasks": [t for t in a.tasks.split(",") if t], "lease_s": a.lease_s, "batch": a.batch,
+                     "leader_lease_s": a.leader_lease_s, "registry": a.registry or "",
+                     "registry_index": a.registry_index or "", "rollout": rollout, "state_dim": a.state_dim,
+                     "action_dim": a.action_dim, "max_steps": a.max_steps, "check_versions": a.check_versions}  # fmt: skip
+            cfg = process_config("coordinator", given, "coordinator options")
+        coord = open_coordinator(cfg)
     except LwdError as e:
         fail(str(e))
     coord.run(idle_exit_s=a.idle_exit_s)
-
-
-def _rollout_manager(
-    root: str,
-    registry: str | None,
-    rollout: dict[str, Any],
-    state: CoordinatorState,
-    registry_index: str | None = None,
-) -> Any:
-    from lwd.configs.online import RolloutSettings
-    from lwd.fleet.registry.registry import PolicyRegistry
-    from lwd.fleet.rollout.manager import RolloutManager
-
-    settings = RolloutSettings(**rollout)
-    reg = PolicyRegistry(registry or f"{root}/registry", index=registry_index or None)
-    return RolloutManager(root, reg, state, settings)
-
-
-
-def _check_rollout(rollout: dict[str, Any], path: str) -> None:
-    """``ConfigError`` unless ``rollout`` holds valid RolloutSettings fields."""
-    from lwd.configs.online import RolloutSettings
-
-    try:
-        settings = RolloutSettings(**rollout)
-    except TypeError as e:
-        raise ConfigError(f"rollout settings {path}: {e}") from e
-    validate = getattr(settings, "validate", None)
-    if validate is not None:
-        validate("rollout.")
 
 
 if __name__ == "__main__":

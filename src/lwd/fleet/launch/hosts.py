@@ -2,7 +2,7 @@
 
 :class:`ComponentHost` builds the same object the component's ``main()`` builds --
 :class:`~lwd.fleet.robot.client.RobotClient`, :class:`~lwd.fleet.learner.service.Learner` or the
-:func:`~lwd.fleet.coordinator.service.open_coordinator` coordinator -- from the same JSON config, and runs
+:func:`~lwd.fleet.coordinator.service.open_coordinator` coordinator -- from the same typed config, and runs
 its ``run()`` loop in a background thread. :meth:`ComponentHost.stop` is the SIGTERM of the
 subprocess launcher: it sets the component's stop event and waits (robots finish the episode and
 flush their outboxes, the learner publishes and checkpoints). A loop that raises calls ``on_crash``
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lwd.configs.processes import PROCESS_CONFIGS, process_config
 from lwd.utils.io import read_json
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,12 @@ def _read(path: str | os.PathLike) -> dict:
 class ComponentHost:
     """Runs one component (``coordinator``, ``learner`` or ``robot``) in a background thread."""
 
-    def __init__(self, kind: str, config: dict[str, Any], log_path: str | None = None,
+    def __init__(self, kind: str, config: Any, log_path: str | None = None,
                  on_crash: Callable[[], None] | None = None) -> None:  # fmt: skip
-        if kind not in ("coordinator", "learner", "robot"):
+        if kind not in PROCESS_CONFIGS:
             raise ValueError(f"unknown component kind {kind!r}")
-        self.kind, self.config = kind, config
+        self.kind = kind
+        self.config = process_config(kind, config)  # a JSON object is read strictly (unknown keys refused)
         self.on_crash = on_crash
         self.stop_event = threading.Event()
         self.result: str | None = None
@@ -61,30 +63,24 @@ class ComponentHost:
         if self.kind == "robot":
             from lwd.fleet.robot.client import RobotClient
 
-            torch.set_num_threads(int(cfg.get("threads", 1)))
+            torch.set_num_threads(cfg.threads)
             client = RobotClient(cfg)
             client.stop_event = self.stop_event
             try:
                 return f"{client.run()} episodes"
             finally:
-                client.close(flush_timeout_s=float(cfg.get("flush_timeout_s", 30.0)))
+                client.close(flush_timeout_s=cfg.flush_timeout_s)
         if self.kind == "learner":
             from lwd.fleet.learner.service import Learner
 
-            threads = int(cfg.get("settings", {}).get("threads", 1))
-            if threads > 0:
-                torch.set_num_threads(threads)
+            if cfg.settings.threads > 0:
+                torch.set_num_threads(cfg.settings.threads)
             learner = Learner(cfg)
             learner.stop_event = self.stop_event
             return learner.run()
         from lwd.fleet.coordinator.service import open_coordinator
 
-        # the canary rollout and its registry, if planned
-        keys = ("registry", "rollout", "registry_index", "state_dim", "action_dim", "max_steps", "check_versions")
-        extra = {k: cfg[k] for k in keys if k in cfg}
-        coord = open_coordinator(
-            cfg["root"], cfg["dataplane"], tasks=cfg["tasks"], lease_s=cfg["lease_s"], **extra
-        )
+        coord = open_coordinator(cfg)  # with the canary rollout and its registry, if planned
         try:
             return f"{coord.run(stop=self.stop_event)} steps"
         finally:
@@ -116,8 +112,8 @@ class ComponentHost:
         out: dict[str, Any] = {"running": self.running, "result": self.result, "error": self.error,
                                "pid": os.getpid(), "time": time.time()}  # fmt: skip
         if self.kind == "robot":
-            out["robots"] = _read(self.config["status_path"]).get("robots", {})
+            out["robots"] = _read(self.config.status_path).get("robots", {})
         elif self.kind == "learner":
-            out["learner"] = _read(Path(self.config["learner_dir"]) / "status.json")
-            out["per_version"] = _read(Path(self.config["learner_dir"]) / "versions.json")
+            out["learner"] = _read(Path(self.config.learner_dir) / "status.json")
+            out["per_version"] = _read(Path(self.config.learner_dir) / "versions.json")
         return out

@@ -6,12 +6,15 @@ config of every component (coordinator, learner, robot clients), written under
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lwd.configs.online import OnlineConfig
+from lwd.configs.processes import CoordinatorConfig, LearnerConfig, RobotClientConfig, process_config
+from lwd.configs.strict import to_json_dict
 from lwd.data.dataset import LwdDataset
 from lwd.envs.suites import get_suite, suite_definition
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
@@ -36,8 +39,8 @@ class Component:
     """``coordinator``, ``learner`` or ``client-<i>``."""
     kind: str
     """``coordinator``, ``learner`` or ``robot`` (a robot-client process hosting several robots)."""
-    config: dict[str, Any]
-    """Its JSON configuration (written to :attr:`config_path`)."""
+    config: RobotClientConfig | LearnerConfig | CoordinatorConfig
+    """Its typed configuration (written as JSON to :attr:`config_path`)."""
     config_path: Path
     log_path: Path
 
@@ -46,23 +49,8 @@ class Component:
         return MODULES[self.kind]
 
     def argv(self) -> list[str]:
-        """Command-line arguments of ``python -m <module>``."""
-        if self.kind != "coordinator":
-            return ["--config", str(self.config_path)]
-        c = self.config
-        rollout = (
-            ["--registry", c["registry"], "--rollout", str(self.config_path)]
-            + (["--registry-index", c["registry_index"]] if c.get("registry_index") else [])
-            if c["rollout"]["enabled"]
-            else []
-        )
-        rules = [f"--{k.replace('_', '-')}={c[k]}" for k in ("state_dim", "action_dim", "max_steps") if c.get(k)]
-        rules += ["--check-versions"] if c.get("check_versions") else []
-        if c.get("check_versions") and not c["rollout"]["enabled"]:  # the registry the versions live in
-            rules += ["--registry", c["registry"]]
-            rules += ["--registry-index", c["registry_index"]] if c.get("registry_index") else []
-        return ["--root", c["root"], "--dataplane", c["dataplane_path"], "--tasks", ",".join(c["tasks"]),
-                "--lease-s", str(c["lease_s"]), *rollout, *rules]  # fmt: skip
+        """Command-line arguments of ``python -m <module>``: its config file."""
+        return ["--config", str(self.config_path)]
 
 
 def dataplane_config(spec: str, fleet_root: Path, lease_s: float) -> dict[str, Any]:
@@ -92,9 +80,10 @@ class FleetPlan:
         self.components: list[Component] = []
         self._write(Path(offline_dataset), Path(init))
 
-    def _add(self, name: str, kind: str, config: dict[str, Any]) -> None:
+    def _add(self, name: str, kind: str, config: RobotClientConfig | LearnerConfig | CoordinatorConfig) -> None:
+        config = process_config(kind, config, f"{name} config")  # a launcher never writes a bad config
         path = self.dir / "configs" / f"{name}.json"
-        atomic_write_json(path, config)
+        atomic_write_json(path, to_json_dict(config))
         self.components.append(Component(name, kind, config, path, self.dir / "logs" / f"{name}.log"))
 
     def _validation_rules(self, offline_dataset: Path, tasks: dict[str, float]) -> dict[str, Any]:
@@ -116,40 +105,36 @@ class FleetPlan:
         if c.rollout.enabled and not canary:
             log.warning("canary rollout needs >= 2 robots (a canary never runs on the whole fleet): this "
                         "%d-robot fleet gets every published version directly", c.num_robots)  # fmt: skip
-        rollout = dict(c.to_dict()["rollout"], enabled=canary)
+        rollout = dataclasses.replace(c.rollout, enabled=canary)
         self.fleet_root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(conf / "dataplane.json", self.dataplane)
         atomic_write_json(conf / "online.json", c.to_dict())
         weights = task_weights_for(c.suite, c.tasks, c.short_task_weight, c.long_task_weight)
         rules = self._validation_rules(offline_dataset, weights)
-        self._add("coordinator", "coordinator", {
-            "root": str(self.fleet_root), "dataplane": self.dataplane, "dataplane_path": str(conf / "dataplane.json"),
-            "tasks": sorted(weights), "lease_s": c.lease_s, "registry": self.registry,
-            "registry_index": c.registry_index,
-            "rollout": rollout,
-            **rules,
-        })  # fmt: skip
-        self._add("learner", "learner", {
-            "learner_dir": str(self.learner_dir), "init": str(init), "offline_dataset": str(offline_dataset),
-            "dataplane": self.dataplane, "registry": self.registry, "registry_index": c.registry_index,
-            "lease_s": c.lease_s, "settings": c.to_dict()["learner"],
-            "max_learner_steps": c.budget.max_learner_steps,
-            "canary_mode": canary,
-        })  # fmt: skip
+        self._add("coordinator", "coordinator", CoordinatorConfig(
+            root=str(self.fleet_root), dataplane=self.dataplane, tasks=tuple(sorted(weights)), lease_s=c.lease_s,
+            registry=self.registry, registry_index=c.registry_index, rollout=rollout, **rules,
+        ))  # fmt: skip
+        self._add("learner", "learner", LearnerConfig(
+            learner_dir=str(self.learner_dir), init=str(init), offline_dataset=str(offline_dataset),
+            dataplane=self.dataplane, registry=self.registry, registry_index=c.registry_index,
+            lease_s=c.lease_s, settings=c.learner, max_learner_steps=c.budget.max_learner_steps,
+            canary_mode=canary,
+        ))  # fmt: skip
         intervene = c.intervene and scripted_expert(c.suite)
         k = max(1, min(c.robot_processes, c.num_robots))
         for i in range(k):
-            idx = list(range(i, c.num_robots, k))
-            self._add(f"client-{i}", "robot", {
-                "client_id": f"client-{i}", "fleet_root": str(self.fleet_root), "dataplane": self.dataplane,
-                "registry": self.registry, "registry_index": c.registry_index, "suite": _portable_suite(c.suite),
-                "obs_mode": c.obs_mode, "shift": c.shift,
-                "robot_ids": [f"robot-{j:03d}" for j in idx], "robot_indices": idx, "task_weights": weights,
-                "intervene": intervene, "intervention": c.to_dict()["intervention"],
-                "outbox_root": str(self.dir / "outbox"), "status_path": str(self.dir / "robots" / f"client-{i}.json"),
-                "heartbeat_s": c.heartbeat_s, "lease_s": c.lease_s, "seed": c.seed, "threads": 1,
-                "cache_dir": str(self.dir / "cache" / f"client-{i}"),
-            })  # fmt: skip
+            idx = tuple(range(i, c.num_robots, k))
+            self._add(f"client-{i}", "robot", RobotClientConfig(
+                client_id=f"client-{i}", fleet_root=str(self.fleet_root), dataplane=self.dataplane,
+                registry=self.registry, registry_index=c.registry_index, suite=_portable_suite(c.suite),
+                obs_mode=c.obs_mode, shift=c.shift,
+                robot_ids=tuple(f"robot-{j:03d}" for j in idx), robot_indices=idx, task_weights=weights,
+                intervene=intervene, intervention=c.intervention,
+                outbox_root=str(self.dir / "outbox"), status_path=str(self.dir / "robots" / f"client-{i}.json"),
+                heartbeat_s=c.heartbeat_s, lease_s=c.lease_s, seed=c.seed, threads=1,
+                cache_dir=str(self.dir / "cache" / f"client-{i}"),
+            ))  # fmt: skip
 
 
 def scripted_expert(suite: str) -> bool:

@@ -36,6 +36,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.placement_group import remove_placement_group
 
 from lwd.configs.online import OnlineConfig
+from lwd.configs.strict import to_json_dict
 from lwd.fleet.launch.hosts import ComponentHost
 from lwd.fleet.launch.plan import Component, dataplane_config
 from lwd.fleet.launch.ray_placement import (
@@ -126,7 +127,7 @@ class RayChild:
                     self.dead = self.finished = True
                     return
         self.actor = ComponentActor.options(**self.options).remote(
-            c.kind, json.dumps(c.config), str(c.log_path)
+            c.kind, json.dumps(to_json_dict(c.config)), str(c.log_path)
         )
 
     @property

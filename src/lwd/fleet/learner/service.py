@@ -41,13 +41,14 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from lwd.configs.online import LearnerSettings
+from lwd.configs.processes import LearnerConfig, load_process_config, process_config
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.backoff import Backoff
@@ -85,30 +86,31 @@ def may_update(step: int, online_transitions: int, min_online: int, utd: float) 
 class Learner:
     """State and duties of the learner process (see module docstring)."""
 
-    def __init__(self, cfg: dict[str, Any]):
-        self.cfg = cfg
-        self.s = LearnerSettings(**cfg.get("settings", {}))
-        self.out = Path(cfg["learner_dir"])
+    def __init__(self, cfg: LearnerConfig | Mapping[str, Any]):
+        cfg = process_config("learner", cfg)  # a JSON object is read strictly (unknown keys refused)
+        self.cfg: LearnerConfig = cfg
+        self.s = cfg.settings
+        self.out = Path(cfg.learner_dir)
         self.ckpt_dir = self.out / "checkpoints"
         self.checkpoints = StepCheckpoints(self.ckpt_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.max_steps = cfg.get("max_learner_steps")
+        self.max_steps = cfg.max_learner_steps
         self.stop_event = threading.Event()
         self.device = resolve_device(self.s.device)  # ConfigError for a device this process lacks
         seed_everything(self.s.seed)
-        self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg["init"]), self.s)
+        self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg.init), self.s)
         place_algorithm(self.algo, self.device)  # before a resume: its state then loads onto the device
         self.chunk_len = acting_policy(self.algo).config.chunk_len  # once: RECAP's acting policy is a fold
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
-        self.registry = PolicyRegistry(cfg["registry"], index=cfg.get("registry_index") or None)
-        self.canary_mode = bool(cfg.get("canary_mode", False))
+        self.registry = PolicyRegistry(cfg.registry, index=cfg.registry_index or None)
+        self.canary_mode = cfg.canary_mode
         resumed = self._latest_checkpoint()
         if resumed is not None:
             self.algo.load_state_dict(resumed["algorithm"])
             self.rng.bit_generator.state = resumed["np_rng"]
             self.step = int(resumed["step"])
-        ds = LwdDataset.open(cfg["offline_dataset"])
+        ds = LwdDataset.open(cfg.offline_dataset)
         self.control_hz = float(ds.fps)
         self.offline = ReplayBuffer(balance="task")
         self.offline.add_episodes(ds.iter_episodes(), online=False)
@@ -116,7 +118,7 @@ class Learner:
         self.mixer = ReplayMixer(
             self.offline, self.online, self.s.online_fraction, self.s.min_online_transitions
         )
-        self.dp = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
+        self.dp = open_dataplane(cfg.dataplane, lease_s=cfg.lease_s)
         self.reader = SnapshotReader(self.dp, prefetch=64).start()
         self.vstats = VersionStats()
         self._registry_backoff = Backoff("policy registry", logger=log)
@@ -292,39 +294,23 @@ class Learner:
         return state
 
 
-LEARNER_REQUIRED = ("learner_dir", "init", "offline_dataset", "dataplane", "registry")
-
-
-def load_learner_config(path: str) -> dict[str, Any]:
-    """The learner config at ``path``, checked before anything starts (keys, settings). A problem
-    prints one line ``error: ...`` and exits with status 2 (no traceback)."""
-    import sys
-
-    from lwd.configs.checks import load_json_object, require_keys
-    from lwd.utils.errors import ConfigError, LwdError
+def load_learner_config(path: str) -> LearnerConfig:
+    """The learner config at ``path``, checked before anything starts (keys, types, settings). A
+    problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
+    from lwd.configs.checks import fail
+    from lwd.utils.errors import LwdError
 
     try:
-        cfg = load_json_object(path, "learner config")
-        require_keys(cfg, LEARNER_REQUIRED, f"learner config {path}")
-        settings = cfg.get("settings", {})
-        if not isinstance(settings, dict):
-            raise ConfigError(f"learner config {path}: settings must be a JSON object")
-        try:
-            LearnerSettings(**settings).validate("settings.")
-        except TypeError as e:
-            raise ConfigError(f"learner config {path}: settings: {e}") from e
+        return load_process_config("learner", path)
     except LwdError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return cfg
+        fail(str(e))
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.learner --config learner.json``.
 
-    Config keys: learner_dir, init (offline stage dir or policy dir), offline_dataset, dataplane,
-    registry, settings (LearnerSettings fields), max_learner_steps (optional), lease_s, canary_mode
-    (optional, default false: every version becomes the fleet default).
+    The config file holds one :class:`~lwd.configs.processes.LearnerConfig` (its fields and their
+    meaning are documented there; unknown keys are refused).
     """
     from lwd.configs.checks import OneLineParser
 
@@ -332,9 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", required=True)
     cfg = load_learner_config(p.parse_args(argv).config)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    threads = int(cfg.get("settings", {}).get("threads", 1))
-    if threads > 0:
-        torch.set_num_threads(threads)
+    if cfg.settings.threads > 0:
+        torch.set_num_threads(cfg.settings.threads)
     learner = Learner(cfg)
 
     def on_signal(signum, frame):

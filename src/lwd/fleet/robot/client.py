@@ -32,9 +32,11 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lwd.configs.processes import RobotClientConfig, load_process_config, process_config
 from lwd.envs.suites import get_suite, task_weights
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.backoff import Backoff, is_transient
@@ -59,22 +61,23 @@ def task_weights_for(suite: str, tasks: tuple[str, ...] | list[str] = (), short:
 class RobotClient:
     """Hosts the members listed in a client config and runs them until :meth:`stop`."""
 
-    def __init__(self, cfg: dict[str, Any]):
-        self.cfg = cfg
+    def __init__(self, cfg: RobotClientConfig | Mapping[str, Any]):
+        cfg = process_config("robot", cfg)  # a JSON object is read strictly (unknown keys refused)
+        self.cfg: RobotClientConfig = cfg
         self.stop_event = threading.Event()
-        self.dp: DataPlane = open_dataplane(cfg["dataplane"], lease_s=cfg.get("lease_s", 30.0))
-        self.registry = PolicyRegistry(cfg["registry"], index=cfg.get("registry_index") or None)
-        self.status_path = Path(cfg["status_path"])
+        self.dp: DataPlane = open_dataplane(cfg.dataplane, lease_s=cfg.lease_s)
+        self.registry = PolicyRegistry(cfg.registry, index=cfg.registry_index or None)
+        self.status_path = Path(cfg.status_path)
         previous = read_json(self.status_path).get("robots", {}) if self.status_path.is_file() else {}
-        claims_url = cfg.get("claims") or claims_url_for(self.dp.config, cfg.get("fleet_root"))
+        claims_url = cfg.claims or claims_url_for(self.dp.config, cfg.fleet_root or None)
         claims = open_task_claims(claims_url, stream=self.dp.config.stream)
-        suite = get_suite(cfg["suite"])
+        suite = get_suite(cfg.suite)
         self.members: list[FleetMember] = []
         try:
-            for rid, idx in zip(cfg["robot_ids"], cfg["robot_indices"]):
+            for rid, idx in zip(cfg.robot_ids, cfg.robot_indices):
                 robot, intervener = make_member(cfg, rid, idx)  # simulated, or a real robot's adapter
-                task = suite.task(claims.claim(rid, cfg["task_weights"]))
-                outbox = Outbox(Path(cfg["outbox_root"]) / rid, self.dp)
+                task = suite.task(claims.claim(rid, cfg.task_weights))
+                outbox = Outbox(Path(cfg.outbox_root) / rid, self.dp)
                 prev = previous.get(rid, {})
                 self.members.append(
                     FleetMember(
@@ -84,7 +87,7 @@ class RobotClient:
                         intervener,
                         outbox,
                         task,
-                        cfg.get("seed", 0),
+                        cfg.seed,
                         prev.get("episodes", 0),
                         prev.get("steps", 0),
                     )  # fmt: skip
@@ -92,9 +95,9 @@ class RobotClient:
         finally:
             claims.close()
         spec = self.members[0].robot.spec if self.members else None
-        cache = cfg.get("cache_dir") or tempfile.mkdtemp(prefix="lwd-policies-")
-        self.versions = PolicyVersions(self.registry, cache, spec, seed=cfg.get("seed", 0))
-        self.max_episodes = cfg.get("max_episodes")
+        cache = cfg.cache_dir or tempfile.mkdtemp(prefix="lwd-policies-")
+        self.versions = PolicyVersions(self.registry, cache, spec, seed=cfg.seed)
+        self.max_episodes = cfg.max_episodes
         self._last_hb = 0.0
         self.backoff = Backoff("policy registry", base_s=0.2, max_s=5.0, logger=log)
         """Episode starts (registry lookups) during a broker outage; one warning per outage."""
@@ -104,7 +107,7 @@ class RobotClient:
     def heartbeat(self, force: bool = False, status: str | None = None) -> None:
         """Report every member's task, status and version (``status`` overrides, e.g. ``stopped``)."""
         now = time.monotonic()
-        if not force and (now - self._last_hb < self.cfg.get("heartbeat_s", 5.0) or now < self._hb_retry_at):
+        if not force and (now - self._last_hb < self.cfg.heartbeat_s or now < self._hb_retry_at):
             return
         self._last_hb = now
         try:
@@ -118,7 +121,7 @@ class RobotClient:
     def write_status(self) -> None:
         atomic_write_json(
             self.status_path,
-            {"client": self.cfg["client_id"], "time": time.time(), "robots": {m.robot_id: m.status() for m in self.members}},
+            {"client": self.cfg.client_id, "time": time.time(), "robots": {m.robot_id: m.status() for m in self.members}},
         )  # fmt: skip
 
     def run(self) -> int:
@@ -197,39 +200,28 @@ class RobotClient:
         self.dp.close()
 
 
-CLIENT_REQUIRED = ("client_id", "dataplane", "registry", "status_path", "suite", "robot_ids", "robot_indices",
-                   "task_weights", "outbox_root")  # fmt: skip
-
-
-def load_client_config(path: str) -> dict[str, Any]:
-    """The client config at ``path``, checked before anything starts (keys, factories importable). A
-    problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
-    import sys
-
-    from lwd.configs.checks import load_json_object, require_keys
+def load_client_config(path: str) -> RobotClientConfig:
+    """The client config at ``path``, checked before anything starts (keys, types, values, factories
+    importable). A problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
+    from lwd.configs.checks import fail
     from lwd.fleet.robot.adapters import load_factory
     from lwd.utils.errors import LwdError
 
     try:
-        cfg = load_json_object(path, "robot-client config")
-        require_keys(cfg, CLIENT_REQUIRED, f"robot-client config {path}")
-        for key in ("robot_factory", "intervener_factory"):
-            if cfg.get(key):
-                load_factory(cfg[key])
+        cfg = load_process_config("robot", path)
+        for factory in (cfg.robot_factory, cfg.intervener_factory):
+            if factory:
+                load_factory(factory)
     except LwdError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(str(e))
     return cfg
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.robot --config client.json``.
 
-    Config keys: robot_factory / intervener_factory (+ _options; optional: a real robot's adapter,
-    see :mod:`lwd.fleet.robot.adapters`), client_id, fleet_root (coordinator.db; optional with a Redis data plane), claims
-    (optional task-claims URL, default from the data plane), dataplane, registry, registry_index, suite, obs_mode, shift, robot_ids,
-    robot_indices, task_weights, intervene, intervention, outbox_root, status_path, heartbeat_s,
-    lease_s, seed, threads (default 1), cache_dir (policy versions), max_episodes (optional, per member).
+    The config file holds one :class:`~lwd.configs.processes.RobotClientConfig` (its fields and their
+    meaning are documented there; unknown keys are refused).
     """
     from lwd.configs.checks import OneLineParser
 
@@ -239,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import torch
 
-    torch.set_num_threads(int(cfg.get("threads", 1)))
+    torch.set_num_threads(cfg.threads)
     client = RobotClient(cfg)
 
     def on_signal(signum, frame):  # finish the current episode, flush, exit
@@ -250,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         client.run()
     finally:
-        client.close(flush_timeout_s=float(cfg.get("flush_timeout_s", 30.0)))
+        client.close(flush_timeout_s=cfg.flush_timeout_s)
 
 
 if __name__ == "__main__":
