@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 import lwd
-from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors
+from lwd.algorithms.batching import to_tensors
+from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig

@@ -24,7 +24,6 @@ from lwd.algorithms.divl import DIVLConfig, DIVLLearner
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm
 from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, critic_config_for
 from lwd.algorithms.recap import RECAPAlgorithm
-from lwd.critic.networks import build_chunk_critic, build_value_distribution
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import get_text_encoder
@@ -58,7 +57,7 @@ def build(name: str, cfg: FlowPolicyConfig):
         return build_lwd_algorithm(policy, enc, None, LWDConfig())
     if name == "lwd-const-tau":
         return build_lwd_algorithm(policy, enc, None, LWDConfig(divl=DIVLConfig(alpha=0.0)))
-    if name == "iql":
+    if name == "iql-qam":
         return build_lwd_algorithm(policy, enc, None, LWDConfig(), value="iql")
     if name == "sft":
         return BCUpdate(policy, torch.optim.AdamW(policy.parameters(), lr=3e-4), enc)
@@ -66,7 +65,7 @@ def build(name: str, cfg: FlowPolicyConfig):
         return HGDAggerAlgorithm(policy, enc)
     if name == "recap":
         ccfg = critic_config_for(cfg)
-        learner = DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg), DIVLConfig())
+        learner = DIVLLearner.build(ccfg, DIVLConfig())
         return RECAPAlgorithm(policy, learner, enc)
     raise ValueError(name)
 
@@ -78,7 +77,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
-        "--algorithms", nargs="+", default=["sft", "hg-dagger", "recap", "iql", "lwd-const-tau", "lwd"]
+        "--algorithms", nargs="+", default=["sft", "hg-dagger", "recap", "iql-qam", "lwd-const-tau", "lwd"]
     )
     ap.add_argument("--out", type=Path, default=Path("runs/bench/learner_step.json"))
     args = ap.parse_args()

@@ -33,7 +33,7 @@ from lwd.pipeline.train_offline import build_algorithm, train_offline
 from lwd.utils.io import atomic_write_json, read_json
 from lwd.utils.state_io import load_state_dir
 
-ALGOS = ("lwd", "iql", "lwd-const-tau")
+ALGOS = ("lwd", "iql-qam", "lwd-const-tau")
 
 
 def rl_config(root: Path, seed: int, algo: str, steps: int, batch: int) -> RLConfig:

@@ -2,7 +2,7 @@
 the baselines (IQL-expectile + QAM, HG-DAgger, RECAP) at an equal robot-hour budget.
 
 Paper Table I shape (algorithms.md sections 6-7). Every method starts from the same per-seed offline
-stage (same ``--root``, see ``METHODS``: ``seed{s}/offline_lwd``, ``offline_iql``,
+stage (same ``--root``, see ``METHODS``: ``seed{s}/offline_lwd``, ``offline_iql-qam``,
 ``offline_lwd-const-tau``; written by ``benchmarks/offline_rl.py`` or ``benchmarks/online_benchmark.sh
 prep``), runs the real local fleet (16 simulated robots in the field condition, scripted-expert
 interventions, coordinator, registry, learner processes) until the same robot-hour budget, and its final published policy is evaluated on held-out field seeds. The learning curve is
@@ -58,8 +58,8 @@ METHODS = {
     "lwd": ("lwd", "offline_lwd", {}),
     "lwd-frozen": ("lwd", "offline_lwd", {"reference": "frozen", "track_reference": False, "reference_successes": False,
                                           "reference_contrast_weight": 0.0}),  # the paper's frozen pi_ref and critic (ablation)
-    "lwd-const-tau": ("lwd", "offline_lwd-const-tau", {"alpha": 0.0}),  # DIVL with constant tau
-    "iql-qam": ("iql-qam", "offline_iql", {}),
+    "lwd-const-tau": ("lwd-const-tau", "offline_lwd-const-tau", {}),  # DIVL with constant tau (alpha 0)
+    "iql-qam": ("iql-qam", "offline_iql-qam", {}),
     "hg-dagger": ("hg-dagger", "offline_lwd", {}),
     "recap": ("recap", "offline_lwd", {}),
 }

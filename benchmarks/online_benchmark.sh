@@ -3,7 +3,7 @@
 #
 # Per seed s (SEEDS, default "0 1"), on the quickstart's offline dataset (collected once, seed 0):
 #   seed{s}/sft                    quickstart SFT recipe, --loop.seed s
-#   seed{s}/offline_{lwd,iql,lwd-const-tau}   quickstart offline stage of each value learner, --loop.seed s
+#   seed{s}/offline_{lwd,iql-qam,lwd-const-tau}   quickstart offline stage of each value learner, --loop.seed s
 #   seed{s}/eval/{sft,lwd}_field   EPISODES held-out field episodes per task (evaluation seed 0: the same
 #                                  episodes for every policy, so every comparison is paired)
 # then `benchmarks/online_baselines.py run` runs every online method (LWD, LWD with the paper's frozen
@@ -40,7 +40,7 @@ prep() {
     $LWD collect --preset quickstart --out "$ROOT/offline_data"
   [ -f "$d/sft/policy/manifest.json" ] ||
     $LWD pretrain --preset quickstart --dataset "$ROOT/offline_data" --out "$d/sft" --loop.seed "$s"
-  for algo in lwd iql lwd-const-tau; do
+  for algo in lwd iql-qam lwd-const-tau; do
     [ -f "$d/offline_$algo/policy/manifest.json" ] ||
       $LWD train --preset quickstart --algorithm "$algo" --dataset "$ROOT/offline_data" \
         --init "$d/sft/policy" --out "$d/offline_$algo" --loop.seed "$s"

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, to_tensors
+from lwd.algorithms.batching import to_tensors
+from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.policy.checkpoint import load_policy
 from lwd.policy.language import get_text_encoder

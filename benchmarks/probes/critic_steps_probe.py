@@ -26,8 +26,9 @@ import torch
 from tqdm import tqdm
 
 from critic_ranking_probe import field_tensors, load_stage, ranking
+from lwd.algorithms.batching import to_tensors
 from lwd.algorithms.divl import DIVLConfig
-from lwd.algorithms.lwd import LWDConfig, to_tensors
+from lwd.algorithms.lwd import LWDConfig
 from lwd.configs.online import LearnerSettings
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.mixer import ReplayMixer

@@ -57,7 +57,7 @@ def main() -> None:
     buf.add_episodes(LwdDataset.open(args.dataset, verify_checksums=False).iter_episodes(), online=False)
     h, a = policy.config.chunk_len, policy.config.action_dim
     batch = buf.sample(args.states, np.random.default_rng(0), h, 0.995)
-    from lwd.algorithms.lwd import to_tensors
+    from lwd.algorithms.batching import to_tensors
 
     t = to_tensors(batch, enc, stats)
     ref, pol, critic = algo.reference.eval(), algo.policy.eval(), algo.learner.target_critic

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lwd.algorithms.bc import BCUpdate, flow_matching_loss, policy_obs
+from lwd.algorithms.batching import policy_obs
+from lwd.algorithms.bc import BCUpdate, flow_matching_loss
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.integrators import interpolate

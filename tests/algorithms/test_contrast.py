@@ -14,7 +14,6 @@ from torch import nn
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, contrast_loss
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
-from lwd.critic.networks import build_chunk_critic, build_value_distribution
 from lwd.data.replay import ReplayBuffer
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import HashingTextEncoder
@@ -70,7 +69,7 @@ def _lwd(weight: float, **cfg_kw) -> LWDAlgorithm:
                                          cond_dim=32, expert_width=32, expert_depth=2, flow_steps=4,
                                          text_encoder="hashing"))  # fmt: skip
     ccfg = critic_config_for(policy.config, hidden=32)
-    learner = DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg), DIVLConfig(lr=3e-3))
+    learner = DIVLLearner.build(ccfg, DIVLConfig(lr=3e-3))
     cfg = LWDConfig(qam=QAMConfig(flow_steps=4), contrast_weight=weight, contrast_margin=0.1, policy_every=1000,
                     **cfg_kw)
     return LWDAlgorithm(policy, learner, HashingTextEncoder(), None, cfg)

@@ -3,6 +3,7 @@
 import copy
 import math
 
+import pytest
 import torch
 
 from lwd.algorithms.divl import DIVLConfig, DIVLLearner, td_target
@@ -12,7 +13,6 @@ from lwd.critic.networks import (
     CriticEncoderConfig,
     build_chunk_critic,
     build_scalar_value,
-    build_value_distribution,
 )
 from lwd.critic.targets import quantile_readout
 
@@ -25,13 +25,23 @@ def _cfg(state_dim=3, hidden=32):
 def _learner(divl_cfg=None, seed=0, total_steps=0):
     torch.manual_seed(seed)
     c = _cfg()
-    return DIVLLearner(
-        build_chunk_critic(c), build_value_distribution(c), divl_cfg or DIVLConfig(), total_steps
-    )
+    return DIVLLearner.build(c, divl_cfg or DIVLConfig(), total_steps)
 
 
 def _onehot(idx, n=3):
     return torch.nn.functional.one_hot(torch.as_tensor(idx), n).float()
+
+
+def test_value_atoms_have_one_source():
+    """The atoms are DIVLConfig's; a value network built with other atoms is refused, not mis-shaped."""
+    from lwd.critic.networks import build_value_distribution
+
+    learner = _learner(DIVLConfig(num_atoms=51, v_min=0.0, v_max=1.0))
+    assert learner.value_net.atoms.shape == (51,) and float(learner.value_net.atoms[-1]) == 1.0
+    assert torch.equal(learner.value_net.atoms, learner.atoms)
+    c = _cfg()
+    with pytest.raises(ValueError, match="201 atoms on .* differ from DIVLConfig's 51"):
+        DIVLLearner(build_chunk_critic(c), build_value_distribution(c, 201, -0.1, 1.1), DIVLConfig(num_atoms=51))
 
 
 def test_target_one_step_and_zero_discount():

@@ -22,7 +22,6 @@ from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import RECAPAlgorithm
-from lwd.critic.networks import build_chunk_critic, build_value_distribution
 from lwd.data.filters import DEMOS_AND_INTERVENTIONS, DEMOS_INTERVENTIONS_AND_SUCCESSES, supervised_mask
 from lwd.data.mixer import ReplayMixer
 from lwd.data.replay import ReplayBuffer
@@ -144,7 +143,7 @@ def test_hg_dagger_asks_for_imitation_rows_and_supervises_only_the_humans_steps(
 
 def _divl(policy: FlowPolicy) -> DIVLLearner:
     ccfg = critic_config_for(policy.config, hidden=32)
-    return DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg), DIVLConfig())
+    return DIVLLearner.build(ccfg, DIVLConfig())
 
 
 def test_recap_counts_human_corrections_as_improving():

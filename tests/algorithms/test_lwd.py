@@ -14,7 +14,7 @@ from lwd.algorithms.recap import (
     RECAPAlgorithm,
     fold_indicator,
 )
-from lwd.critic.networks import build_chunk_critic, build_scalar_value, build_value_distribution
+from lwd.critic.networks import build_chunk_critic, build_scalar_value
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy, FlowPolicyConfig
 from lwd.policy.language import HashingTextEncoder
@@ -62,7 +62,7 @@ def _lwd(value="divl", **kw):
     policy = _policy()
     ccfg = critic_config_for(policy.config, hidden=32)
     if value == "divl":
-        learner = DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg), DIVLConfig())
+        learner = DIVLLearner.build(ccfg, DIVLConfig())
     else:
         learner = IQLLearner(build_chunk_critic(ccfg), build_scalar_value(ccfg))
     cfg = LWDConfig(qam=QAMConfig(flow_steps=4), policy_lr=1e-3, **kw)
@@ -160,7 +160,7 @@ def test_recap_fold_indicator_matches_wrapper():
 def test_recap_update():
     policy = _policy()
     ccfg = critic_config_for(policy.config, hidden=32)
-    learner = DIVLLearner(build_chunk_critic(ccfg), build_value_distribution(ccfg))
+    learner = DIVLLearner.build(ccfg)
     algo = RECAPAlgorithm(policy, learner, HashingTextEncoder())
     assert isinstance(algo, Algorithm)
     m = algo.update(_batch())

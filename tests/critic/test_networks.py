@@ -32,7 +32,7 @@ def test_shapes_with_images_and_instruction():
     obs, actions = _obs(4), torch.rand(4, 5, 3) * 2 - 1
     q = build_chunk_critic(cfg)(obs, actions)
     assert q.shape == (2, 4)
-    v = build_value_distribution(cfg)
+    v = build_value_distribution(cfg, 201, -0.1, 1.1)
     assert v(obs).shape == (4, 201)
     assert torch.allclose(v.probs(obs).sum(-1), torch.ones(4))
     assert v.mean(obs).shape == (4,)

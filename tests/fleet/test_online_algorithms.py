@@ -8,22 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from lwd.algorithms.bc import module_device
+from lwd.algorithms.batching import module_device, to_tensors
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm
-from lwd.algorithms.lwd import LWDAlgorithm, to_tensors
+from lwd.algorithms.lwd import LWDAlgorithm
 from lwd.algorithms.recap import RECAPAlgorithm
-from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
+from lwd.algorithms.registry import ALGORITHMS, ONLINE_ALGORITHMS
+from lwd.configs.online import LearnerSettings
 from lwd.configs.presets import OFFLINE
 from lwd.configs.train import LoopConfig
 from lwd.data import LwdDataset, ReplayBuffer
 from lwd.data.filters import DEMOS_AND_INTERVENTIONS
-from lwd.fleet.learner.algorithms import acting_policy, build_online_algorithm, place_algorithm
+from lwd.fleet.learner.algorithms import build_online_algorithm, place_algorithm
 from lwd.pipeline.train_offline import train_offline
 from lwd.policy.checkpoint import load_policy
 from lwd.utils.errors import ConfigError
 from lwd.utils.run_state import StepCheckpoints
 
-EXPECTED = {"lwd": LWDAlgorithm, "iql-qam": LWDAlgorithm, "hg-dagger": HGDAggerAlgorithm, "recap": RECAPAlgorithm}
+EXPECTED = {"lwd": LWDAlgorithm, "lwd-const-tau": LWDAlgorithm, "iql-qam": LWDAlgorithm, "hg-dagger": HGDAggerAlgorithm,
+            "recap": RECAPAlgorithm}
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +68,13 @@ def test_each_algorithm_builds_from_the_offline_stage_updates_and_publishes_a_pl
     assert isinstance(algo, EXPECTED[algorithm])
     stage_policy, _, manifest = load_policy(offline_stage / "policy")
     assert version == int(manifest["version"])
-    before = _weights(acting_policy(algo))
+    before = _weights(algo.acting_policy())
     # the policy starts from the stage's trained policy, not from the SFT weights
     for k, v in stage_policy.state_dict().items():
         torch.testing.assert_close(before[k], v)
     metrics = _update(algo, batch)
     assert metrics and all(np.isfinite(v) for v in metrics.values())
-    after = acting_policy(algo)
+    after = algo.acting_policy()
     assert type(after).__name__ == "FlowPolicy"
     assert set(after.state_dict()) == set(before)
     moved = max(float((after.state_dict()[k] - before[k]).abs().max()) for k in before)
@@ -96,10 +98,26 @@ def test_lwd_restores_the_stage_critic_and_value_but_iql_qam_starts_them_fresh(o
     )
 
 
+def test_one_name_per_algorithm_offline_and_online(offline_stage):
+    """The registry is the one list: offline and online accept the same names for the same thing,
+    the old offline name ``iql`` is refused with its new one, and ``lwd-const-tau`` runs online with
+    alpha 0 (before, only offline had that name)."""
+    from lwd.algorithms.registry import OFFLINE_ALGORITHMS
+
+    assert set(OFFLINE_ALGORITHMS) <= set(ONLINE_ALGORITHMS) == set(ALGORITHMS)
+    with pytest.raises(ConfigError, match="'iql' is now called 'iql-qam'"):
+        dataclasses.replace(OFFLINE["debug"], algorithm="iql").validate()
+    with pytest.raises(ConfigError, match="'iql' is now called 'iql-qam'"):
+        LearnerSettings(algorithm="iql").validate()
+    const, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd-const-tau", alpha=0.3))
+    lwd, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd", alpha=0.3))
+    assert const.learner.cfg.alpha == 0.0 and lwd.learner.cfg.alpha == 0.3
+
+
 def test_recap_builds_from_a_plain_policy_checkpoint(fake4_sft_policy):
     algo, _, _ = build_online_algorithm(fake4_sft_policy, LearnerSettings(algorithm="recap"))
     sft, _, _ = load_policy(fake4_sft_policy)
-    folded = acting_policy(algo)  # zero-initialised indicator embedding: folding changes nothing yet
+    folded = algo.acting_policy()  # zero-initialised indicator embedding: folding changes nothing yet
     for k, v in sft.state_dict().items():
         torch.testing.assert_close(folded.state_dict()[k], v)
 
@@ -129,7 +147,7 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
     assert modules and all(t.device.type == "meta" for m in modules for t in [*m.parameters(), *m.buffers()])
     tensors = [v for o in owners for v in vars(o).values() if isinstance(v, torch.Tensor)]  # DIVL's atoms
     assert all(t.device.type == "meta" for t in tensors)
-    assert (algorithm in ("lwd", "recap")) == bool(tensors)
+    assert (ALGORITHMS[algorithm].value == "divl") == bool(tensors)
     # CPU -> meta gives new parameter objects: optimisers and parameter lists follow the modules
     current = {id(p) for m in modules for p in m.parameters()}
     lists = [v for o in owners for v in vars(o).values() if isinstance(v, list) and v]
@@ -139,7 +157,7 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
         for p, st in opt.state.items():
             assert id(p) in current
             assert all(v.device.type == "meta" for k, v in st.items() if k != "step")
-    t = to_tensors(batch[0], algo.text_encoder, algo.norm_stats, module_device(acting_policy(algo)))
+    t = to_tensors(batch[0], algo.text_encoder, algo.norm_stats, module_device(algo.acting_policy()))
     leaves = [t.actions, t.mask, t.reward, t.discount]
     for obs in (t.obs, t.next_obs):
         leaves += [obs["state"], obs["instruction_emb"], *obs["images"].values()]

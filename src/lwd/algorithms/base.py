@@ -11,6 +11,7 @@ proposal at the same state). The learner samples what is asked for and calls
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -55,6 +56,10 @@ class Algorithm(Protocol):
         contrast: TransitionBatch | None = None,
     ) -> dict[str, float]: ...
 
+    def acting_policy(self) -> torch.nn.Module:
+        """The plain FlowPolicy robots run (what is published), current weights."""
+        ...
+
     def policy_weights(self) -> dict[str, Tensor]: ...
 
     def state_dict(self) -> dict: ...
@@ -85,3 +90,16 @@ def optimizer_step(
         sched.step()
     return float(norm)
 
+
+def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int, warmup: int = 0, floor: float = 0.1):
+    """Linear warmup then cosine decay to ``floor`` x lr over ``total_steps`` (0: constant lr)."""
+
+    def factor(step: int) -> float:
+        if total_steps <= 0:
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)

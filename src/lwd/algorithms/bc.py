@@ -1,7 +1,7 @@
 """Behaviour cloning (SFT) of the flow policy by conditional flow matching (algorithms.md section 2).
 
-One loss, one update step, and the TransitionBatch -> tensors conversion every learner reuses.
-Pure math apart from that plumbing: no I/O.
+One loss and one update step (the TransitionBatch -> tensors conversion is
+:mod:`lwd.algorithms.batching`). Pure math apart from that plumbing: no I/O.
 """
 
 from __future__ import annotations
@@ -12,41 +12,12 @@ import torch
 from torch import Tensor
 
 from lwd.algorithms.base import optimizer_step
+from lwd.algorithms.batching import batch_actions, module_device, policy_obs
 from lwd.data.batch import TransitionBatch
-from lwd.policy.batching import actions_to_policy, embed_instructions, obs_from_arrays
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.integrators import interpolate, velocity_target
 from lwd.policy.language import TextEncoder
 from lwd.transforms import NormStats
-
-
-def policy_obs(
-    batch: TransitionBatch,
-    text_encoder: TextEncoder,
-    norm_stats: NormStats | None,
-    next_obs: bool = False,
-    device: torch.device | str = "cpu",
-) -> dict[str, object]:
-    """The policy observation dict of ``batch`` (``s_t``, or ``s_{t+nH}`` if ``next_obs``) on ``device``."""
-    emb = embed_instructions(text_encoder, batch.instructions, batch.instruction_id)  # [b, e]
-    if next_obs:
-        return obs_from_arrays(batch.next_state, batch.next_images, emb, norm_stats, device)
-    return obs_from_arrays(batch.state, batch.images, emb, norm_stats, device)
-
-
-def batch_actions(
-    batch: TransitionBatch, norm_stats: NormStats | None, device: torch.device | str = "cpu"
-) -> tuple[Tensor, Tensor]:
-    """``(actions [b, h, a] in the policy's space, mask [b, h] bool)`` as tensors on ``device``."""
-    actions = torch.from_numpy(batch.actions.astype("float32", copy=False)).to(device)
-    mask = torch.from_numpy(batch.action_mask.astype(bool)).to(device)
-    return actions_to_policy(actions, norm_stats), mask
-
-
-def module_device(module: torch.nn.Module) -> torch.device:
-    """The device of ``module``'s parameters (where its batches must go); CPU if it has none."""
-    p = next(module.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def flow_matching_loss(

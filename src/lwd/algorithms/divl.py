@@ -11,15 +11,14 @@ Observations are dicts of tensors (see ``lwd.critic.networks``); actions [b, h, 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.base import adam, optimizer_step
-from lwd.critic.networks import ema_update
+from lwd.algorithms.base import adam, cosine_schedule, optimizer_step
+from lwd.critic.networks import CriticConfig, build_chunk_critic, build_value_distribution, ema_update
 from lwd.critic.targets import (
     adaptive_tau,
     make_atoms,
@@ -179,20 +178,6 @@ def contrast_loss(
     return loss, metrics
 
 
-def cosine_schedule(opt: torch.optim.Optimizer, total_steps: int, warmup: int = 0, floor: float = 0.1):
-    """Linear warmup then cosine decay to ``floor`` x lr over ``total_steps`` (0: constant lr)."""
-
-    def factor(step: int) -> float:
-        if total_steps <= 0:
-            return 1.0
-        if step < warmup:
-            return (step + 1) / warmup
-        t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
 class ValueCriticLearner:
     """Shared update order of section 3.5 for DIVL and the IQL ablation.
 
@@ -304,6 +289,19 @@ class DIVLLearner(ValueCriticLearner):
         super().__init__(critic, value_net, cfg.lr, cfg.ema_rate, cfg.grad_clip, total_steps)
         self.cfg = cfg
         self.atoms = make_atoms(cfg.num_atoms, cfg.v_min, cfg.v_max)
+        net_atoms = getattr(value_net, "atoms", None)
+        if net_atoms is not None and (net_atoms.shape != self.atoms.shape or not torch.allclose(net_atoms.cpu(), self.atoms)):
+            raise ValueError(
+                f"the value network's {net_atoms.shape[0]} atoms on [{float(net_atoms[0])}, {float(net_atoms[-1])}] "
+                f"differ from DIVLConfig's {cfg.num_atoms} on [{cfg.v_min}, {cfg.v_max}]; build it with "
+                "DIVLLearner.build (the atoms come from DIVLConfig only)"
+            )
+
+    @classmethod
+    def build(cls, critic_cfg: CriticConfig, cfg: DIVLConfig = DIVLConfig(), total_steps: int = 0) -> DIVLLearner:
+        """Critic and categorical value of ``critic_cfg`` with ``cfg``'s atoms (their one source)."""
+        value_net = build_value_distribution(critic_cfg, cfg.num_atoms, cfg.v_min, cfg.v_max)
+        return cls(build_chunk_critic(critic_cfg), value_net, cfg, total_steps)
 
     def value_loss(self, obs, actions, action_mask):
         return divl_value_loss(self.value_net, self.target_critic, obs, actions, self.atoms, action_mask)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
+from lwd.algorithms.base import BatchNeeds, adam, cosine_schedule, optimizer_step
 from lwd.algorithms.bc import masked_bc_loss
-from lwd.algorithms.divl import cosine_schedule
 from lwd.data.batch import TransitionBatch
 from lwd.data.filters import TransitionFilter, supervised_mask
 from lwd.policy.flow_policy import FlowPolicy
@@ -87,6 +86,10 @@ class HGDAggerAlgorithm:
             return metrics
         metrics["policy/grad_norm"] = optimizer_step(self.opt, loss, self._params, self.cfg.grad_clip, self.sched)
         return metrics
+
+    def acting_policy(self) -> FlowPolicy:
+        """The policy robots run: the trained policy itself."""
+        return self.policy
 
     def policy_weights(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}

@@ -16,22 +16,22 @@ Building one from a FlowPolicy (SFT checkpoint)::
     algo = build_lwd_algorithm(policy, text_encoder, norm_stats, cfg, value="iql")  # ablation
     metrics = algo.update(batch)            # TransitionBatch -> dict[str, float]
 
-or by hand: ``critic_cfg = critic_config_for(policy.config)``, ``learner = DIVLLearner(
-build_chunk_critic(critic_cfg), build_value_distribution(critic_cfg), cfg.divl, cfg.total_steps)``,
+or by hand: ``critic_cfg = critic_config_for(policy.config)``, ``learner = DIVLLearner.build(
+critic_cfg, cfg.divl, cfg.total_steps)``,
 ``LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg)``.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from lwd.algorithms.base import BatchNeeds, adam, optimizer_step
-from lwd.algorithms.bc import batch_actions, masked_bc_loss, module_device, policy_obs
-from lwd.algorithms.divl import ContrastPair, DIVLLearner, ValueCriticLearner, cosine_schedule
+from lwd.algorithms.base import BatchNeeds, adam, cosine_schedule, optimizer_step
+from lwd.algorithms.batching import module_device, slice_obs, to_tensors
+from lwd.algorithms.bc import masked_bc_loss
+from lwd.algorithms.divl import ContrastPair, DIVLLearner, ValueCriticLearner
 from lwd.algorithms.iql import IQLConfig, IQLLearner
 from lwd.algorithms.lwd_config import LWDConfig
 from lwd.algorithms.qam import qam_loss
@@ -40,7 +40,6 @@ from lwd.critic.networks import (
     CriticEncoderConfig,
     build_chunk_critic,
     build_scalar_value,
-    build_value_distribution,
 )
 from lwd.data.batch import TransitionBatch
 from lwd.data.filters import DEMOS_AND_INTERVENTIONS, DEMOS_INTERVENTIONS_AND_SUCCESSES, supervised_mask
@@ -62,41 +61,6 @@ def critic_config_for(policy_cfg: FlowPolicyConfig, hidden: int = 256) -> Critic
     return CriticConfig(
         encoder=enc, chunk_len=policy_cfg.chunk_len, action_dim=policy_cfg.action_dim, hidden=hidden
     )
-
-
-@dataclass
-class BatchTensors:
-    """A TransitionBatch as tensors: policy/critic observation dicts, actions and targets."""
-
-    obs: dict
-    next_obs: dict
-    actions: Tensor  # [b, h, a] in the policy's action space
-    mask: Tensor  # [b, h] bool
-    reward: Tensor  # [b]
-    discount: Tensor  # [b]
-
-
-def to_tensors(
-    batch: TransitionBatch,
-    text_encoder: TextEncoder,
-    norm_stats: NormStats | None,
-    device: torch.device | str = "cpu",
-) -> BatchTensors:
-    """TransitionBatch -> tensors on ``device``, reusing the policy's batching (``lwd.algorithms.bc``)."""
-    actions, mask = batch_actions(batch, norm_stats, device)
-    return BatchTensors(
-        obs=policy_obs(batch, text_encoder, norm_stats, device=device),
-        next_obs=policy_obs(batch, text_encoder, norm_stats, next_obs=True, device=device),
-        actions=actions,
-        mask=mask,
-        reward=torch.from_numpy(batch.reward.astype("float32", copy=False)).to(device),
-        discount=torch.from_numpy(batch.discount.astype("float32", copy=False)).to(device),
-    )
-
-
-def slice_obs(obs: dict, rows: int) -> dict:
-    """The first ``rows`` rows of an observation dict (nested camera dicts included)."""
-    return {k: ({c: img[:rows] for c, img in v.items()} if isinstance(v, dict) else v[:rows]) for k, v in obs.items()}
 
 
 def bound_velocity(policy, cond: Tensor):
@@ -288,6 +252,10 @@ class LWDAlgorithm:
         return qam_loss(f_theta, f_ref, q_fn, x0, self.cfg.qam, generator=self.generator)
 
     # -- publishing and checkpoints --------------------------------------------------------------
+    def acting_policy(self) -> FlowPolicy:
+        """The policy robots run: the trained policy itself."""
+        return self.policy
+
     def policy_weights(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
 
@@ -338,9 +306,7 @@ def build_lwd_algorithm(
     """
     ccfg = critic_config_for(policy.config, hidden=critic_hidden)
     if value == "divl":
-        learner = DIVLLearner(
-            build_chunk_critic(ccfg), build_value_distribution(ccfg), cfg.divl, cfg.total_steps
-        )
+        learner = DIVLLearner.build(ccfg, cfg.divl, cfg.total_steps)
     elif value == "iql":
         learner = IQLLearner(
             build_chunk_critic(ccfg), build_scalar_value(ccfg), iql or IQLConfig(), cfg.total_steps

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.base import RL_ONLY, adam, optimizer_step
-from lwd.algorithms.bc import flow_matching_loss, module_device
-from lwd.algorithms.divl import ValueCriticLearner, cosine_schedule, min_target_q
-from lwd.algorithms.lwd import to_tensors
+from lwd.algorithms.base import RL_ONLY, adam, cosine_schedule, optimizer_step
+from lwd.algorithms.batching import module_device, to_tensors
+from lwd.algorithms.bc import flow_matching_loss
+from lwd.algorithms.divl import ValueCriticLearner, min_target_q
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import TextEncoder
@@ -162,9 +162,13 @@ class RECAPAlgorithm:
         metrics["policy/advantage_mean"] = float(adv.mean())
         return metrics
 
+    def acting_policy(self) -> FlowPolicy:
+        """A plain FlowPolicy acting with I = 1 (the indicator folded in; a new module each call)."""
+        return fold_indicator(self.wrapper)
+
     def policy_weights(self) -> dict[str, Tensor]:
-        """Weights of a plain FlowPolicy acting with I = 1 (the indicator folded in)."""
-        return {k: v.detach().clone() for k, v in fold_indicator(self.wrapper).state_dict().items()}
+        """Weights of :meth:`acting_policy`."""
+        return {k: v.detach().clone() for k, v in self.acting_policy().state_dict().items()}
 
     def state_dict(self) -> dict:
         return {

@@ -75,8 +75,11 @@ class Checks:
             raise ConfigError(f"{flag(self.prefix, name)} must be in {interval}, got {v}")
         return self
 
-    def one_of(self, name: str, choices: tuple[str, ...] | list[str]) -> Checks:
+    def one_of(self, name: str, choices: tuple[str, ...] | list[str], renamed: dict[str, str] | None = None) -> Checks:
+        """``name`` is one of ``choices``; an old name in ``renamed`` is refused with its new one."""
         v = getattr(self.cfg, name)
+        if renamed and v in renamed:
+            raise ConfigError(f"{flag(self.prefix, name)} {v!r} is now called {renamed[v]!r}")
         if v not in choices:
             raise ConfigError(f"unknown {flag(self.prefix, name)} {v!r}; valid: {', '.join(choices)}")
         return self

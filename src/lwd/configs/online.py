@@ -15,12 +15,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lwd.algorithms.registry import ONLINE_ALGORITHMS, RENAMED
 from lwd.configs.checks import Checks, check_shift, check_tasks
 from lwd.envs.intervention import InterventionConfig
 from lwd.utils.errors import ConfigError
-
-ONLINE_ALGORITHMS = ("lwd", "iql-qam", "hg-dagger", "recap")
-"""What the online learner can run (``LearnerSettings.algorithm``): the method and its baselines."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,8 @@ class LearnerSettings:
     """The online learner (``lwd.fleet.learner.service``)."""
 
     algorithm: str = "lwd"
-    """``lwd`` (DIVL + QAM), or a baseline on the same data: ``iql-qam`` (scalar expectile value +
+    """A name of ``lwd.algorithms.registry.ONLINE_ALGORITHMS``: ``lwd`` (DIVL + QAM), its ablation
+    ``lwd-const-tau`` (alpha = 0), or a baseline on the same data: ``iql-qam`` (scalar expectile value +
     QAM), ``hg-dagger`` (BC on demos + intervention segments), ``recap`` (advantage-conditioned BC)."""
     online_fraction: float = 0.5
     """Fraction of each batch drawn from the online buffer once warm (paper: 1:1 -> 0.5)."""
@@ -112,7 +111,7 @@ class LearnerSettings:
         from lwd.utils.device import check_device_spec
 
         c = Checks(self, prefix)
-        c.one_of("algorithm", ONLINE_ALGORITHMS).one_of("reference", ("frozen", "bc"))
+        c.one_of("algorithm", ONLINE_ALGORITHMS, RENAMED).one_of("reference", ("frozen", "bc"))
         c.needs("track_reference", "reference", "bc").needs("reference_successes", "reference", "bc")
         c.fraction("online_fraction").fraction("imitation_online_fraction")
         c.fraction("tau_base", open_lo=True, open_hi=True)

@@ -6,11 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lwd.algorithms.registry import OFFLINE_ALGORITHMS, RENAMED
 from lwd.configs.checks import Checks, load_json_object
 from lwd.utils.errors import ConfigError
-
-OFFLINE_ALGORITHMS = ("lwd", "lwd-const-tau", "iql")
-"""What ``lwd train`` (``RLConfig.algorithm``) can run."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,8 @@ class RLConfig:
     out: Path = Path("runs/quickstart/offline_lwd")
     """Stage directory: checkpoints (full learner state), logs and the final policy in ``out/policy``."""
     algorithm: str = "lwd"
-    """``lwd`` (DIVL + QAM), ``lwd-const-tau`` (DIVL with alpha = 0), ``iql`` (scalar expectile + QAM)."""
+    """A name of ``lwd.algorithms.registry.OFFLINE_ALGORITHMS``: ``lwd`` (DIVL + QAM), ``lwd-const-tau``
+    (DIVL with alpha = 0), ``iql-qam`` (scalar expectile + QAM)."""
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=1000))
     """Steps, batch, logging and checkpoint cadence."""
     gamma: float = 0.995
@@ -189,7 +188,7 @@ class RLConfig:
         """Check every option (ranges, names) before anything is read or written."""
         self.loop.validate(f"{prefix}loop.")
         c = Checks(self, prefix)
-        c.one_of("stage", ("offline",)).one_of("algorithm", OFFLINE_ALGORITHMS)
+        c.one_of("stage", ("offline",)).one_of("algorithm", OFFLINE_ALGORITHMS, RENAMED)
         c.one_of("reference", ("frozen", "bc"))
         c.needs("track_reference", "reference", "bc")
         c.fraction("gamma", open_lo=True).fraction("tau_base", open_lo=True, open_hi=True)

@@ -210,12 +210,6 @@ class CriticConfig:
     """Hidden width of heads and the chunk pooling (units)."""
     num_heads: int = 2
     """e, critic heads (clipped double-Q: 2)."""
-    num_atoms: int = 201
-    """K value atoms (paper: 201)."""
-    v_min: float = -0.1
-    """Lowest atom (paper: -0.1)."""
-    v_max: float = 1.1
-    """Highest atom (paper: 1.1)."""
 
 
 def build_chunk_critic(cfg: CriticConfig) -> ChunkCritic:
@@ -224,8 +218,10 @@ def build_chunk_critic(cfg: CriticConfig) -> ChunkCritic:
     )
 
 
-def build_value_distribution(cfg: CriticConfig) -> ValueDistribution:
-    return ValueDistribution(CriticObsEncoder(cfg.encoder), cfg.num_atoms, cfg.v_min, cfg.v_max, cfg.hidden)
+def build_value_distribution(cfg: CriticConfig, num_atoms: int, v_min: float, v_max: float) -> ValueDistribution:
+    """The categorical value on ``num_atoms`` atoms over [``v_min``, ``v_max``]. The atoms are the value
+    learner's setting (``lwd.algorithms.divl.DIVLConfig``, their one source), not the network's."""
+    return ValueDistribution(CriticObsEncoder(cfg.encoder), num_atoms, v_min, v_max, cfg.hidden)
 
 
 def build_scalar_value(cfg: CriticConfig) -> ScalarValue:

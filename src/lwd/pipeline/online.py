@@ -26,7 +26,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from lwd.configs.online import ONLINE_ALGORITHMS, OnlineConfig
+from lwd.algorithms.registry import ONLINE_ALGORITHMS
+from lwd.configs.online import OnlineConfig
 from lwd.data import LwdDataset
 from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.fleet.launch.local import LocalFleet

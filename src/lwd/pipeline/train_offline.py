@@ -17,7 +17,8 @@ from lwd.algorithms.divl import DIVLConfig
 from lwd.algorithms.iql import IQLConfig
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
-from lwd.configs.train import OFFLINE_ALGORITHMS, RLConfig
+from lwd.algorithms.registry import ALGORITHMS, OFFLINE_ALGORITHMS
+from lwd.configs.train import RLConfig
 from lwd.envs.suites import SUITES
 from lwd.pipeline.pretrain import load_offline, provenance, set_threads
 from lwd.pipeline.trainer import TrainLoop, check_stage_dir
@@ -27,14 +28,14 @@ from lwd.utils.errors import ConfigError, DataError
 from lwd.utils.io import atomic_write_json
 from lwd.utils.seeding import seed_everything
 
-ALGORITHMS = OFFLINE_ALGORITHMS
 RL_KEYS = ("stage", "dataset", "init", "algorithm", "loop")
 """Keys by which a ``config.json`` is recognised as an ``lwd train`` stage's."""
 
 
 def lwd_config(cfg: RLConfig, *, tau_base: float | None = None) -> LWDConfig:
     """The LWDConfig of ``cfg``; a value LWDConfig rejects (e.g. ``policy_every`` < 1) is a ConfigError."""
-    alpha = 0.0 if cfg.algorithm == "lwd-const-tau" else cfg.alpha
+    info = ALGORITHMS.get(cfg.algorithm)
+    alpha = 0.0 if info is not None and info.constant_tau else cfg.alpha
     try:
         return LWDConfig(
             divl=DIVLConfig(
@@ -64,8 +65,8 @@ def n_step_by_task(task_ids, n_long: int) -> dict[str, int]:
 
 def build_algorithm(cfg: RLConfig, *, tau_base: float | None = None) -> tuple[LWDAlgorithm, dict, dict]:
     """Load the init checkpoint and wrap it in the configured algorithm; returns (algo, stats, manifest)."""
-    if cfg.algorithm not in ALGORITHMS:
-        raise ConfigError(f"unknown --algorithm {cfg.algorithm!r}; valid: {', '.join(ALGORITHMS)}")
+    if cfg.algorithm not in OFFLINE_ALGORITHMS:
+        raise ConfigError(f"unknown --algorithm {cfg.algorithm!r}; valid: {', '.join(OFFLINE_ALGORITHMS)}")
     if not 0.0 < cfg.gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {cfg.gamma}")
     lwd_cfg = lwd_config(cfg, tau_base=tau_base)  # before loading anything: bad values fail fast
@@ -76,7 +77,7 @@ def build_algorithm(cfg: RLConfig, *, tau_base: float | None = None) -> tuple[LW
         enc,
         stats,
         lwd_cfg,
-        value="iql" if cfg.algorithm == "iql" else "divl",
+        value=ALGORITHMS[cfg.algorithm].value,
         iql=IQLConfig(expectile=cfg.expectile, lr=cfg.critic_lr),
         seed=cfg.loop.seed,
     )

@@ -3,10 +3,12 @@
 ``LearnerSettings.algorithm`` selects what the learner process runs on the same offline + online
 replay mix (algorithms.md section 6):
 
-- ``lwd``: DIVL value/critic + QAM extraction (the method);
+- ``lwd``: DIVL value/critic + QAM extraction (the method); ``lwd-const-tau`` the same with alpha = 0;
 - ``iql-qam``: scalar expectile (IQL) value + QAM (the DIVL ablation);
 - ``hg-dagger``: flow-matching BC on demonstrations plus human-intervention segments;
 - ``recap``: DIVL value/critic + advantage-conditioned BC (indicator folded in for publishing).
+
+What each name is made of comes from :data:`lwd.algorithms.registry.ALGORITHMS`.
 
 Starting point (``init``): an offline stage directory (``checkpoints/latest.json``, key
 ``"algorithm"``) or a policy checkpoint. The policy always starts from the stage's trained policy; the
@@ -34,12 +36,12 @@ from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
 from lwd.algorithms.iql import IQLConfig
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm
 from lwd.algorithms.qam import QAMConfig
-from lwd.algorithms.recap import RECAPAlgorithm, RECAPConfig, fold_indicator
-from lwd.configs.online import ONLINE_ALGORITHMS, LearnerSettings
+from lwd.algorithms.recap import RECAPAlgorithm, RECAPConfig
+from lwd.algorithms.registry import ALGORITHMS, ONLINE_ALGORITHMS
+from lwd.configs.online import LearnerSettings
 from lwd.data import ReplayMixer
 from lwd.data.batch import TransitionBatch
 from lwd.policy.checkpoint import load_policy
-from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import get_text_encoder
 from lwd.utils.errors import ConfigError
 from lwd.utils.io import read_json
@@ -77,7 +79,8 @@ def sample_batches(
 def online_lwd_config(s: LearnerSettings) -> LWDConfig:
     """Online DIVL/QAM settings: tau_base (0.9), constant learning rates, QAM temperature."""
     try:
-        return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=s.alpha, lr=s.critic_lr),
+        alpha = 0.0 if ALGORITHMS[s.algorithm].constant_tau else s.alpha
+        return LWDConfig(divl=DIVLConfig(tau_base=s.tau_base, alpha=alpha, lr=s.critic_lr),
                          qam=QAMConfig(lam=s.lam, flow_steps=s.qam_flow_steps), qam_batch=s.qam_batch,
                          policy_lr=s.policy_lr, total_steps=0,
                          policy_every=s.policy_every, reference=s.reference, reference_lr=s.reference_lr,
@@ -127,17 +130,17 @@ def build_online_algorithm(init: str | Path, s: LearnerSettings) -> tuple[Algori
     policy_dir, state = _stage_state(init)
     policy, stats, manifest = load_policy(policy_dir)
     enc = get_text_encoder(policy.config.text_encoder)
-    value = "iql" if s.algorithm == "iql-qam" else "divl"
-    base = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), value=value,
+    info = ALGORITHMS[s.algorithm]
+    base = build_lwd_algorithm(policy.train(), enc, stats, online_lwd_config(s), value=info.value or "divl",
                                iql=IQLConfig(lr=s.critic_lr), seed=s.seed)  # fmt: skip
     if state is not None:
         _restore(base, state, init)
         for g in base.policy_opt.param_groups:  # online runs at the configured constant rates
             g["lr"] = s.policy_lr
     version = int(manifest["version"])
-    if s.algorithm in ("lwd", "iql-qam"):
+    if info.policy == "qam":
         return base, stats, version
-    if s.algorithm == "hg-dagger":
+    if info.policy == "bc":
         return (
             HGDAggerAlgorithm(base.policy, enc, stats, HGDAggerConfig(lr=s.policy_lr), seed=s.seed),
             stats,
@@ -148,13 +151,6 @@ def build_online_algorithm(init: str | Path, s: LearnerSettings) -> tuple[Algori
         stats,
         version,
     )
-
-
-def acting_policy(algo: Algorithm) -> FlowPolicy:
-    """The plain FlowPolicy robots run for ``algo`` (RECAP: the indicator I = 1 folded in)."""
-    if isinstance(algo, RECAPAlgorithm):
-        return fold_indicator(algo.wrapper)
-    return algo.policy  # type: ignore[attr-defined]
 
 
 def _owners(algo: Algorithm) -> list[object]:

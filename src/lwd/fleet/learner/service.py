@@ -53,7 +53,6 @@ from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.backoff import Backoff
 from lwd.fleet.learner.algorithms import (
-    acting_policy,
     build_online_algorithm,
     place_algorithm,
     sample_batches,
@@ -100,7 +99,7 @@ class Learner:
         seed_everything(self.s.seed)
         self.algo, self.stats, self.init_version = build_online_algorithm(Path(cfg.init), self.s)
         place_algorithm(self.algo, self.device)  # before a resume: its state then loads onto the device
-        self.chunk_len = acting_policy(self.algo).config.chunk_len  # once: RECAP's acting policy is a fold
+        self.chunk_len = self.algo.acting_policy().config.chunk_len  # once: RECAP's acting policy is a fold
         self.rng = np.random.default_rng(self.s.seed)
         self.step = 0
         self.registry = PolicyRegistry(cfg.registry, index=cfg.registry_index or None)
@@ -153,7 +152,7 @@ class Learner:
         parent = self.version or None
         extra = {"stage": "online", "learner_step": self.step, "data_snapshot": self.reader.last_snapshot,
                  "online_episodes": self.vstats.episodes, "init_version": self.init_version}  # fmt: skip
-        policy = acting_policy(self.algo).eval()
+        policy = self.algo.acting_policy().eval()
         v = self._registry_backoff.call(  # a Redis registry index may be restarting: wait it out
             lambda: publish_policy(self.registry, policy, self.stats, self.out, parent=parent, learner_step=self.step,
                                    data_snapshot=self.reader.last_snapshot, extra=extra),
