@@ -90,7 +90,7 @@ def main() -> None:
 
     per_round = _median_s(round_, args.rounds, warmup=1)
     t = to_tensors(batches[0], enc, None)
-    critic_s = _median_s(lambda: algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask), 10)
+    critic_s = _median_s(lambda: algo.value_critic.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask), 10)
     qam_s = _median_s(lambda: algo.policy_step(t.obs), 5)
     # raw network work of one QAM step on the same rows
     k = algo.cfg.qam.flow_steps

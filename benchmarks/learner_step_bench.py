@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from lwd.algorithms.bc import BCUpdate
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner
+from lwd.algorithms.divl import DIVLConfig, DIVLUpdater
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm
 from lwd.algorithms.lwd import LWDConfig, build_lwd_algorithm, critic_config_for
 from lwd.algorithms.recap import RECAPAlgorithm
@@ -65,7 +65,7 @@ def build(name: str, cfg: FlowPolicyConfig):
         return HGDAggerAlgorithm(policy, enc)
     if name == "recap":
         ccfg = critic_config_for(cfg)
-        learner = DIVLLearner.build(ccfg, DIVLConfig())
+        learner = DIVLUpdater.build(ccfg, DIVLConfig())
         return RECAPAlgorithm(policy, learner, enc)
     raise ValueError(name)
 

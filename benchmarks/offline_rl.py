@@ -98,7 +98,7 @@ def value_along_episodes(root: Path, seed: int, steps: int, batch: int, out_png:
         emb = algo.text_encoder.encode([ep.instruction] * len(ep.states))
         obs = obs_from_arrays(ep.states, None, emb, stats)
         with torch.no_grad():
-            p = algo.learner.value_net.probs(obs).numpy()  # [T+1, k]
+            p = algo.value_critic.value_net.probs(obs).numpy()  # [T+1, k]
         atoms = np.linspace(-0.1, 1.1, p.shape[1])
         ax.imshow(p.T, origin="lower", aspect="auto", extent=[0, len(p), atoms[0], atoms[-1]], cmap="viridis")
         ax.set_title(f"{task}: {label} ({ep.source})", fontsize=9)

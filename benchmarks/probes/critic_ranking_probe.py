@@ -60,7 +60,7 @@ def ranking(algo, t) -> dict[str, float]:
     """The probe's metrics for tensors ``t`` (rows with a full chunk only)."""
     cfg = algo.policy.config
     sel = t.mask.bool().flatten(1).all(dim=1)
-    ref, critic = algo.reference.eval(), algo.learner.target_critic
+    ref, critic = algo.reference.eval(), algo.value_critic.target_critic
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         noise = torch.randn(t.actions.shape[0], cfg.chunk_len, cfg.action_dim, generator=gen)

@@ -84,7 +84,7 @@ def main() -> None:
             batch, imitation, contrast = sample_batches(algo.needs, mixer, s, rng, h, batch_size=args.batch)
             t = to_tensors(batch, enc, stats)
             pairs = algo.critic_contrasts(imitation, contrast)
-            algo.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
+            algo.value_critic.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
         done = target
         row = {"critic_steps": target, "wall_s": round(time.perf_counter() - t0, 1), **ranking(algo, field)}
         rows.append(row)

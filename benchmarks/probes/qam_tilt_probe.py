@@ -60,7 +60,7 @@ def main() -> None:
     from lwd.algorithms.batching import to_tensors
 
     t = to_tensors(batch, enc, stats)
-    ref, pol, critic = algo.reference.eval(), algo.policy.eval(), algo.learner.target_critic
+    ref, pol, critic = algo.reference.eval(), algo.policy.eval(), algo.value_critic.target_critic
     with torch.no_grad():
         cond_ref, cond = ref.encode(t.obs), pol.encode(t.obs)
     b = cond.shape[0]

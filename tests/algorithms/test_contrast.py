@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner, contrast_loss
+from lwd.algorithms.divl import DIVLConfig, DIVLUpdater, contrast_loss
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.data.replay import ReplayBuffer
@@ -69,7 +69,7 @@ def _lwd(weight: float, **cfg_kw) -> LWDAlgorithm:
                                          cond_dim=32, expert_width=32, expert_depth=2, flow_steps=4,
                                          text_encoder="hashing"))  # fmt: skip
     ccfg = critic_config_for(policy.config, hidden=32)
-    learner = DIVLLearner.build(ccfg, DIVLConfig(lr=3e-3))
+    learner = DIVLUpdater.build(ccfg, DIVLConfig(lr=3e-3))
     cfg = LWDConfig(qam=QAMConfig(flow_steps=4), contrast_weight=weight, contrast_margin=0.1, policy_every=1000,
                     **cfg_kw)
     return LWDAlgorithm(policy, learner, HashingTextEncoder(), None, cfg)
@@ -145,7 +145,7 @@ def test_reference_contrast_asks_for_demos_and_makes_the_critic_rank_them_above_
     assert "critic/ref_contrast_acc" in m
     # on fresh demo states: how often each critic ranks the demo chunk above a pi_ref sample (chance 0.5)
     pair = ours.reference_contrast(buf.sample(256, rng, H, 0.99, None, ours.needs.imitation))
-    acc = {name: contrast_loss(a.learner.critic, a.learner.target_critic, pair.obs, pair.better, pair.better_mask,
+    acc = {name: contrast_loss(a.value_critic.critic, a.value_critic.target_critic, pair.obs, pair.better, pair.better_mask,
                                pair.worse, 0.0)[1]["critic/contrast_acc"]
            for name, a in (("paper", paper), ("ours", ours))}  # fmt: skip
     assert acc["ours"] >= 0.7 and acc["ours"] >= acc["paper"] + 0.15, acc

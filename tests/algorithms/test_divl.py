@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner, td_target
-from lwd.algorithms.iql import IQLConfig, IQLLearner
+from lwd.algorithms.divl import DIVLConfig, DIVLUpdater, td_target
+from lwd.algorithms.iql import IQLConfig, IQLUpdater
 from lwd.critic.networks import (
     CriticConfig,
     CriticEncoderConfig,
@@ -25,7 +25,7 @@ def _cfg(state_dim=3, hidden=32):
 def _learner(divl_cfg=None, seed=0, total_steps=0):
     torch.manual_seed(seed)
     c = _cfg()
-    return DIVLLearner.build(c, divl_cfg or DIVLConfig(), total_steps)
+    return DIVLUpdater.build(c, divl_cfg or DIVLConfig(), total_steps)
 
 
 def _onehot(idx, n=3):
@@ -41,7 +41,7 @@ def test_value_atoms_have_one_source():
     assert torch.equal(learner.value_net.atoms, learner.atoms)
     c = _cfg()
     with pytest.raises(ValueError, match="201 atoms on .* differ from DIVLConfig's 51"):
-        DIVLLearner(build_chunk_critic(c), build_value_distribution(c, 201, -0.1, 1.1), DIVLConfig(num_atoms=51))
+        DIVLUpdater(build_chunk_critic(c), build_value_distribution(c, 201, -0.1, 1.1), DIVLConfig(num_atoms=51))
 
 
 def test_target_one_step_and_zero_discount():
@@ -189,7 +189,7 @@ def test_divl_tiny_mdp_quantile_values():
 def test_iql_tiny_mdp_expectile_values():
     torch.manual_seed(0)
     c = _cfg()
-    learner = IQLLearner(
+    learner = IQLUpdater(
         build_chunk_critic(c),
         build_scalar_value(c),
         IQLConfig(expectile=0.5, lr=3e-3, ema_rate=0.05),

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from lwd.algorithms.base import Algorithm
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner
+from lwd.algorithms.divl import DIVLConfig, DIVLUpdater
 from lwd.algorithms.hg_dagger import HGDAggerAlgorithm, HGDAggerConfig
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, critic_config_for
 from lwd.algorithms.qam import QAMConfig
@@ -141,9 +141,9 @@ def test_hg_dagger_asks_for_imitation_rows_and_supervises_only_the_humans_steps(
     np.testing.assert_array_equal(seen[1].numpy(), batch.action_mask)
 
 
-def _divl(policy: FlowPolicy) -> DIVLLearner:
+def _divl(policy: FlowPolicy) -> DIVLUpdater:
     ccfg = critic_config_for(policy.config, hidden=32)
-    return DIVLLearner.build(ccfg, DIVLConfig())
+    return DIVLUpdater.build(ccfg, DIVLConfig())
 
 
 def test_recap_counts_human_corrections_as_improving():

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 
 from lwd.algorithms.base import Algorithm
-from lwd.algorithms.divl import DIVLConfig, DIVLLearner
-from lwd.algorithms.iql import IQLLearner
+from lwd.algorithms.divl import DIVLConfig, DIVLUpdater
+from lwd.algorithms.iql import IQLUpdater
 from lwd.algorithms.lwd import LWDAlgorithm, LWDConfig, build_lwd_algorithm, critic_config_for
 from lwd.algorithms.qam import QAMConfig
 from lwd.algorithms.recap import (
@@ -62,9 +62,9 @@ def _lwd(value="divl", **kw):
     policy = _policy()
     ccfg = critic_config_for(policy.config, hidden=32)
     if value == "divl":
-        learner = DIVLLearner.build(ccfg, DIVLConfig())
+        learner = DIVLUpdater.build(ccfg, DIVLConfig())
     else:
-        learner = IQLLearner(build_chunk_critic(ccfg), build_scalar_value(ccfg))
+        learner = IQLUpdater(build_chunk_critic(ccfg), build_scalar_value(ccfg))
     cfg = LWDConfig(qam=QAMConfig(flow_steps=4), policy_lr=1e-3, **kw)
     return LWDAlgorithm(policy, learner, HashingTextEncoder(), None, cfg)
 
@@ -109,9 +109,9 @@ def test_policy_every_runs_qam_on_every_kth_step_only_after_the_delay():
     assert [algo.policy_due(s) for s in range(7)] == [False, False, True, False, False, True, False]
     for i in range(6):
         pol = algo.policy_weights()
-        critic = {k: v.clone() for k, v in algo.learner.critic.state_dict().items()}
+        critic = {k: v.clone() for k, v in algo.value_critic.critic.state_dict().items()}
         m = algo.update(_batch(seed=i))
-        assert _changed(critic, algo.learner.critic.state_dict()), f"critic not updated at step {i}"
+        assert _changed(critic, algo.value_critic.critic.state_dict()), f"critic not updated at step {i}"
         assert _changed(pol, algo.policy_weights()) == (i in (2, 5)), f"step {i}"
         assert ("policy/adjoint_loss" in m) == (i in (2, 5))
 
@@ -133,7 +133,7 @@ def test_iql_qam_variant_runs():
         value="iql",
         critic_hidden=32,
     )
-    assert isinstance(algo.learner, IQLLearner)
+    assert isinstance(algo.value_critic, IQLUpdater)
     m = algo.update(_batch())
     assert "value/expectile_loss" in m and "policy/adjoint_loss" in m
 
@@ -160,7 +160,7 @@ def test_recap_fold_indicator_matches_wrapper():
 def test_recap_update():
     policy = _policy()
     ccfg = critic_config_for(policy.config, hidden=32)
-    learner = DIVLLearner.build(ccfg)
+    learner = DIVLUpdater.build(ccfg)
     algo = RECAPAlgorithm(policy, learner, HashingTextEncoder())
     assert isinstance(algo, Algorithm)
     m = algo.update(_batch())

@@ -85,7 +85,7 @@ def test_lwd_restores_the_stage_critic_and_value_but_iql_qam_starts_them_fresh(o
     _, state = StepCheckpoints(offline_stage / "checkpoints").latest()
     stage_learner = state["algorithm"]["learner"]
     lwd, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd"))
-    restored = lwd.learner.state_dict()
+    restored = lwd.value_critic.state_dict()
     key = next(k for k in stage_learner if isinstance(stage_learner[k], dict))
     for k, v in stage_learner[key].items():
         if isinstance(v, torch.Tensor):
@@ -111,7 +111,7 @@ def test_one_name_per_algorithm_offline_and_online(offline_stage):
         LearnerSettings(algorithm="iql").validate()
     const, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd-const-tau", alpha=0.3))
     lwd, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm="lwd", alpha=0.3))
-    assert const.learner.cfg.alpha == 0.0 and lwd.learner.cfg.alpha == 0.3
+    assert const.value_critic.cfg.alpha == 0.0 and lwd.value_critic.cfg.alpha == 0.3
 
 
 def test_recap_builds_from_a_plain_policy_checkpoint(fake4_sft_policy):
@@ -142,7 +142,7 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
     algo, _, _ = build_online_algorithm(offline_stage, LearnerSettings(algorithm=algorithm, reference=reference))
     _update(algo, batch)  # optimiser moments exist now (on the CPU)
     place_algorithm(algo, "meta")
-    owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
+    owners = [algo, *([algo.value_critic] if hasattr(algo, "value_critic") else [])]
     modules = [v for o in owners for v in vars(o).values() if isinstance(v, torch.nn.Module)]
     assert modules and all(t.device.type == "meta" for m in modules for t in [*m.parameters(), *m.buffers()])
     tensors = [v for o in owners for v in vars(o).values() if isinstance(v, torch.Tensor)]  # DIVL's atoms
@@ -165,7 +165,7 @@ def test_place_algorithm_moves_every_network_tensor_and_optimiser_state(algorith
 
 
 def _optimisers(algo) -> list:
-    owners = [algo, *([algo.learner] if hasattr(algo, "learner") else [])]
+    owners = [algo, *([algo.value_critic] if hasattr(algo, "value_critic") else [])]
     return [v for o in owners for v in vars(o).values() if isinstance(v, torch.optim.Optimizer)]
 
 

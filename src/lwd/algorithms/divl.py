@@ -178,7 +178,7 @@ def contrast_loss(
     return loss, metrics
 
 
-class ValueCriticLearner:
+class ValueCriticUpdater:
     """Shared update order of section 3.5 for DIVL and the IQL ablation.
 
     Subclasses define :meth:`value_loss` and :meth:`bootstrap`. ``update`` runs, per batch:
@@ -280,7 +280,7 @@ class ValueCriticLearner:
         self.critic_sched.load_state_dict(state["critic_sched"])
 
 
-class DIVLLearner(ValueCriticLearner):
+class DIVLUpdater(ValueCriticUpdater):
     """DIVL value (categorical, cross-entropy to the two-atom projection) + two-head critic."""
 
     def __init__(
@@ -294,11 +294,11 @@ class DIVLLearner(ValueCriticLearner):
             raise ValueError(
                 f"the value network's {net_atoms.shape[0]} atoms on [{float(net_atoms[0])}, {float(net_atoms[-1])}] "
                 f"differ from DIVLConfig's {cfg.num_atoms} on [{cfg.v_min}, {cfg.v_max}]; build it with "
-                "DIVLLearner.build (the atoms come from DIVLConfig only)"
+                "DIVLUpdater.build (the atoms come from DIVLConfig only)"
             )
 
     @classmethod
-    def build(cls, critic_cfg: CriticConfig, cfg: DIVLConfig = DIVLConfig(), total_steps: int = 0) -> DIVLLearner:
+    def build(cls, critic_cfg: CriticConfig, cfg: DIVLConfig = DIVLConfig(), total_steps: int = 0) -> DIVLUpdater:
         """Critic and categorical value of ``critic_cfg`` with ``cfg``'s atoms (their one source)."""
         value_net = build_value_distribution(critic_cfg, cfg.num_atoms, cfg.v_min, cfg.v_max)
         return cls(build_chunk_critic(critic_cfg), value_net, cfg, total_steps)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lwd.algorithms.divl import ValueCriticLearner, min_target_q
+from lwd.algorithms.divl import ValueCriticUpdater, min_target_q
 from lwd.critic.targets import expectile_loss
 
 
@@ -51,7 +51,7 @@ def iql_value_loss(
     return loss, metrics
 
 
-class IQLLearner(ValueCriticLearner):
+class IQLUpdater(ValueCriticUpdater):
     """Scalar expectile value + two-head critic, same order as DIVL (value, target, critic, EMA)."""
 
     def __init__(

@@ -7,8 +7,8 @@ The reference pi_ref is a choice (``LWDConfig.reference``, algorithms.md section
 paper's (the SFT checkpoint, never updated); ``bc`` trains a copy of the starting policy by
 flow-matching BC on an imitation batch (demonstrations + chunks that start on a human step, masked to
 the human's steps; optionally + the online episodes the policy solved alone) on every learner step,
-and QAM's reference is an EMA of that copy. The value/critic learner is pluggable, so the same class
-runs the IQL+QAM ablation (``IQLLearner``) and DIVL with constant tau (``DIVLConfig(alpha=0)``).
+and QAM's reference is an EMA of that copy. The value/critic updater is pluggable, so the same class
+runs the IQL+QAM ablation (``IQLUpdater``) and DIVL with constant tau (``DIVLConfig(alpha=0)``).
 
 Building one from a FlowPolicy (SFT checkpoint)::
 
@@ -16,9 +16,9 @@ Building one from a FlowPolicy (SFT checkpoint)::
     algo = build_lwd_algorithm(policy, text_encoder, norm_stats, cfg, value="iql")  # ablation
     metrics = algo.update(batch)            # TransitionBatch -> dict[str, float]
 
-or by hand: ``critic_cfg = critic_config_for(policy.config)``, ``learner = DIVLLearner.build(
+or by hand: ``critic_cfg = critic_config_for(policy.config)``, ``value_critic = DIVLUpdater.build(
 critic_cfg, cfg.divl, cfg.total_steps)``,
-``LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg)``.
+``LWDAlgorithm(policy, value_critic, text_encoder, norm_stats, cfg)``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from torch import Tensor
 from lwd.algorithms.base import BatchNeeds, adam, cosine_schedule, optimizer_step
 from lwd.algorithms.batching import module_device, slice_obs, to_tensors
 from lwd.algorithms.bc import masked_bc_loss
-from lwd.algorithms.divl import ContrastPair, DIVLLearner, ValueCriticLearner
-from lwd.algorithms.iql import IQLConfig, IQLLearner
+from lwd.algorithms.divl import ContrastPair, DIVLUpdater, ValueCriticUpdater
+from lwd.algorithms.iql import IQLConfig, IQLUpdater
 from lwd.algorithms.lwd_config import LWDConfig
 from lwd.algorithms.qam import qam_loss
 from lwd.critic.networks import (
@@ -85,14 +85,14 @@ class LWDAlgorithm:
     def __init__(
         self,
         policy: FlowPolicy,
-        learner: ValueCriticLearner,
+        value_critic: ValueCriticUpdater,
         text_encoder: TextEncoder,
         norm_stats: NormStats | None = None,
         cfg: LWDConfig = LWDConfig(),
         reference: FlowPolicy | None = None,
         seed: int = 0,
     ):
-        self.policy, self.learner, self.cfg = policy, learner, cfg
+        self.policy, self.value_critic, self.cfg = policy, value_critic, cfg
         self.reference = reference if reference is not None else frozen_copy(policy)
         self.text_encoder, self.norm_stats = text_encoder, norm_stats
         params = policy.parameters() if cfg.train_backbone else policy.action_expert_parameters()
@@ -124,7 +124,7 @@ class LWDAlgorithm:
         device = module_device(self.policy)
         t = to_tensors(batch, self.text_encoder, self.norm_stats, device)
         pairs = self.critic_contrasts(imitation, contrast)
-        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
+        metrics = self.value_critic.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask, pairs)
         if self.reference_trainee is not None:
             if imitation is None:
                 raise ValueError("LWD with reference='bc' needs the imitation batch (BatchNeeds.imitation)")
@@ -240,7 +240,7 @@ class LWDAlgorithm:
             cond_ref = self.reference.encode(obs)
             f_ref = bound_velocity(self.reference, cond_ref)
         f_theta = bound_velocity(self.policy, cond)
-        target_critic = self.learner.target_critic
+        target_critic = self.value_critic.target_critic
 
         def q_fn(a):
             return target_critic(obs, a).mean(dim=0)
@@ -268,7 +268,7 @@ class LWDAlgorithm:
             **extra,
             "policy": self.policy.state_dict(),
             "reference": self.reference.state_dict(),
-            "learner": self.learner.state_dict(),
+            "learner": self.value_critic.state_dict(),  # the checkpoint key older stages wrote
             "policy_opt": self.policy_opt.state_dict(),
             "policy_sched": self.policy_sched.state_dict(),
             "step": self.step,
@@ -278,7 +278,7 @@ class LWDAlgorithm:
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.reference.load_state_dict(state["reference"])
-        self.learner.load_state_dict(state["learner"])
+        self.value_critic.load_state_dict(state["learner"])
         self.policy_opt.load_state_dict(state["policy_opt"])
         self.policy_sched.load_state_dict(state["policy_sched"])
         self.step = int(state["step"])
@@ -306,11 +306,11 @@ def build_lwd_algorithm(
     """
     ccfg = critic_config_for(policy.config, hidden=critic_hidden)
     if value == "divl":
-        learner = DIVLLearner.build(ccfg, cfg.divl, cfg.total_steps)
+        value_critic = DIVLUpdater.build(ccfg, cfg.divl, cfg.total_steps)
     elif value == "iql":
-        learner = IQLLearner(
+        value_critic = IQLUpdater(
             build_chunk_critic(ccfg), build_scalar_value(ccfg), iql or IQLConfig(), cfg.total_steps
         )
     else:
-        raise ValueError(f"unknown value learner {value!r}; expected 'divl' or 'iql'")
-    return LWDAlgorithm(policy, learner, text_encoder, norm_stats, cfg, seed=seed)
+        raise ValueError(f"unknown value updater {value!r}; expected 'divl' or 'iql'")
+    return LWDAlgorithm(policy, value_critic, text_encoder, norm_stats, cfg, seed=seed)

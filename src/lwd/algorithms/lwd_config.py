@@ -1,4 +1,4 @@
-"""Settings of the LWD learner (DIVL + QAM, docs/algorithms.md sections 3-5): :class:`LWDConfig`.
+"""Settings of the LWD algorithm (DIVL + QAM, docs/algorithms.md sections 3-5): :class:`LWDConfig`.
 
 Every field says its unit and whether the value is the paper's or chosen; ``__post_init__`` rejects
 values no learner could run with (the online learner's ``LearnerSettings`` maps onto it).

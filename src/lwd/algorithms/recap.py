@@ -1,7 +1,7 @@
 """RECAP-style advantage-conditioned BC (docs/algorithms.md section 6).
 
 The flow policy is conditioned on an improvement indicator I = 1[A(s, a) > eps], with
-A = min_e Q_phibar(s, a) - V(s) from the same value/critic learner as LWD (V = the mean of the DIVL
+A = min_e Q_phibar(s, a) - V(s) from the same value/critic updater as LWD (V = the mean of the DIVL
 value distribution, or the IQL scalar). The policy is trained by plain flow-matching BC on *all* data
 with I as an extra input (randomly replaced by an "unknown" token with probability ``drop_prob``),
 and acts with I = 1 ("produce an improving action"). Human corrections count as improving whatever
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from lwd.algorithms.base import RL_ONLY, adam, cosine_schedule, optimizer_step
 from lwd.algorithms.batching import module_device, to_tensors
 from lwd.algorithms.bc import flow_matching_loss
-from lwd.algorithms.divl import ValueCriticLearner, min_target_q
+from lwd.algorithms.divl import ValueCriticUpdater, min_target_q
 from lwd.data.batch import TransitionBatch
 from lwd.policy.flow_policy import FlowPolicy
 from lwd.policy.language import TextEncoder
@@ -114,19 +114,19 @@ class RECAPConfig:
 
 
 class RECAPAlgorithm:
-    """Value/critic learner (DIVL or IQL) + indicator-conditioned BC of the wrapped policy."""
+    """Value/critic updater (DIVL or IQL) + indicator-conditioned BC of the wrapped policy."""
 
     def __init__(
         self,
         policy: FlowPolicy,
-        learner: ValueCriticLearner,
+        value_critic: ValueCriticUpdater,
         text_encoder: TextEncoder,
         norm_stats: NormStats | None = None,
         cfg: RECAPConfig = RECAPConfig(),
         seed: int = 0,
     ):
         self.wrapper = IndicatorConditionedPolicy(policy)
-        self.learner, self.text_encoder, self.norm_stats, self.cfg = learner, text_encoder, norm_stats, cfg
+        self.value_critic, self.text_encoder, self.norm_stats, self.cfg = value_critic, text_encoder, norm_stats, cfg
         self._params = [p for p in self.wrapper.parameters() if p.requires_grad]
         self.opt = adam(self._params, cfg.lr, weight_decay=0.0)
         self.sched = cosine_schedule(self.opt, cfg.total_steps)
@@ -136,7 +136,7 @@ class RECAPAlgorithm:
 
     def indicator(self, obs: dict, actions: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """(I [b], A [b]) with A = min_e Q_phibar(s, a) - V(s)."""
-        adv = min_target_q(self.learner.target_critic, obs, actions, mask) - self.learner.state_value(obs)
+        adv = min_target_q(self.value_critic.target_critic, obs, actions, mask) - self.value_critic.state_value(obs)
         return improvement_indicator(adv, self.cfg.eps), adv
 
     def update(
@@ -145,7 +145,7 @@ class RECAPAlgorithm:
         if batch is None:
             raise ValueError("RECAP needs the RL batch")
         t = to_tensors(batch, self.text_encoder, self.norm_stats, module_device(self.wrapper))
-        metrics = self.learner.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
+        metrics = self.value_critic.update(t.obs, t.actions, t.reward, t.discount, t.next_obs, t.mask)
         ind, adv = self.indicator(t.obs, t.actions, t.mask)
         human = torch.from_numpy(batch.intervention.astype(bool)).to(ind.device)
         ind = torch.where(human, IMPROVING, ind)  # a human correction is improving
@@ -173,7 +173,7 @@ class RECAPAlgorithm:
     def state_dict(self) -> dict:
         return {
             "wrapper": self.wrapper.state_dict(),
-            "learner": self.learner.state_dict(),
+            "learner": self.value_critic.state_dict(),  # the checkpoint key older stages wrote
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "step": self.step,
@@ -182,7 +182,7 @@ class RECAPAlgorithm:
 
     def load_state_dict(self, state: dict) -> None:
         self.wrapper.load_state_dict(state["wrapper"])
-        self.learner.load_state_dict(state["learner"])
+        self.value_critic.load_state_dict(state["learner"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.step = int(state["step"])

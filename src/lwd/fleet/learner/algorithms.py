@@ -147,20 +147,20 @@ def build_online_algorithm(init: str | Path, s: LearnerSettings) -> tuple[Algori
             version,
         )
     return (
-        RECAPAlgorithm(base.policy, base.learner, enc, stats, RECAPConfig(lr=s.policy_lr), seed=s.seed),
+        RECAPAlgorithm(base.policy, base.value_critic, enc, stats, RECAPConfig(lr=s.policy_lr), seed=s.seed),
         stats,
         version,
     )
 
 
 def _owners(algo: Algorithm) -> list[object]:
-    learner = getattr(algo, "learner", None)
+    learner = getattr(algo, "value_critic", None)
     return [algo] if learner is None else [algo, learner]
 
 
 def place_algorithm(algo: Algorithm, device: torch.device | str) -> Algorithm:
     """Move ``algo`` to ``device`` in place and return it: every ``nn.Module`` and tensor attribute of
-    the algorithm and of its value/critic learner (``algo.learner``, if any), and their optimisers.
+    the algorithm and of its value/critic updater (``algo.value_critic``, if any), and their optimisers.
 
     ``Module.to`` may replace parameter objects (it does for some device pairs), so the optimisers'
     parameter groups and states and every attribute that is a list of parameters (e.g. what is
