@@ -13,7 +13,8 @@ rejected one at the same state).
 Sampling (:meth:`ReplayBuffer.sample`) is task-balanced by default: a task uniformly among those
 with eligible transitions, then a transition uniformly within it. A :class:`TransitionFilter`
 restricts eligible transitions, e.g. demos only (SFT) or demos plus intervention steps (HG-DAgger).
-Checkpointing is pickle-free: :meth:`to_arrays` (numpy arrays, safetensors-ready) + :meth:`meta` (JSON).
+Checkpointing is pickle-free: :meth:`to_arrays` (numpy arrays, safetensors-ready) + :meth:`meta` (JSON),
+implemented in :mod:`lwd.data.replay_state`.
 """
 
 from __future__ import annotations
@@ -23,16 +24,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lwd.data import replay_state
 from lwd.data.batch import TransitionBatch
-from lwd.data.chunking import action_chunk_index, chunk_rewards, nstep_window, steps_remaining
+from lwd.data.chunking import action_chunk_index, chunk_rewards, nstep_window
 from lwd.data.filters import ALL, TransitionFilter
 from lwd.data.growable import GrowableArray
+from lwd.data.replay_state import EPISODE_FIELDS as _EPISODE_FIELDS
 from lwd.transforms import ACTION_KEY, STATE_KEY, FeatureStats, NormStats
 from lwd.types import SOURCES, Episode
 
 Balance = Literal["task", "uniform"]
-REPLAY_FORMAT = "lwd.replay/1"
-_EPISODE_FIELDS = ("task_index", "instruction_id", "source_id", "policy_version", "online", "success")
 
 
 class ReplayBuffer:
@@ -253,40 +254,15 @@ class ReplayBuffer:
             cached = self._autonomous_cache = (len(self), e["online"].view & e["success"].view & ~human)
         return cached[1]
 
-    # ---- checkpointing -------------------------------------------------------------------------------
+    # ---- checkpointing (lwd.data.replay_state) -------------------------------------------------------
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild the buffer, as named numpy arrays (copies)."""
-        if self._states is None:
-            return {}
-        out = {
-            "states": self._states.view.copy(),
-            "actions": self._actions.view.copy(),
-            "rewards": self._rewards.view.copy(),
-            "intervention": self._interv.view.copy(),
-            "episode_length": np.bincount(self._step_episode.view, minlength=self.num_episodes).astype(
-                np.int64
-            ),
-        }
-        for k, col in self._episodes.items():
-            out[f"episode_{k}"] = col.view.copy()
-        for cam, col in self._images.items():
-            out[f"images.{cam}"] = col.view.copy()
-        if self._rej_actions is not None:
-            out["rejected_step"] = self._rej_step.view.copy()
-            out["rejected_actions"] = self._rej_actions.view.copy()
-        return out
+        return replay_state.to_arrays(self)
 
     def meta(self) -> dict[str, Any]:
         """JSON-able metadata accompanying :meth:`to_arrays`."""
-        return {
-            "format": REPLAY_FORMAT,
-            "balance": self.balance,
-            "instructions": list(self._instructions),
-            "task_ids": list(self._task_ids),
-            "episode_ids": list(self._episode_ids),
-            "sources": list(SOURCES),
-        }
+        return replay_state.meta(self)
 
     def state_dict(self) -> dict[str, Any]:
         return {"arrays": self.to_arrays(), "meta": self.meta()}
@@ -299,51 +275,7 @@ class ReplayBuffer:
     @staticmethod
     def from_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> ReplayBuffer:
         """Inverse of :meth:`to_arrays` / :meth:`meta`; raises ``ValueError`` on inconsistent input."""
-        if meta.get("format") != REPLAY_FORMAT:
-            raise ValueError(
-                f"not a replay buffer state (format {meta.get('format')!r} != {REPLAY_FORMAT!r})"
-            )
-        if tuple(meta["sources"]) != SOURCES:
-            raise ValueError(f"replay state uses sources {meta['sources']}, this code {list(SOURCES)}")
-        buf = ReplayBuffer(balance=meta["balance"])
-        buf._instructions = list(meta["instructions"])
-        buf._instruction_ids = {s: i for i, s in enumerate(buf._instructions)}
-        buf._task_ids = list(meta["task_ids"])
-        buf._episode_ids = list(meta["episode_ids"])
-        buf._episode_lookup = {s: i for i, s in enumerate(buf._episode_ids)}
-        if not buf._episode_ids:
-            return buf
-        lengths = np.asarray(arrays["episode_length"], np.int64)
-        n, e = int(lengths.sum()), len(buf._episode_ids)
-        if (
-            lengths.shape != (e,)
-            or arrays["states"].shape[0] != n + e
-            or arrays["actions"].shape[0] != n
-            or arrays["rewards"].shape != (n,)
-            or arrays["intervention"].shape != (n,)
-        ):
-            raise ValueError("replay state arrays are inconsistent with episode_length / episode_ids")
-        buf._states = GrowableArray.from_array(np.asarray(arrays["states"], np.float32))
-        buf._actions = GrowableArray.from_array(np.asarray(arrays["actions"], np.float32))
-        buf._rewards = GrowableArray.from_array(np.asarray(arrays["rewards"], np.float32))
-        buf._interv = GrowableArray.from_array(np.asarray(arrays["intervention"], bool))
-        buf._step_episode = GrowableArray.from_array(np.repeat(np.arange(e, dtype=np.int64), lengths))
-        buf._remaining = GrowableArray.from_array(steps_remaining(lengths))
-        for k in _EPISODE_FIELDS:
-            buf._episodes[k] = GrowableArray.from_array(np.asarray(arrays[f"episode_{k}"]))
-        buf._images = {
-            key.removeprefix("images."): GrowableArray.from_array(np.asarray(v, np.uint8))
-            for key, v in arrays.items()
-            if key.startswith("images.")
-        }
-        if "rejected_step" in arrays:  # states written before rejected proposals existed have none
-            steps = np.asarray(arrays["rejected_step"], np.int64)
-            acts = np.asarray(arrays["rejected_actions"], np.float32)
-            if acts.ndim != 3 or acts.shape[0] != steps.shape[0] or (steps < 0).any() or (steps >= n).any():
-                raise ValueError("replay state rejected proposals are inconsistent with the stored steps")
-            buf._rej_step = GrowableArray.from_array(steps)
-            buf._rej_actions = GrowableArray.from_array(acts)
-        return buf
+        return replay_state.from_arrays(ReplayBuffer, arrays, meta)
 
     # ---- internals -----------------------------------------------------------------------------------
 
