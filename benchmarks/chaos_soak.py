@@ -51,7 +51,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -62,6 +61,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from lwd.fleet.dataplane.redis_server import RedisServer
+from lwd.fleet.dataplane.redis_server import redis_binary as find_redis
 
 REPO = Path(__file__).resolve().parents[1]
 RESUME_MARK = "learner resumes from its checkpoint at step "
@@ -147,67 +149,9 @@ def parse_options(argv: list[str] | None = None) -> SoakOptions:
 # the broker
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def redis_binary() -> str | None:
     """redis-server on the PATH, else what ``scripts/ensure_redis.sh`` finds or installs (None: neither)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    proc = subprocess.run([str(REPO / "scripts" / "ensure_redis.sh")], capture_output=True, text=True)
-    return (proc.stdout.strip() or None) if proc.returncode == 0 else None
-
-
-class Broker:
-    """A durable redis-server (AOF, fsync always) that is SIGKILLed and restarted on one port and dir."""
-
-    def __init__(self, binary: str, workdir: Path, port: int | None = None):
-        self.binary, self.workdir = binary, Path(workdir)
-        self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
-        self.restarts = 0
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def up(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        """Start it and wait until it answers PING (its AOF loaded)."""
-        import redis
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_timeout=1.0)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError, OSError):
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        raise RuntimeError(f"redis-server did not come up on port {self.port}") from None
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+    return find_redis(REPO / "scripts" / "ensure_redis.sh")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -315,7 +259,7 @@ class LatestWatcher:
 class Chaos:
     """The chaos schedule on one running fleet: component SIGKILLs and broker restarts."""
 
-    def __init__(self, fleet, broker: Broker, opts: SoakOptions, say=print):
+    def __init__(self, fleet, broker: RedisServer, opts: SoakOptions, say=print):
         self.fleet, self.broker, self.opts, self.say = fleet, broker, opts, say
         self.rng = random.Random(opts.seed)
         self.kills: Counter = Counter()
@@ -376,10 +320,9 @@ class Chaos:
         self.say(f"SIGKILL {child.name} (pid {child.proc.pid}; kill #{self.kills[child.name]})")
 
     def broker_down(self) -> None:
-        self.broker.kill()
-        self.broker.restarts += 1
+        self.broker.kill()  # the next start counts as a restart
         self._broker_up_at = time.monotonic() + self.opts.broker_down_s
-        self.say(f"SIGKILL redis-server (restart #{self.broker.restarts})")
+        self.say(f"SIGKILL redis-server (restart #{self.broker.restarts + 1})")
 
     def tick(self, now: float) -> None:
         """Restart the broker if due; refresh the supervisor."""
@@ -668,8 +611,7 @@ def run_soak(opts: SoakOptions, dataset: Path | None = None, init: Path | None =
     online, redis_dir = run_dir / "online", run_dir / "redis"
     for d in (online, redis_dir):
         shutil.rmtree(d, ignore_errors=True)
-    broker = Broker(binary, redis_dir)
-    broker.start()
+    broker = RedisServer(binary, redis_dir)
     fps = LwdDataset.open(dataset, verify_checksums=False).fps
     fleet = LocalFleet(fleet_config(opts, broker.url), online, Path(dataset), Path(init), fps)
     chaos = Chaos(fleet, broker, opts, say)

@@ -42,6 +42,7 @@ import numpy as np
 import lwd
 from lwd.data.episode_io import episode_to_bytes
 from lwd.fleet.dataplane import DataPlaneConfig, open_dataplane
+from lwd.fleet.dataplane.redis_server import RedisServer, redis_binary
 from lwd.fleet.learner.reader import SnapshotReader
 from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.fleet.robot.outbox import Outbox
@@ -83,37 +84,12 @@ def pct(xs: list[float], q: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------ services
-class Redis:
-    def __init__(self, workdir: Path):
-        workdir.mkdir(parents=True, exist_ok=True)
-        binary = subprocess.run([str(REPO / "scripts/ensure_redis.sh")], capture_output=True, text=True)
-        if binary.returncode != 0:
-            raise RuntimeError(binary.stderr.strip())
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [binary.stdout.strip(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        import redis
-
-        for _ in range(200):
-            try:
-                redis.Redis(port=self.port).ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError(f"redis-server did not start (exit code {self.proc.poll()})")
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait()
+def start_redis(workdir: Path) -> RedisServer:
+    """A durable local redis-server (``scripts/ensure_redis.sh`` installs one if missing)."""
+    binary = redis_binary(REPO / "scripts" / "ensure_redis.sh")
+    if binary is None:
+        raise RuntimeError("redis-server is missing and scripts/ensure_redis.sh could not install it")
+    return RedisServer(binary, workdir)
 
 
 # ------------------------------------------------------------------------------------------ measurements
@@ -402,7 +378,7 @@ def main() -> None:
     payloads = [(ep.episode_id, episode_to_bytes(ep)) for ep in (episode("r", i) for i in range(n_ingest))]
     for backend in a.backends.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"lwd-bench-{backend}-", dir=os.environ.get("LWD_BENCH_TMP")))
-        redis = Redis(work / "redis") if backend == "redis" else None
+        redis = start_redis(work / "redis") if backend == "redis" else None
         try:
 
             def cfg(root: Path, redis=redis) -> DataPlaneConfig:
@@ -414,9 +390,7 @@ def main() -> None:
                 res["ingest"].append(bench_ingest(cfg, work / f"ingest-{c}", c, payloads, a.reps))
                 print(backend, res["ingest"][-1], flush=True)
             if redis:
-                import redis as r
-
-                r.Redis.from_url(redis.url).flushall()
+                redis.flush()
             if "latency" in a.parts:
                 res["episode_to_sampleable"] = bench_episode_latency(work / "latency", cfg(work / "latency"), robots,
                                                                      per_robot, 0.05)  # fmt: skip

@@ -145,18 +145,16 @@ def main() -> None:
         for engine in args.engines:
             if engine == "ray" and redis is None:  # Ray's nodes meet through a Redis event log, never SQLite
                 sys.path.insert(0, str(Path(__file__).parent))
-                from dataplane_bench import Redis
+                from dataplane_bench import start_redis
 
-                redis = Redis(Path(tempfile.mkdtemp(prefix="lwd-scaling-redis-")))
+                redis = start_redis(Path(tempfile.mkdtemp(prefix="lwd-scaling-redis-")))
             for n in args.sizes:
                 work = Path("runs/bench") / f"fleet_{engine}_{n}"
                 shutil.rmtree(work, ignore_errors=True)
                 print(f"fleet_scaling: {engine} engine, {n} robots, {args.seconds:.0f} s ...", flush=True)
                 url = ""
                 if engine == "ray":  # every row starts from an empty event log
-                    import redis as redis_client
-
-                    redis_client.Redis.from_url(redis.url).flushall()
+                    redis.flush()
                     url = redis.url
                 rows.append(one_row(engine, n, args.processes, args.seconds, args.run, work, url))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)

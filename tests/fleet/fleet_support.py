@@ -6,8 +6,6 @@ Both services listen on 127.0.0.1 on a random free port and run in a temp dir.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lwd.fleet.dataplane.redis_server import RedisServer, free_port  # noqa: F401 (used by the fixtures)
+from lwd.fleet.dataplane.redis_server import redis_binary as _redis_binary
 from lwd.types import Episode, new_episode_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,12 +54,6 @@ def make_episode(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -73,65 +67,7 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 def redis_binary() -> str | None:
     """redis-server path via scripts/ensure_redis.sh (installs it if possible); None if impossible."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    proc = subprocess.run([str(REPO / "scripts" / "ensure_redis.sh")], capture_output=True, text=True)
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
-
-
-class RedisServer:
-    """A durable (AOF, fsync always) redis-server we can kill and restart on the same port."""
-
-    def __init__(self, binary: str, workdir: Path):
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_port(self.port)
-        import redis
-
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 20
-        while True:  # wait until the AOF is loaded
-            try:
-                client.ping()
-                break
-            except redis.exceptions.BusyLoadingError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def flush(self) -> None:
-        import redis
-
-        client = redis.Redis(port=self.port)
-        client.flushall()
-        client.close()
+    return _redis_binary(REPO / "scripts" / "ensure_redis.sh")
 
 
 class MotoServer:
