@@ -216,3 +216,37 @@ def load_process_config(kind: str, path: str) -> Any:
 
     what = f"{kind} config {path}"
     return process_config(kind, load_json_object(path, f"{kind} config"), what)
+
+
+def process_config_from_argv(kind: str, argv: list[str] | None, description: str | None, check=None) -> Any:
+    """The entry point of a ``kind`` process: ``--config FILE`` parsed, the config read strictly and
+    ``check(cfg)`` run (e.g. the robot factories importable); any problem is one line ``error: ...``,
+    exit 2, before the process does anything. Sets up warning-level logging."""
+    import logging
+
+    from lwd.configs.checks import OneLineParser, fail
+    from lwd.utils.errors import LwdError
+
+    p = OneLineParser(description=description)
+    p.add_argument("--config", required=True, help=f"{kind} config JSON file ({PROCESS_CONFIGS[kind].__name__})")
+    path = p.parse_args(argv).config
+    try:
+        cfg = load_process_config(kind, path)
+        if check is not None:
+            check(cfg)
+    except LwdError as e:
+        fail(str(e))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return cfg
+
+
+def stop_on_signals(event) -> None:
+    """SIGTERM and SIGINT set ``event`` (a ``threading.Event``): the process finishes its current
+    unit of work (an episode, a learner step), flushes, checkpoints and exits cleanly."""
+    import signal
+
+    def on_signal(signum, frame):
+        event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

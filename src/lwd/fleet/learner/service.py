@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from collections import deque
@@ -48,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lwd.configs.processes import LearnerConfig, load_process_config, process_config
+from lwd.configs.processes import LearnerConfig, process_config, process_config_from_argv, stop_on_signals
 from lwd.data import LwdDataset, ReplayBuffer, ReplayMixer
 from lwd.fleet.dataplane import open_dataplane
 from lwd.fleet.dataplane.backoff import Backoff
@@ -293,39 +292,17 @@ class Learner:
         return state
 
 
-def load_learner_config(path: str) -> LearnerConfig:
-    """The learner config at ``path``, checked before anything starts (keys, types, settings). A
-    problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
-    from lwd.configs.checks import fail
-    from lwd.utils.errors import LwdError
-
-    try:
-        return load_process_config("learner", path)
-    except LwdError as e:
-        fail(str(e))
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m lwd.fleet.learner --config learner.json``.
 
     The config file holds one :class:`~lwd.configs.processes.LearnerConfig` (its fields and their
     meaning are documented there; unknown keys are refused).
     """
-    from lwd.configs.checks import OneLineParser
-
-    p = OneLineParser(description=main.__doc__)
-    p.add_argument("--config", required=True)
-    cfg = load_learner_config(p.parse_args(argv).config)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = process_config_from_argv("learner", argv, main.__doc__)
     if cfg.settings.threads > 0:
         torch.set_num_threads(cfg.settings.threads)
     learner = Learner(cfg)
-
-    def on_signal(signum, frame):
-        learner.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(learner.stop_event)
     learner.run()
 
 

@@ -28,7 +28,6 @@ Entry point: ``python -m lwd.fleet.robot --config client.json`` (keys: see :func
 from __future__ import annotations
 
 import logging
-import signal
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lwd.configs.processes import RobotClientConfig, load_process_config, process_config
+from lwd.configs.processes import RobotClientConfig, process_config, process_config_from_argv, stop_on_signals
 from lwd.envs.suites import get_suite, task_weights
 from lwd.fleet.dataplane import DataPlane, open_dataplane
 from lwd.fleet.dataplane.backoff import Backoff, is_transient
@@ -200,21 +199,13 @@ class RobotClient:
         self.dp.close()
 
 
-def load_client_config(path: str) -> RobotClientConfig:
-    """The client config at ``path``, checked before anything starts (keys, types, values, factories
-    importable). A problem prints one line ``error: ...`` and exits with status 2 (no traceback)."""
-    from lwd.configs.checks import fail
+def check_factories(cfg: RobotClientConfig) -> None:
+    """``ConfigError`` unless the config's robot and intervener factories can be imported."""
     from lwd.fleet.robot.adapters import load_factory
-    from lwd.utils.errors import LwdError
 
-    try:
-        cfg = load_process_config("robot", path)
-        for factory in (cfg.robot_factory, cfg.intervener_factory):
-            if factory:
-                load_factory(factory)
-    except LwdError as e:
-        fail(str(e))
-    return cfg
+    for factory in (cfg.robot_factory, cfg.intervener_factory):
+        if factory:
+            load_factory(factory)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,22 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     The config file holds one :class:`~lwd.configs.processes.RobotClientConfig` (its fields and their
     meaning are documented there; unknown keys are refused).
     """
-    from lwd.configs.checks import OneLineParser
-
-    p = OneLineParser(description=main.__doc__)
-    p.add_argument("--config", required=True)
-    cfg = load_client_config(p.parse_args(argv).config)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = process_config_from_argv("robot", argv, main.__doc__, check_factories)
     import torch
 
     torch.set_num_threads(cfg.threads)
     client = RobotClient(cfg)
-
-    def on_signal(signum, frame):  # finish the current episode, flush, exit
-        client.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(client.stop_event)  # finish the current episode, flush, exit
     try:
         client.run()
     finally:
