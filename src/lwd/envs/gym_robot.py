@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from lwd.envs.robot import ChunkResult, StepResult, execute_chunk
+from lwd.envs.robot import ChunkResult, StepResult, execute_chunk, executed_action
 from lwd.envs.shift import ShiftSpec
 from lwd.specs import RobotSpec, SuiteSpec
 from lwd.types import Observation, TaskKind, TaskSpec
@@ -219,14 +219,7 @@ class GymRobot:
     def step(self, action: np.ndarray) -> StepResult:
         if self._done:
             raise RuntimeError("the episode is over (or never started); call reset() first")
-        a = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0)
-        if a.shape != (self._spec.action_dim,):
-            raise ValueError(f"action must have shape [{self._spec.action_dim}], got {np.shape(action)}")
-        self._queue.append(a)
-        executed = self._queue.popleft()
-        if self.shift.action_noise_std > 0:
-            noise = self._rng.normal(0.0, self.shift.action_noise_std, size=executed.shape)
-            executed = np.clip(executed + noise, -1.0, 1.0).astype(np.float32)
+        executed = executed_action(action, self._spec.action_dim, self._queue, self.shift.action_noise_std, self._rng)
         raw, env_reward, terminated, truncated, info = self.env.step(self.to_env_action(executed))
         self._t += 1
         success = self._success(raw, info, bool(terminated))

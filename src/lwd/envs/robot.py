@@ -111,3 +111,18 @@ def execute_chunk(
             break
     executed = np.clip(actions[: len(steps)], -1.0, 1.0)
     return ChunkResult(steps=tuple(steps), actions=executed, stopped_by=reason)
+
+
+def executed_action(action: np.ndarray, action_dim: int, queue, noise_std: float, rng: np.random.Generator) -> np.ndarray:
+    """The action a shifted robot executes for the commanded ``action`` [a]: clipped to [-1, 1], sent
+    through the latency ``queue`` (a deque pre-filled with the shift's delayed actions; the oldest
+    comes out), plus Gaussian actuation noise of ``noise_std`` (clipped again). ``ValueError`` if the
+    command is not ``[action_dim]``."""
+    a = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if a.shape != (action_dim,):
+        raise ValueError(f"action must have shape [{action_dim}], got {np.shape(action)}")
+    queue.append(a)
+    executed = queue.popleft()
+    if noise_std > 0:
+        executed = np.clip(executed + rng.normal(0.0, noise_std, size=executed.shape), -1.0, 1.0).astype(np.float32)
+    return executed

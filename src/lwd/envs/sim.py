@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lwd.envs.robot import ChunkResult, StepResult, execute_chunk
+from lwd.envs.robot import ChunkResult, StepResult, execute_chunk, executed_action
 from lwd.envs.shift import ShiftSpec
 from lwd.specs import RobotSpec, SuiteSpec
 from lwd.types import Observation, TaskSpec
@@ -71,14 +71,7 @@ class SimRobotBase(ABC):
     def step(self, action: np.ndarray) -> StepResult:
         if self._done or self._task is None:
             raise RuntimeError("the episode is over (or never started); call reset() first")
-        a = np.clip(np.asarray(action, dtype=np.float32).reshape(-1), -1.0, 1.0)
-        if a.shape != (self._spec.action_dim,):
-            raise ValueError(f"action must have shape [{self._spec.action_dim}], got {np.shape(action)}")
-        self._queue.append(a)
-        executed = self._queue.popleft()
-        if self.shift.action_noise_std > 0:
-            noise = self._rng.normal(0.0, self.shift.action_noise_std, size=executed.shape)
-            executed = np.clip(executed + noise, -1.0, 1.0).astype(np.float32)
+        executed = executed_action(action, self._spec.action_dim, self._queue, self.shift.action_noise_std, self._rng)
         success, info = self._sim_step(executed)
         self._t += 1
         self._last_info = info
