@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.experts import expert_policy
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_suite, make_robot
 from lwd.utils.io import atomic_write_json
 from lwd.utils.seeding import COLLECT_SEED_BASE, eval_seed

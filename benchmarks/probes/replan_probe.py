@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from lwd.envs.rollout import run_episode
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.suites import get_suite, make_robot
 from lwd.policy.checkpoint import load_inference_policy
 from lwd.utils.io import atomic_write_json

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.experts import expert_policy
 from lwd.envs.fake import IMAGE_SIZE, RGB, STATE_DIM, TASK_IDS
 from lwd.envs.robot import Robot
-from lwd.envs.rollout import run_episode
 from lwd.envs.shift import ShiftSpec
 from lwd.envs.suites import SUITES, make_robot
 

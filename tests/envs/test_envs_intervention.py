@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.intervention import Intervener, InterventionConfig, ScriptedExpertIntervener
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import SUITES, make_robot
 
 TASK = SUITES["fake4"].task("reach-yellow")

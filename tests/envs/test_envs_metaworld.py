@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.experts import expert_policy
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import SUITES, make_robot
 
 pytestmark = [pytest.mark.metaworld, pytest.mark.filterwarnings("ignore")]

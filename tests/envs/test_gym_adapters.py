@@ -14,10 +14,10 @@ from gymnasium.utils.env_checker import check_env
 
 from lwd.configs.processes import RobotClientConfig
 from lwd.data import DatasetWriter, LwdDataset
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.gym_env import LwdGymEnv, register_gym_envs
 from lwd.envs.gym_robot import GymRobot, gym_robot_factory, gym_suite_robot
 from lwd.envs.robot import Robot
-from lwd.envs.rollout import run_episode
 from lwd.envs.shift import ShiftSpec
 from lwd.envs.suites import get_task, held_out_instructions, make_robot
 from lwd.fleet.robot.adapters import make_member

@@ -193,7 +193,7 @@ def test_register_suite_in_process():
 
 def test_file_suite_runs_on_its_simulator_and_config_checks_accept_it(tmp_path):
     from lwd.configs.checks import check_tasks
-    from lwd.envs.rollout import run_episode
+    from lwd.envs.episode_loop import run_episode
 
     path = write(tmp_path, KITCHEN)
     check_tasks(path, ("reach-blue",), "--tasks")

@@ -21,8 +21,8 @@ from lwd.configs.online import Budget, OnlineConfig, RolloutSettings
 from lwd.configs.presets import DEBUG_ARCH, ONLINE
 from lwd.configs.train import LoopConfig, SFTConfig
 from lwd.data import DatasetWriter, LwdDataset
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.gym_robot import GymRobot
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_task, make_robot
 from lwd.eval.runner import evaluate
 from lwd.fleet.dataplane import open_dataplane

@@ -11,7 +11,7 @@ Noise modes (:data:`NOISE_PRESETS`, all fields configurable through :class:`Expe
     and some fail, like historical policy rollouts.
   * ``play``: exploration of failure modes: the expert aims at a displaced goal (a near-miss) and is
     interrupted by frequent random-motion bursts with a random gripper. Labelled failure; a play
-    episode that happens to succeed is relabelled ``rollout`` by :func:`lwd.envs.rollout.run_episode`.
+    episode that happens to succeed is relabelled ``rollout`` by :func:`lwd.envs.episode_loop.run_episode`.
 Re-querying per step (``chunk_size=1``) is the default and preferred: the expert is closed-loop.
 """
 

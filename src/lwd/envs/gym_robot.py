@@ -1,7 +1,7 @@
 """Any gymnasium environment as an lwd :class:`~lwd.envs.robot.Robot` (:class:`GymRobot`).
 
 A :class:`GymRobot` wraps one gymnasium environment as a one-task robot, so it can be driven by
-:func:`lwd.envs.rollout.run_episode` (collection, evaluation) and built by a fleet robot client from
+:func:`lwd.envs.episode_loop.run_episode` (collection, evaluation) and built by a fleet robot client from
 its config (``"robot_factory": "lwd.envs.gym_robot:gym_robot_factory"``, ``"robot_options"``: the
 fields of :class:`GymRobotConfig`) or by a suite file (``"robot_factory":
 "lwd.envs.gym_robot:gym_suite_robot"``). The other direction (an lwd robot as a gymnasium env) is

@@ -1,6 +1,6 @@
 """Interventions: a human (or scripted stand-in) taking over a robot mid-episode.
 
-:class:`Intervener` is what :func:`lwd.envs.rollout.run_episode` talks to, before every step:
+:class:`Intervener` is what :func:`lwd.envs.episode_loop.run_episode` talks to, before every step:
 ``should_take_over(obs, proposed_action, t)`` while the policy drives; then ``act(obs)`` per step and
 ``should_hand_back(obs, t)`` while the intervener drives.
 

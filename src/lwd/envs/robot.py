@@ -1,7 +1,7 @@
 """The :class:`Robot` protocol: what a robot client drives, simulated or real.
 
 A simulated robot (Meta-World adapter, fake point robot) and a real robot's client implement the same
-five members, so the episode loop (:func:`lwd.envs.rollout.run_episode`), data collection, evaluation
+five members, so the episode loop (:func:`lwd.envs.episode_loop.run_episode`), data collection, evaluation
 and the fleet robot client never know which one they are talking to.
 
 Contract (shapes: h chunk length, a action dim):

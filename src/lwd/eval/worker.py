@@ -13,8 +13,8 @@ import torch
 
 
 def run_job(job: dict) -> None:
+    from lwd.envs.episode_loop import run_episode
     from lwd.envs.experts import expert_policy
-    from lwd.envs.rollout import run_episode
     from lwd.envs.suites import get_task, make_robot
 
     torch.set_num_threads(1)

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from lwd.configs.collect import CollectConfig
 from lwd.data import DatasetWriter, LwdDataset
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.experts import expert_policy
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import get_suite, get_task, make_robot
 from lwd.types import Episode, TaskSpec
 from lwd.utils.logs import show_progress

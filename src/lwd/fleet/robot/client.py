@@ -9,12 +9,12 @@ Per member, forever (until SIGTERM/SIGINT):
    long 3 by default, the paper's 16-robot split);
 2. **episode boundary**: ask the registry which version this robot runs (``resolve_version``), fetch
    and verify it if new (:class:`PolicyVersions`) -- the only place a member's policy changes;
-3. run one episode with :func:`~lwd.envs.rollout.run_episode` (records policy version and
+3. run one episode with :func:`~lwd.envs.episode_loop.run_episode` (records policy version and
    intervention flags), hand it to the outbox (local fsync, then at-least-once upload + announce);
 4. heartbeat through the event log every ``heartbeat_s``; write a small status JSON for the launcher.
 
 Members of one process step in lockstep (:meth:`RobotClient.run`): each member's episode is a
-generator (:func:`~lwd.envs.rollout.episode_steps`) paused where it needs an action chunk, and all
+generator (:func:`~lwd.envs.episode_loop.episode_steps`) paused where it needs an action chunk, and all
 waiting members of one policy version get their chunks from one batched ``act_batch`` call; each
 member still loads versions only at its own episode boundaries. Torch is limited to 1 thread. Episode seeds come from ``ONLINE_SEED_BASE``
 (disjoint from evaluation seeds) and a per-robot episode index reserved durably before the episode

@@ -1,7 +1,7 @@
 """One robot of a robot client: its robot, intervener, outbox, task, policy and episode loop.
 
 A :class:`FleetMember` runs one episode at a time as a generator
-(:func:`~lwd.envs.rollout.episode_steps`) paused where it needs an action chunk, so a client can
+(:func:`~lwd.envs.episode_loop.episode_steps`) paused where it needs an action chunk, so a client can
 batch the chunks of all its waiting members; it switches policy versions only at its own episode
 boundaries (:meth:`FleetMember.begin_episode`). Its episode index is reserved durably before the
 episode starts (:class:`~lwd.fleet.robot.counter.EpisodeCounter`), so no seed is ever used twice.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lwd.envs.rollout import episode_steps
+from lwd.envs.episode_loop import episode_steps
 from lwd.fleet.registry.versions import PolicyVersions
 from lwd.fleet.robot.counter import COUNTER_FILE, EpisodeCounter
 from lwd.fleet.robot.outbox import Outbox

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from lwd.envs.episode_loop import run_episode
 from lwd.envs.experts import NOISE_PRESETS, expert_policy, resolve_noise
-from lwd.envs.rollout import run_episode
 from lwd.envs.suites import SUITES, make_robot
 from lwd.utils.errors import ConfigError
 
