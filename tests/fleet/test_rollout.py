@@ -11,7 +11,7 @@ from lwd.configs.online import RolloutSettings
 from lwd.fleet.ops.operator import operator_action
 from lwd.fleet.rollout.decide import decide, looks
 from lwd.fleet.rollout.manager import RolloutManager, pick_canary_robots
-from lwd.fleet.rollout.shift import check_shift
+from lwd.fleet.rollout.shift_detector import check_shift
 from lwd.fleet.rollout.state import RolloutStore
 
 S = RolloutSettings(check_every_s=0.0)

@@ -4,7 +4,7 @@
   canary, compare it with the incumbent, promote or roll back).
 - :mod:`~lwd.fleet.rollout.decide`: the pure decision rule (statistical tests, no I/O).
 - :mod:`~lwd.fleet.rollout.state`: durable rollout state and audit log files.
-- :mod:`~lwd.fleet.rollout.shift`: the shift detector (alerts when the fleet's success drifts).
+- :mod:`~lwd.fleet.rollout.shift_detector`: the shift detector (alerts when the fleet's success drifts).
 
 See docs/safety.md.
 """

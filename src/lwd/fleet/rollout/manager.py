@@ -5,7 +5,7 @@ the lock of ``<fleet_root>/rollout/state.json`` (:mod:`lwd.fleet.rollout.state`)
 
 1. **incumbent**: the fleet default of the registry. A fleet without one adopts the newest published
    version (bootstrap: the first version has nothing to be compared with).
-2. **shift detector** (:mod:`lwd.fleet.rollout.shift`): the incumbent's newest window of episodes against its
+2. **shift detector** (:mod:`lwd.fleet.rollout.shift_detector`): the incumbent's newest window of episodes against its
    previous window; a significant drop pauses promotion and raises an alert.
 3. **canary decision** (:mod:`lwd.fleet.rollout.decide`): counts of canary and incumbent episodes per
    task since the canary started (same time window, so slow drifts affect both arms alike; a task on
@@ -43,7 +43,7 @@ from lwd.fleet.dataplane.state import CoordinatorState
 from lwd.fleet.registry.index import DEFAULT
 from lwd.fleet.registry.registry import PolicyRegistry
 from lwd.fleet.rollout.decide import decide
-from lwd.fleet.rollout.shift import check_shift
+from lwd.fleet.rollout.shift_detector import check_shift
 from lwd.fleet.rollout.state import RolloutStore, add_alert
 
 log = logging.getLogger(__name__)
