@@ -60,6 +60,18 @@ class Checks:
                 raise ConfigError(f"{flag(self.prefix, name)} must be > 0, got {getattr(self.cfg, name)}")
         return self
 
+    def seconds(self, *names: str) -> Checks:
+        """Durations that must be positive and finite."""
+        for name in names:
+            v = getattr(self.cfg, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise ConfigError(f"{flag(self.prefix, name)} must be a positive number of seconds, got {v!r}")
+        return self
+
+    def optional_integer(self, name: str, lo: int) -> Checks:
+        """``None`` (unset) or an int >= ``lo``."""
+        return self if getattr(self.cfg, name) is None else self.integer(name, lo)
+
     def non_negative(self, *names: str) -> Checks:
         for name in names:
             if not self._number(name) >= 0:
@@ -127,12 +139,6 @@ def load_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{what} {p} must hold a JSON object, got {type(data).__name__}")
     return data
-
-
-def require_keys(cfg: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
-    missing = [k for k in keys if k not in cfg]
-    if missing:
-        raise ConfigError(f"{what} lacks required keys: {', '.join(missing)}")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -11,10 +11,10 @@ learning settings the paper fixes live in :class:`~lwd.configs.online.LearnerSet
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lwd.configs.checks import Checks
 from lwd.configs.online import LearnerSettings, RolloutSettings
 from lwd.envs.intervention import InterventionConfig
 from lwd.utils.errors import ConfigError
@@ -22,11 +22,6 @@ from lwd.utils.errors import ConfigError
 DataPlaneSpec = dict[str, Any] | str
 """A data plane: a :class:`~lwd.fleet.dataplane.DataPlaneConfig` as a JSON object, or a data-plane
 JSON file / embedded fleet root path (``lwd.fleet.dataplane.open_dataplane`` accepts both)."""
-
-
-def _positive_seconds(value: float, name: str, what: str) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{what}: {name} must be a positive number of seconds, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -88,30 +83,24 @@ class RobotClientConfig:
     flush_timeout_s: float = 30.0
     """Seconds to wait at exit for the outboxes to drain to the data plane."""
 
-    def validate(self, what: str = "robot-client config") -> None:
+    def validate(self, prefix: str = "robot-client config: ") -> None:
+        """``ConfigError`` for a bad value; ``prefix`` starts each message (a file name, or ``--``)."""
+        c = Checks(self, prefix)
+        c.seconds("lease_s", "flush_timeout_s").non_negative("heartbeat_s").integer("threads", 1)
+        c.optional_integer("max_episodes", 1).one_of("obs_mode", ("state", "pixels"))
         if not self.robot_ids:
-            raise ConfigError(f"{what}: robot_ids is empty")
+            raise ConfigError(f"{prefix}robot_ids is empty")
         if len(self.robot_ids) != len(self.robot_indices):
-            raise ConfigError(f"{what}: robot_ids and robot_indices differ in length "
+            raise ConfigError(f"{prefix}robot_ids and robot_indices differ in length "
                               f"({len(self.robot_ids)} vs {len(self.robot_indices)})")  # fmt: skip
         if len(set(self.robot_ids)) != len(self.robot_ids):
-            raise ConfigError(f"{what}: robot_ids repeat a robot")
+            raise ConfigError(f"{prefix}robot_ids repeat a robot")
         if not any(w > 0 for w in self.task_weights.values()):
-            raise ConfigError(f"{what}: task_weights has no task with a positive weight")
-        for name in ("lease_s", "flush_timeout_s"):
-            _positive_seconds(getattr(self, name), name, what)
-        if not (self.heartbeat_s >= 0 and math.isfinite(self.heartbeat_s)):
-            raise ConfigError(f"{what}: heartbeat_s must be >= 0 seconds, got {self.heartbeat_s!r}")
-        if self.threads < 1:
-            raise ConfigError(f"{what}: threads must be >= 1")
-        if self.max_episodes is not None and self.max_episodes < 1:
-            raise ConfigError(f"{what}: max_episodes must be >= 1 (or null)")
-        if self.obs_mode not in ("state", "pixels"):
-            raise ConfigError(f"{what}: obs_mode must be 'state' or 'pixels', got {self.obs_mode!r}")
+            raise ConfigError(f"{prefix}task_weights has no task with a positive weight")
         if (self.intervener_factory or self.intervener_options) and not self.robot_factory:
-            raise ConfigError(f"{what}: intervener_factory / intervener_options need a robot_factory")
+            raise ConfigError(f"{prefix}intervener_factory / intervener_options need a robot_factory")
         if self.robot_options and not self.robot_factory:
-            raise ConfigError(f"{what}: robot_options need a robot_factory")
+            raise ConfigError(f"{prefix}robot_options need a robot_factory")
 
 
 @dataclass(frozen=True)
@@ -140,11 +129,10 @@ class LearnerConfig:
     """Publish only, and let the coordinator's canary rollout deploy (true), or make every version the
     fleet default at once (false)."""
 
-    def validate(self, what: str = "learner config") -> None:
-        self.settings.validate(f"{what}: settings.")
-        _positive_seconds(self.lease_s, "lease_s", what)
-        if self.max_learner_steps is not None and self.max_learner_steps < 0:
-            raise ConfigError(f"{what}: max_learner_steps must be >= 0 (or null)")
+    def validate(self, prefix: str = "learner config: ") -> None:
+        """``ConfigError`` for a bad value; ``prefix`` starts each message."""
+        Checks(self, prefix).seconds("lease_s").optional_integer("max_learner_steps", 0)
+        self.settings.validate(f"{prefix}settings.")
 
 
 @dataclass(frozen=True)
@@ -180,15 +168,13 @@ class CoordinatorConfig:
     check_versions: bool = False
     """Quarantine episodes of a policy version the registry never published."""
 
-    def validate(self, what: str = "coordinator config") -> None:
-        for name in ("state_dim", "action_dim", "max_steps", "batch"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{what}: {name} must be >= 1")
-        for name in ("lease_s", "leader_lease_s"):
-            _positive_seconds(getattr(self, name), name, what)
+    def validate(self, prefix: str = "coordinator config: ") -> None:
+        """``ConfigError`` for a bad value; ``prefix`` starts each message (``--`` for the flags)."""
+        c = Checks(self, prefix).seconds("lease_s", "leader_lease_s").integer("batch", 1)
+        for name in ("state_dim", "action_dim", "max_steps"):
+            c.optional_integer(name, 1)
         if self.rollout is not None:
-            self.rollout.validate(f"{what}: rollout.")
+            self.rollout.validate(f"{prefix}rollout.")
 
 
 PROCESS_CONFIGS: dict[str, type] = {
@@ -199,14 +185,16 @@ PROCESS_CONFIGS: dict[str, type] = {
 """The config class of each fleet process kind."""
 
 
-def process_config(kind: str, data: Any, what: str | None = None) -> Any:
-    """The validated config of a ``kind`` process from a JSON object (or the config itself)."""
+def process_config(kind: str, data: Any, what: str | None = None, prefix: str | None = None) -> Any:
+    """The validated config of a ``kind`` process from a JSON object (or the config itself). Errors
+    name ``what`` (default ``<kind> config``); value errors start with ``prefix`` (default ``what: ``,
+    ``--`` when the values came from command-line flags)."""
     from lwd.configs.strict import from_mapping
 
     cls = PROCESS_CONFIGS[kind]
     what = what or f"{kind} config"
     cfg = data if isinstance(data, cls) else from_mapping(cls, data, what)
-    cfg.validate(what)
+    cfg.validate(f"{what}: " if prefix is None else prefix)
     return cfg
 
 

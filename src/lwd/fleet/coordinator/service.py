@@ -360,12 +360,6 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"--config takes no other option than --idle-exit-s (got --{others[0].replace('_', '-')})")
     elif a.root is None:
         p.error("give --config FILE or --root DIR")
-    for name in ("state_dim", "action_dim", "max_steps", "batch"):
-        if getattr(a, name) is not None and getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("lease_s", "leader_lease_s"):
-        if not 0 < getattr(a, name) < float("inf"):
-            p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     logging.basicConfig(level=logging.WARNING)
     try:
         if a.config is not None:
@@ -382,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
                      "leader_lease_s": a.leader_lease_s, "registry": a.registry or "",
                      "registry_index": a.registry_index or "", "rollout": rollout, "state_dim": a.state_dim,
                      "action_dim": a.action_dim, "max_steps": a.max_steps, "check_versions": a.check_versions}  # fmt: skip
-            cfg = process_config("coordinator", given, "coordinator options")
+            cfg = process_config("coordinator", given, "coordinator options", prefix="--")  # errors name the flags
         coord = open_coordinator(cfg)
     except LwdError as e:
         fail(str(e))
