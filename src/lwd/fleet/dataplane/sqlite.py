@@ -66,7 +66,17 @@ def connect(
         os.fspath(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    # Switching a new database to WAL can fail with "database is locked" without SQLite's busy
+    # handler being called (several processes or threads opening it at once): retry until the timeout.
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     return conn
 
