@@ -38,8 +38,9 @@ from lwd.utils import imports
 from lwd.utils.errors import ConfigError
 
 ENTRY_POINT_GROUP = "lwd.suites"
-SIMULATORS = ("fake4", "metaworld", "mw8")
-"""Values of a suite file's ``robot``: the shipped simulators (``mw8`` is an alias of ``metaworld``)."""
+SIMULATORS = ("fake4", "metaworld", "mw8", "scene")
+"""Values of a suite file's ``robot``: the shipped simulators (``mw8`` is an alias of ``metaworld``;
+``scene`` is OGBench's shared scene, whose tasks are those of :mod:`lwd.envs.scene_tasks`)."""
 SUITE_KEYS = ("name", "tasks", "robot", "robot_factory", "robot_options", "description", "_comment")
 TASK_KEYS = ("id", "kind", "max_steps", "instructions", "held_out_instructions", "weight", "_comment")
 KINDS = ("short", "long")
@@ -120,6 +121,11 @@ def _task(where: str, i: int, d: object, robot: str | None) -> tuple[TaskSpec, t
             raise _fail(
                 where, f"{at}.id", f"{tid!r} is not a task of robot 'fake4'; valid: {', '.join(TASK_IDS)}"
             )
+    if robot == "scene":
+        from lwd.envs.scene_tasks import SCENE8_TASKS
+
+        if tid not in SCENE8_TASKS:
+            raise _fail(where, f"{at}.id", f"{tid!r} is not a task of robot 'scene'; valid: {', '.join(SCENE8_TASKS)}")
     return TaskSpec(task_id=tid, instructions=train, kind=d["kind"], max_steps=steps), held, weight
 
 

@@ -1,4 +1,4 @@
-"""Task suites (``mw8``, ``fake4``), their instruction sets, and the ``make_robot`` factory.
+"""Task suites (``mw8``, ``scene8``, ``fake4``), their instruction sets, and the ``make_robot`` factory.
 
 ``mw8`` mirrors the paper's fleet of 8 tasks: 4 short (grocery-like) and 4 long (multi-stage)
 Meta-World v3 tasks. Time limits are about 2x the scripted expert's typical episode length in the
@@ -8,6 +8,10 @@ still finishes under the field shift.
 Instructions live in ``lwd/envs/data/instructions_<suite>.json``: ``train`` paraphrases (index 0
 canonical) become ``TaskSpec.instructions``; ``held_out`` paraphrases are never used in training and
 are read with :func:`held_out_instructions` for language-generalisation evaluation.
+
+``scene8`` is the long-horizon suite in one shared scene (OGBench's ``scene``, optional extra
+``lwd[ogbench]``): 4 atomic and 4 chained (3-5 stage) tasks that start from the same layout, so only
+the instruction picks the task; chained tasks are also scored by sub-step progress.
 
 Besides the shipped names, a suite may be named by an installed package (entry-point group
 ``lwd.suites``) or given as the path of a suite JSON file (:mod:`lwd.envs.suite_files`, format in
@@ -25,6 +29,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 from lwd.envs import suite_files
+from lwd.envs.scene_tasks import SCENE8_TASKS
 from lwd.envs.shift import ShiftSpec, load_shift
 from lwd.envs.suite_files import SuiteFile
 from lwd.specs import SuiteSpec
@@ -50,6 +55,8 @@ FAKE4_TASKS: dict[str, tuple[TaskKind, int]] = {
     "reach-green": ("long", 25),
     "reach-yellow": ("long", 25),
 }
+SCENE8_KINDS: dict[str, tuple[TaskKind, int]] = {t: (s.kind, s.max_steps) for t, s in SCENE8_TASKS.items()}
+"""scene8 (OGBench's shared scene, :mod:`lwd.envs.scene_tasks`): 4 atomic and 4 chained tasks."""
 OBS_MODES = ("state", "pixels")
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ def _build_suite(name: str, tasks: dict[str, tuple[TaskKind, int]], robot: str) 
 SHIPPED: dict[str, SuiteFile] = {
     "mw8": _build_suite("mw8", MW8_TASKS, "metaworld"),
     "fake4": _build_suite("fake4", FAKE4_TASKS, "fake4"),
+    "scene8": _build_suite("scene8", SCENE8_KINDS, "scene"),
 }
 """The shipped suites (building them only reads two small JSON files)."""
 
@@ -258,6 +266,10 @@ def make_robot(
         from lwd.envs.fake import FakeRobot
 
         return FakeRobot(spec, obs_mode=obs_mode, shift=shift_spec)
+    if d.robot == "scene":
+        from lwd.envs.scene_robot import SceneRobot
+
+        return SceneRobot(spec, obs_mode=obs_mode, shift=shift_spec)
     from lwd.envs.metaworld_robot import DEFAULT_CAMERAS, DEFAULT_IMAGE_SIZE, MetaWorldRobot
 
     return MetaWorldRobot(
