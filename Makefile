@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev,scale]"
+	$(PY) -m pip install --quiet -e ".[dev,scale,ogbench]"
 	@touch $(STAMP)
 
 lerobot-env: $(LEROBOT_STAMP)

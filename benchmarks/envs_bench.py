@@ -1,10 +1,13 @@
 """Benchmark of the simulated fleet world (``lwd.envs``).
 
-Per task of a suite: scripted-expert success rate and episode length in the lab and field conditions
-(N episodes each, evaluation seeds), and simulator throughput (env steps/s) in state and pixels mode.
-Writes ``runs/bench/envs.json`` and prints a markdown table.
+Per task of a suite: scripted-expert success rate and episode length in each condition (lab and
+field by default; N episodes each, evaluation seeds), and simulator throughput (env steps/s, one
+process, one thread) in state and pixels mode. Writes ``runs/bench/envs.json`` and prints a markdown
+table.
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/envs_bench.py --episodes 20
+    .venv/bin/python benchmarks/envs_bench.py --suite scene8 --episodes 40 --pixel-steps 0 \
+        --conditions lab field field2 --out runs/bench/envs_scene8.json
 """
 
 from __future__ import annotations
@@ -116,10 +119,13 @@ def _n(x: float | None) -> str:
 
 
 def markdown(result: dict) -> str:
+    conds = result.get("conditions", ["lab", "field"])
+    extra = [c for c in conds if c not in ("lab", "field")]
     lines = [
         "| task | kind | time limit | lab success | field success | lab median len | field median len "
-        "| field p90 len | state steps/s | pixels steps/s | kNN-clone lab | kNN-clone field |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| field p90 len | state steps/s | pixels steps/s | kNN-clone lab | kNN-clone field |"
+        + "".join(f" {c} success | {c} median len |" for c in extra),
+        "|---" * (12 + 2 * len(extra)) + "|",
     ]
     spec = get_suite(result["suite"])
     for task_id in result["tasks"]:
@@ -132,6 +138,8 @@ def markdown(result: dict) -> str:
             f"| {_n(field['p90_length'])} | {lab['state_steps_per_s']:.0f} | "
             + (f"{px:.0f} |" if px else "- |")
             + (f" {bc['lab']:.2f} | {bc['field']:.2f} |" if bc else " - | - |")
+            + "".join(f" {result[c][task_id]['success_rate']:.2f} | {_n(result[c][task_id]['median_length'])} |"
+                      for c in extra)  # fmt: skip
         )
     return "\n".join(lines)
 
@@ -150,8 +158,12 @@ def main() -> None:
     parser.add_argument("--bc-demos", type=int, default=20, help="lab demos per task for the clone (0: skip)")
     parser.add_argument("--bc-evals", type=int, default=20, help="clone episodes per task per condition")
     parser.add_argument("--seed", type=int, default=0, help="run seed (evaluation seed namespace)")
+    parser.add_argument("--conditions", nargs="+", default=["lab", "field"],
+                        help="conditions of the expert statistics (must include lab and field)")  # fmt: skip
     parser.add_argument("--out", default="runs/bench/envs.json")
     args = parser.parse_args()
+    if not {"lab", "field"} <= set(args.conditions):
+        parser.error("--conditions must include lab and field")
     warnings.filterwarnings("ignore")  # Meta-World's scripted policies warn about clipped gains
 
     task_ids = tuple(args.tasks or get_suite(args.suite).task_ids)
@@ -167,8 +179,8 @@ def main() -> None:
             "python": platform.python_version(),
             "mujoco_gl": os.environ.get("MUJOCO_GL", "egl (default)"),
         },
-        "lab": expert_stats(args.suite, "lab", task_ids, args.episodes, args.noise, args.seed),
-        "field": expert_stats(args.suite, "field", task_ids, args.episodes, args.noise, args.seed),
+        "conditions": list(args.conditions),
+        **{c: expert_stats(args.suite, c, task_ids, args.episodes, args.noise, args.seed) for c in args.conditions},
         "pixels_steps_per_s": pixel_throughput(args.suite, task_ids, args.pixel_steps, args.seed)
         if args.pixel_steps > 0
         else {},

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+if importlib.util.find_spec("ogbench") is not None:
+    # OGBench's scene imports dm_control, whose EGL backend registers an atexit teardown of the display.
+    # Imported here, before any Meta-World renderer exists, that teardown runs after the renderers' own
+    # atexit close (atexit runs last-registered first), instead of before it (EGL_NOT_INITIALIZED noise).
+    from lwd.envs.mw_render import ensure_gl_backend
+
+    ensure_gl_backend()
+    import ogbench.manipspace.envs.scene_env  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -105,10 +105,19 @@ class Episode:
     """Steps at which the human took over, int64 [R] (see the class docstring)."""
     rejected_actions: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), np.float32))
     """The policy's rejected proposals at those steps, float32 [R, k, a] in [-1, 1]."""
+    stages: int = 0
+    """Stages of a chained task as the robot scores it (``scene8``), 0 where the robot reports none."""
+    stages_done: int = 0
+    """Stages achieved, in order, by the end of the episode (0 <= stages_done <= stages)."""
 
     @property
     def length(self) -> int:
         return int(self.actions.shape[0])
+
+    @property
+    def substep_score(self) -> float | None:
+        """The paper's long-task metric: stages achieved / stages; ``None`` for a task without stages."""
+        return self.stages_done / self.stages if self.stages > 0 else None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first inconsistency (shapes, dtypes, finiteness, labels)."""
@@ -146,6 +155,9 @@ class Episode:
                     f"got {img.dtype} {img.shape}"
                 )
         self._validate_rejected()
+        if not 0 <= self.stages_done <= self.stages or (self.success and self.stages_done != self.stages):
+            raise ValueError(f"episode {self.episode_id}: stages_done={self.stages_done} of stages={self.stages} "
+                             f"is inconsistent (0 <= done <= stages, all done on success)")  # fmt: skip
         if self.success and float(self.rewards[-1]) != 1.0:
             raise ValueError(f"episode {self.episode_id}: success=True but the last reward is not 1")
         if self.source == "play" and self.success:

@@ -63,6 +63,8 @@ def assert_same_episode(a: Episode, b: Episode) -> None:
         "success",
         "seed",
         "condition",
+        "stages",
+        "stages_done",
     ):
         assert getattr(a, name) == getattr(b, name), name
     for name in ("states", "actions", "rewards", "intervention"):

@@ -16,9 +16,10 @@ from lwd.utils.errors import DataError
 
 
 def _episodes(n, images=False):
+    """``n`` episodes; every other one of a chained task (3 stages, the failures partly done)."""
     tasks = ["push", "reach", "pick"]
     sources = ["demo", "rollout", "play", "online"]
-    return [
+    eps = [
         make_episode(
             f"ep{i:03d}",
             length=3 + i % 5,
@@ -31,6 +32,7 @@ def _episodes(n, images=False):
         )
         for i in range(n)
     ]
+    return [e.replace(stages=3, stages_done=3 if e.success else i % 3) if i % 2 == 0 else e for i, e in enumerate(eps)]
 
 
 def _write(root, episodes, spec=STATE_SPEC, per_file=3, **kw):

@@ -21,7 +21,9 @@ from lwd.utils.errors import DataError
 def lwd_episodes(images: bool = True) -> list:
     return [
         make_episode("a", length=5, images=images, intervention=np.array([0, 1, 1, 0, 0], bool)),
-        make_episode("b", length=3, images=images, success=False, task_id="pick", seed=4),
+        make_episode("b", length=3, images=images, success=False, task_id="pick", seed=4).replace(
+            stages=4, stages_done=2
+        ),
         make_episode("c", length=4, images=images, source="play", instruction="push it now"),
         make_episode("d", length=2, images=images, source="demo", task_id="pick"),
     ]

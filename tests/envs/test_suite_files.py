@@ -122,7 +122,7 @@ def test_each_validation_error_is_one_line_naming_file_and_key(case, tmp_path):
 def test_missing_and_unparsable_files(tmp_path):
     with pytest.raises(ConfigError, match=r"^suite file 'nope/k\.json' does not exist"):
         get_suite("nope/k.json")
-    with pytest.raises(ConfigError, match=r"^unknown suite 'mw9'; valid: mw8, fake4, or the path"):
+    with pytest.raises(ConfigError, match=r"^unknown suite 'mw9'; valid: mw8, fake4, scene8, or the path"):
         get_suite("mw9")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -173,11 +173,12 @@ def test_entry_points_register_named_suites(tmp_path, monkeypatch):
     assert [n for n in SUITES if n not in suites._registered] == [
         "mw8",
         "fake4",
+        "scene8",
         "kitchen",
         "from-file",
         "as-spec",
     ]
-    with pytest.raises(ConfigError, match="valid: mw8, fake4, kitchen, from-file"):
+    with pytest.raises(ConfigError, match="valid: mw8, fake4, scene8, kitchen, from-file"):
         get_suite("mw9")
 
 

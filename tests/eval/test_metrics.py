@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lwd.eval.metrics import EpisodeResult, average_success, summarize, wilson_interval
+from lwd.eval.metrics import (
+    EpisodeResult,
+    average_substep,
+    average_success,
+    summaries_to_json,
+    summarize,
+    wilson_interval,
+)
 from lwd.eval.report import bar_chart, markdown_table
 
 
@@ -43,3 +50,17 @@ def test_summarize_and_table(tmp_path):
     png = tmp_path / "bars.png"
     bar_chart({"sft": s}, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_substep_scores_are_averaged_per_chained_task_and_tabulated():
+    rs = [EpisodeResult("chain", i, i == 0, 100, 1.0, substep=x) for i, x in enumerate([1.0, 0.5, 0.25, 0.25])]
+    rs += [EpisodeResult("atomic", i, True, 10, 0.1) for i in range(2)]
+    s = summarize(rs)
+    assert s["chain"].mean_substep == pytest.approx(0.5) and s["atomic"].mean_substep is None
+    assert average_substep(s) == pytest.approx(0.5)
+    assert summaries_to_json(s)["average_substep"] == pytest.approx(0.5)
+    table = markdown_table({"sft": s, "lwd": {"chain": s["chain"]}})
+    assert "| method | chain | avg |" in table  # only the chained task gets a sub-step column
+    assert "| sft | 0.50 | 0.50 |" in table and "| lwd | 0.50 | 0.50 |" in table
+    assert average_substep(summarize(rs[4:])) is None
+    assert "Sub-step" not in markdown_table({"sft": summarize(rs[4:])})

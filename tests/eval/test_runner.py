@@ -127,3 +127,24 @@ def test_paired_comparison_counts_discordant_episodes_and_tests_them(tmp_path):
         paired_comparison(tmp_path / "a", tmp_path / "c")
     with pytest.raises(DataError, match="no episodes.jsonl"):
         paired_comparison(tmp_path / "a", tmp_path / "missing")
+    assert "substep_episodes" not in out  # no chained task
+
+
+def test_paired_comparison_tests_substep_scores_of_chained_tasks(tmp_path):
+    from dataclasses import asdict
+
+    from lwd.eval.metrics import EpisodeResult
+    from lwd.eval.runner import paired_comparison
+    from lwd.eval.stats import paired_signed_rank
+
+    a = [EpisodeResult("chain", s, s == 0, 9, 0.1, substep=x) for s, x in enumerate([1.0, 0.75, 0.5, 0.5])]
+    a.append(EpisodeResult("atomic", 0, True, 9, 0.1))
+    b = [EpisodeResult("chain", s, False, 9, 0.1, substep=x) for s, x in enumerate([0.5, 0.25, 0.5, 0.0])]
+    b.append(EpisodeResult("atomic", 0, False, 9, 0.1))
+    for name, eps in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "episodes.jsonl").write_text("".join(json.dumps(asdict(r)) + "\n" for r in eps))
+    out = paired_comparison(tmp_path / "a", tmp_path / "b")
+    assert out["episodes"] == 5 and out["substep_episodes"] == 4
+    assert out["substep_a"] == pytest.approx(0.6875) and out["substep_b"] == pytest.approx(0.3125)
+    assert out["substep_p_value"] == paired_signed_rank([1.0, 0.75, 0.5, 0.5], [0.5, 0.25, 0.5, 0.0])

@@ -89,3 +89,18 @@ def test_mcnemar_exact_analytic_cases():
     assert mcnemar_exact(24, 10) == pytest.approx(st.binomtest(10, 34, 0.5).pvalue)
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 2)
+
+
+def test_paired_signed_rank_analytic_cases_and_scipy():
+    from lwd.eval.stats import paired_signed_rank
+
+    assert paired_signed_rank([0.5, 1.0], [0.5, 1.0]) == 1.0  # all ties: no evidence
+    # 5 pairs all better by distinct amounts: exact two-sided p = 2 / 2^5
+    assert paired_signed_rank([1.0, 0.9, 0.8, 0.7, 0.6], [0.0] * 5) == pytest.approx(2 / 32)
+    a, b = [0.25, 0.5, 1.0, 0.75, 0.0, 0.5], [0.0, 0.5, 0.5, 0.25, 0.25, 0.0]
+    want = st.wilcoxon(np.subtract(a, b), zero_method="wilcox").pvalue
+    assert paired_signed_rank(a, b) == pytest.approx(want) == paired_signed_rank(b, a)
+    with pytest.raises(ValueError, match="lengths"):
+        paired_signed_rank([1.0], [1.0, 0.0])
+    with pytest.raises(ValueError, match="finite"):
+        paired_signed_rank([float("nan")], [0.0])

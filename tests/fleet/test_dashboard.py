@@ -150,13 +150,53 @@ def test_outcomes_give_rates_per_version_and_rolling_rates_per_task(tmp_path):
     per, tasks = log.per_version()
     assert tasks == ["a", "b"]
     assert per == [
-        {"version": 1, "episodes": 3, "success_rate": {"a": 0.5, "b": 1.0}, "intervention_rate": 50 / 250},
-        {"version": 2, "episodes": 1, "success_rate": {"a": 1.0}, "intervention_rate": 0.1},
-    ]
+        {"version": 1, "episodes": 3, "success_rate": {"a": 0.5, "b": 1.0}, "intervention_rate": 50 / 250,
+         "substep": {}},
+        {"version": 2, "episodes": 1, "success_rate": {"a": 1.0}, "intervention_rate": 0.1, "substep": {}},
+    ]  # fmt: skip
     ts = log.task_series()
     assert ts["success"]["a"] == [[10.0, 1.0], [11.0, 0.5], [13.0, 0.5]]  # window of 2 episodes
     assert ts["intervention"]["a"] == [[10.0, 0.0], [11.0, 0.25], [13.0, 60 / 200]]
+    assert ts["substep"] == {}  # no chained task
     log.close()
+
+
+def test_outcomes_carry_the_substep_score_of_chained_tasks(tmp_path):
+    db = tmp_path / "coordinator.db"
+    CoordinatorState(db).close()
+    rows = [  # (episode, task, version, success, decided_at, substep)
+        ("e1", "chain", 1, 0, 10.0, 0.25), ("e2", "chain", 1, 1, 11.0, 1.0), ("e3", "atomic", 1, 1, 12.0, None),
+        ("e4", "chain", 2, 0, 13.0, 0.5),
+    ]  # fmt: skip
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO outcomes (episode_id, robot_id, task_id, policy_version, success, intervened, "
+                      "steps, intervention_steps, decided_at, substep) VALUES (?, 'r', ?, ?, ?, 0, 10, 0, ?, ?)",
+                      rows)  # fmt: skip
+    log = OutcomeLog(db, window=2)
+    log.read()
+    per, _ = log.per_version()
+    assert [r["substep"] for r in per] == [{"chain": 0.625}, {"chain": 0.5}]  # atomic: no score
+    assert log.task_series()["substep"] == {"chain": [[10.0, 0.25], [11.0, 0.625], [13.0, 0.75]]}
+    log.close()
+
+
+def test_outcomes_of_a_database_from_before_substep_scores(tmp_path):
+    """An older coordinator database has no ``substep`` column: the dashboard reads it, and opening it
+    as the coordinator adds the column without losing rows."""
+    db = tmp_path / "coordinator.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE outcomes (episode_id TEXT PRIMARY KEY, robot_id TEXT, task_id TEXT, "
+                  "policy_version INTEGER, success INTEGER NOT NULL, intervened INTEGER NOT NULL, steps INTEGER "
+                  "NOT NULL, intervention_steps INTEGER NOT NULL, decided_at REAL NOT NULL)")  # fmt: skip
+        c.execute("INSERT INTO outcomes VALUES ('e1', 'r', 'a', 1, 1, 0, 10, 0, 5.0)")
+    log = OutcomeLog(db)
+    log.read()
+    assert log.episodes == 1 and log.per_version()[0][0]["substep"] == {}
+    log.close()
+    CoordinatorState(db).close()
+    with sqlite3.connect(db) as c:
+        assert "substep" in {r[1] for r in c.execute("PRAGMA table_info(outcomes)")}
+        assert c.execute("SELECT COUNT(*) FROM outcomes").fetchone() == (1,)
 
 
 def test_jsonl_tail_reads_only_complete_new_lines(tmp_path):

@@ -86,6 +86,8 @@ def episode_to_table(ep: Episode) -> pa.Table:
         "success": bool(ep.success),
         "seed": int(ep.seed),
         "condition": ep.condition,
+        "stages": int(ep.stages),
+        "stages_done": int(ep.stages_done),
         "image_shapes": image_shapes,
         "rejected_chunk": [k, a_dim] if r else None,
     }
@@ -164,6 +166,8 @@ def episode_from_frames(
         images=images,
         seed=int(meta.get("seed", -1)),
         condition=meta.get("condition", "lab"),
+        stages=int(meta.get("stages") or 0),  # absent (or None) in datasets written before stages
+        stages_done=int(meta.get("stages_done") or 0),
     )
     ep.validate()
     return ep

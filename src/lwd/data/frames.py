@@ -76,6 +76,8 @@ def episode_rows(p: PlacedEpisode, file_rel: str, file_number: int, chunks_size:
         "num_interventions": int(np.count_nonzero(ep.intervention)),
         "seed": int(ep.seed),
         "condition": ep.condition,
+        "stages": int(ep.stages),
+        "stages_done": int(ep.stages_done),
         "data/chunk_index": file_number // chunks_size,
         "data/file_index": file_number % chunks_size,
         "data/file": file_rel,

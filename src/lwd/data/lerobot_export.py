@@ -143,6 +143,8 @@ def _episode_row(ep: Episode, episode_index: int, first: int, file_number: int) 
     row[LWD_COL + "policy_version"] = int(ep.policy_version)
     row[LWD_COL + "success"] = bool(ep.success)
     row[LWD_COL + "seed"] = int(ep.seed)
+    row[LWD_COL + "stages"] = int(ep.stages)
+    row[LWD_COL + "stages_done"] = int(ep.stages_done)
     row[LWD_COL + "final_state"] = ep.states[-1].astype(np.float32).tolist()
     for cam in sorted(ep.images):
         row[FINAL_IMAGE_COL + cam] = encode_png(ep.images[cam][-1])

@@ -280,6 +280,8 @@ def _episode(plan: _Plan, meta: dict[str, Any], rows: pa.Table, ident: str, robo
             source=get("source"),
             seed=int(get("seed")),
             condition=get("condition"),
+            stages=int(get("stages") or 0),
+            stages_done=int(get("stages_done") or 0),
         )
     else:
         if n < 2:

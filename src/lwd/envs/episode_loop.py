@@ -33,6 +33,8 @@ class _Recorder:
         self.intervention: list[bool] = []
         self.rejected: list[tuple[int, np.ndarray]] = []
         self.success = False
+        self.stages = (0, 0)
+        """(stages done, stages) from the last step's info (a robot scoring chained tasks reports them)."""
 
     def reject(self, t: int, chunk: np.ndarray) -> None:
         """The human takes over at step ``t``; ``chunk`` [k, a] is the policy's proposal there."""
@@ -46,6 +48,8 @@ class _Recorder:
         for cam, img in res.obs.images.items():
             self.images[cam].append(img)
         self.success = self.success or res.success
+        if "stages" in res.info:
+            self.stages = (int(res.info["stages_done"]), int(res.info["stages"]))
 
 
 def _as_chunk(actions: np.ndarray, action_dim: int) -> np.ndarray:
@@ -167,6 +171,8 @@ def episode_steps(
         images={cam: np.stack(imgs).astype(np.uint8) for cam, imgs in rec.images.items()},
         seed=int(seed),
         condition=condition,
+        stages=rec.stages[1],
+        stages_done=rec.stages[0],
     )
     if rec.rejected:
         lengths = {len(c) for _, c in rec.rejected}

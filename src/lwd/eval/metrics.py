@@ -1,4 +1,5 @@
-"""Evaluation metrics: success rates with Wilson 95% intervals, aggregated per task and overall.
+"""Evaluation metrics: success rates with Wilson 95% intervals, aggregated per task and overall, and
+the sub-step score (stages achieved / stages) of chained tasks beside binary success.
 
 Pure functions over :class:`EpisodeResult` records so the same code scores evaluation runs, fleet
 episodes and benchmark tables.
@@ -25,6 +26,8 @@ class EpisodeResult:
     """Wall-clock time of the episode (cycle time)."""
     interventions: int = 0
     """Steps where a human (or its stand-in) acted."""
+    substep: float | None = None
+    """Sub-step score in [0, 1] (stages achieved / stages) of a chained task; ``None`` without stages."""
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -54,6 +57,9 @@ class TaskSummary:
     mean_cycle_time_s: float
     intervention_rate: float
     """Fraction of executed steps that were interventions."""
+    mean_substep: float | None = None
+    """Mean sub-step score over the task's episodes (the paper's long-task metric); ``None`` for a task
+    without stages."""
 
 
 def summarize(results: Iterable[EpisodeResult]) -> dict[str, TaskSummary]:
@@ -75,8 +81,18 @@ def summarize(results: Iterable[EpisodeResult]) -> dict[str, TaskSummary]:
             mean_length=steps / n,
             mean_cycle_time_s=sum(r.wall_time_s for r in rs) / n,
             intervention_rate=(sum(r.interventions for r in rs) / steps) if steps else 0.0,
+            mean_substep=_mean([r.substep for r in rs if r.substep is not None]),
         )
     return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def average_substep(summaries: dict[str, TaskSummary]) -> float | None:
+    """Unweighted mean of the per-task sub-step scores over the tasks that have stages (``None`` if none)."""
+    return _mean([s.mean_substep for s in summaries.values() if s.mean_substep is not None])
 
 
 def average_success(summaries: dict[str, TaskSummary]) -> float:
@@ -90,5 +106,6 @@ def summaries_to_json(summaries: dict[str, TaskSummary]) -> dict:
     return {
         "tasks": {k: asdict(v) for k, v in summaries.items()},
         "average_success": average_success(summaries),
+        "average_substep": average_substep(summaries),
         "episodes": sum(s.episodes for s in summaries.values()),
     }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from lwd.eval.metrics import TaskSummary, average_success
+from lwd.eval.metrics import TaskSummary, average_substep, average_success
 
 
 def markdown_table(columns: dict[str, dict[str, TaskSummary]], *, episodes_note: str = "") -> str:
     """A table with one row per method/condition (``columns`` key) and one column per task + avg.
 
-    Cells show the success rate; the footer says how many episodes each cell is based on.
+    Cells show the success rate; where tasks have stages, a second table shows their mean sub-step
+    score; the footer says how many episodes each cell is based on.
     """
     if not columns:
         raise ValueError("nothing to tabulate")
@@ -23,10 +24,21 @@ def markdown_table(columns: dict[str, dict[str, TaskSummary]], *, episodes_note:
     for name, summ in columns.items():
         cells = [f"{summ[t].success_rate:.2f}" if t in summ else "-" for t in tasks]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {average_success(summ):.2f} |")
+    staged = [t for t in tasks if any(t in s and s[t].mean_substep is not None for s in columns.values())]
+    if staged:  # chained tasks: the sub-step score (stages achieved / stages) beside binary success
+        lines += ["", "Sub-step score (stages achieved / stages):", "",
+                  "| method | " + " | ".join(staged) + " | avg |", "|---" * (len(staged) + 2) + "|"]  # fmt: skip
+        for name, summ in columns.items():
+            cells = [_score(summ[t].mean_substep) if t in summ else "-" for t in staged]
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {_score(average_substep(summ))} |")
     if episodes_note:
         lines.append("")
         lines.append(episodes_note)
     return "\n".join(lines) + "\n"
+
+
+def _score(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def bar_chart(columns: dict[str, dict[str, TaskSummary]], path: str | os.PathLike, title: str = "") -> None:

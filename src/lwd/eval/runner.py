@@ -187,9 +187,8 @@ def _run_workers(cfg: EvalConfig, obs_mode: str, plan: list, progress: bool) -> 
         for line in o.read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             results.append(
-                EpisodeResult(
-                    r["task_id"], r["seed"], r["success"], r["length"], r["wall_time_s"], r["interventions"]
-                )
+                EpisodeResult(r["task_id"], r["seed"], r["success"], r["length"], r["wall_time_s"],
+                              r["interventions"], r.get("substep"))  # fmt: skip
             )
     if len(results) != len(plan):
         raise LwdError(f"evaluation incomplete: {len(results)} of {len(plan)} episodes reported")
@@ -224,8 +223,11 @@ def paired_comparison(dir_a: str | os.PathLike, dir_b: str | os.PathLike) -> dic
 
     Returns ``episodes`` (paired), ``success_a`` / ``success_b`` on them, ``a_only`` / ``b_only``
     (discordant episodes) and ``p_value`` (exact two-sided McNemar, :func:`lwd.eval.stats.mcnemar_exact`).
+    Where episodes carry sub-step scores (chained tasks): ``substep_episodes``, ``substep_a`` /
+    ``substep_b`` (means on the paired ones) and ``substep_p_value`` (two-sided Wilcoxon signed-rank
+    test of the paired differences, :func:`lwd.eval.stats.paired_signed_rank`).
     """
-    from lwd.eval.stats import mcnemar_exact
+    from lwd.eval.stats import mcnemar_exact, paired_signed_rank
 
     def outcomes(d) -> dict:
         path = Path(d) / "episodes.jsonl"
@@ -234,20 +236,26 @@ def paired_comparison(dir_a: str | os.PathLike, dir_b: str | os.PathLike) -> dic
         out = {}
         for line in path.read_text().splitlines():
             r = json.loads(line)
-            out[(r["task_id"], int(r["seed"]))] = bool(r["success"])
+            out[(r["task_id"], int(r["seed"]))] = (bool(r["success"]), r.get("substep"))
         return out
 
     a, b = outcomes(dir_a), outcomes(dir_b)
     keys = sorted(a.keys() & b.keys())
     if not keys:
         raise DataError(f"{dir_a} and {dir_b} share no episodes (different tasks or seeds)")
-    a_only = sum(a[k] and not b[k] for k in keys)
-    b_only = sum(b[k] and not a[k] for k in keys)
-    return {
+    a_only = sum(a[k][0] and not b[k][0] for k in keys)
+    b_only = sum(b[k][0] and not a[k][0] for k in keys)
+    out = {
         "episodes": len(keys),
-        "success_a": sum(a[k] for k in keys) / len(keys),
-        "success_b": sum(b[k] for k in keys) / len(keys),
+        "success_a": sum(a[k][0] for k in keys) / len(keys),
+        "success_b": sum(b[k][0] for k in keys) / len(keys),
         "a_only": a_only,
         "b_only": b_only,
         "p_value": mcnemar_exact(a_only, b_only),
     }
+    staged = [k for k in keys if a[k][1] is not None and b[k][1] is not None]
+    if staged:
+        sa, sb = [a[k][1] for k in staged], [b[k][1] for k in staged]
+        out.update(substep_episodes=len(staged), substep_a=sum(sa) / len(sa), substep_b=sum(sb) / len(sb),
+                   substep_p_value=paired_signed_rank(sa, sb))  # fmt: skip
+    return out

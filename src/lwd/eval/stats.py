@@ -1,4 +1,4 @@
-"""Pure statistics for comparing two policy versions on binary episode outcomes.
+"""Pure statistics for comparing two policy versions on episode outcomes (binary, or paired scores).
 
 All tests are one-sided and ask "is arm A *worse* than arm B?" for a rate where higher is better
 (success) -- for a rate where lower is better (interventions), swap the outcome (count failures).
@@ -11,6 +11,8 @@ All tests are one-sided and ask "is arm A *worse* than arm B?" for a rate where 
   pooled effect size the promotion margin is applied to).
 * :func:`mcnemar_exact` -- exact two-sided McNemar test of two policies on the *same* episodes (same
   tasks and seeds), e.g. a trained policy against SFT on the held-out evaluation seeds.
+* :func:`paired_signed_rank` -- two-sided Wilcoxon signed-rank test of paired scores in [0, 1] (the
+  sub-step scores of chained tasks) of two policies on the same episodes.
 
 Counts are ``(successes, trials)`` pairs.
 """
@@ -107,3 +109,17 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     if n == 0:
         return 1.0
     return float(min(1.0, 2.0 * _st.binom.cdf(min(a, b), n, 0.5)))
+
+
+def paired_signed_rank(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired scores ``a[i]`` vs ``b[i]`` (same episodes), e.g.
+    two policies' sub-step scores; zero differences are dropped (Wilcoxon's ``zero_method``), and
+    the test is exact up to 50 non-zero pairs and a normal approximation beyond. 1.0 if all tie."""
+    if len(a) != len(b):
+        raise ValueError(f"paired scores of different lengths: {len(a)} vs {len(b)}")
+    d = [float(x) - float(y) for x, y in zip(a, b)]
+    if not all(math.isfinite(x) for x in d):
+        raise ValueError("paired scores must be finite")
+    if not any(d):
+        return 1.0
+    return float(_st.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)

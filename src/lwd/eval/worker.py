@@ -44,6 +44,7 @@ def run_job(job: dict) -> None:
                 "length": ep.length,
                 "wall_time_s": time.perf_counter() - t0,
                 "interventions": int(ep.intervention.sum()),
+                "substep": ep.substep_score,
             }
             f.write(json.dumps(rec) + "\n")
             f.flush()

@@ -185,12 +185,20 @@ def paired_lines(run_dir: Path, policies: list[str], cond: str) -> list[str]:
         "| policy | paired episodes | success | SFT success | solved only by it | solved only by SFT | p |",
         "|---|---|---|---|---|---|---|",
     ]
+    staged = []
     for p in policies:
         c = paired_comparison(run_dir / "eval" / f"{p}_{cond}", sft)
         lines.append(
             f"| {p} | {c['episodes']} | {c['success_a']:.3f} | {c['success_b']:.3f} | {c['a_only']} | "
             f"{c['b_only']} | {c['p_value']:.3g} |"
         )
+        if "substep_episodes" in c:
+            staged.append(f"| {p} | {c['substep_episodes']} | {c['substep_a']:.3f} | {c['substep_b']:.3f} | "
+                          f"{c['substep_p_value']:.3g} |")  # fmt: skip
+    if staged:
+        lines += ["", f"Sub-step score paired with SFT ({cond}; episodes of chained tasks; two-sided Wilcoxon "
+                  "signed-rank test):", "", "| policy | paired episodes | sub-step score | SFT sub-step score | p |",
+                  "|---|---|---|---|---|", *staged]  # fmt: skip
     return [*lines, ""]
 
 

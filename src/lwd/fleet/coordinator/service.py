@@ -179,7 +179,7 @@ class Coordinator:
         try:
             ep = validate_episode(ev, self.dp.store, self.rules, self.known_version)
             taken = int(ep.intervention.sum())
-            return None, Outcome(bool(ep.success), taken > 0, int(ep.length), taken)
+            return None, Outcome(bool(ep.success), taken > 0, int(ep.length), taken, ep.substep_score)
         except Rejected as e:
             return f"{ev.episode_id}: {e}", None
         except Exception as e:  # PayloadMissing, store/network errors, bugs: retry, then give up

@@ -7,7 +7,8 @@ Tables:
   rejected   malformed events that could not be attributed to an episode (garbage JSON, ...).
   robots     latest heartbeat per robot.
   tasks      durable robot -> task assignments.
-  outcomes   per committed episode: success, intervened, steps, intervention steps (what the rollout
+  outcomes   per committed episode: success, intervened, steps, intervention steps, sub-step score
+             (chained tasks; NULL otherwise) (what the rollout
              manager compares versions on; written in the same transaction as the episode row).
 
 :meth:`CoordinatorState.commit` inserts the batch's episode rows *and* the new snapshot row in one
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS outcomes (
   episode_id TEXT PRIMARY KEY, robot_id TEXT, task_id TEXT, policy_version INTEGER,
   success INTEGER NOT NULL, intervened INTEGER NOT NULL, steps INTEGER NOT NULL,
-  intervention_steps INTEGER NOT NULL, decided_at REAL NOT NULL
+  intervention_steps INTEGER NOT NULL, decided_at REAL NOT NULL, substep REAL
 );
 CREATE INDEX IF NOT EXISTS outcomes_version ON outcomes (policy_version, decided_at);
 """
@@ -77,6 +78,8 @@ class Outcome:
     """Control steps of the episode."""
     intervention_steps: int
     """Control steps taken over."""
+    substep: float | None = None
+    """Sub-step score (stages achieved / stages) of a chained task; ``None`` for a task without stages."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class CoordinatorState:
         self.conn: sqlite3.Connection = connect(self.path)
         with self._lock:
             self.conn.executescript(_SCHEMA)
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(outcomes)")}
+            if "substep" not in columns:  # a database created before sub-step scores
+                self.conn.execute("ALTER TABLE outcomes ADD COLUMN substep REAL")
 
     def known(self, episode_ids: list[str]) -> set[str]:
         """Ids among ``episode_ids`` already decided (committed or quarantined)."""
@@ -145,9 +151,10 @@ class CoordinatorState:
                     o = d.outcome
                     c.execute(
                         "INSERT OR IGNORE INTO outcomes (episode_id, robot_id, task_id, policy_version, success, "
-                        "intervened, steps, intervention_steps, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "intervened, steps, intervention_steps, decided_at, substep) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (e.episode_id, e.robot_id, e.task_id, e.policy_version, int(o.success),
-                         int(o.intervened), int(o.steps), int(o.intervention_steps), t),
+                         int(o.intervened), int(o.steps), int(o.intervention_steps), t, o.substep),
                     )  # fmt: skip
             if rejected:
                 c.executemany(

@@ -1,7 +1,8 @@
 """Episode outcomes from the coordinator database, for rates per version and per task over time.
 
 The coordinator records one ``outcomes`` row per committed episode (version, task, robot, success,
-intervened, steps, intervention steps, decided_at) in the same transaction as the episode; the
+intervened, steps, intervention steps, decided_at, and the sub-step score of a chained task) in the
+same transaction as the episode; the
 rollout manager compares versions on them. :class:`OutcomeLog` follows that table through its own
 read-only SQLite connection, reading only rows it has not seen (by rowid). A fleet database without
 the table (an older run) gives ``available = False`` and the dashboard falls back to the learner's
@@ -40,6 +41,10 @@ class OutcomeLog:
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
         self._success: dict[str, deque] = defaultdict(lambda: deque(maxlen=maxlen))
         self._inter: dict[str, deque] = defaultdict(lambda: deque(maxlen=maxlen))
+        self._sub: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0.0]))
+        self._recent_sub: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+        self._substep: dict[str, deque] = defaultdict(lambda: deque(maxlen=maxlen))
+        self._sub_column = "NULL"
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._conn is None and self.db.is_file():
@@ -60,14 +65,27 @@ class OutcomeLog:
             if not found:
                 return
             self.available = True
+        if self._sub_column == "NULL":  # a database from before sub-step scores lacks the column
+            if "substep" in {r[1] for r in conn.execute("PRAGMA table_info(outcomes)")}:
+                self._sub_column = "substep"
         new = conn.execute(
-            "SELECT rowid, decided_at, task_id, policy_version, success, steps, intervention_steps "
-            "FROM outcomes WHERE rowid > ? ORDER BY rowid",
+            "SELECT rowid, decided_at, task_id, policy_version, success, steps, intervention_steps, "
+            f"{self._sub_column} FROM outcomes WHERE rowid > ? ORDER BY rowid",
             (self.last_rowid,),
         ).fetchall()
-        for rowid, t, task, v, s, n, ni in new:
+        for rowid, t, task, v, s, n, ni, sub in new:
             self._add(float(t), str(task), int(v), int(s), int(n), int(ni))
+            if sub is not None:
+                self._add_substep(float(t), str(task), int(v), float(sub))
             self.last_rowid = rowid
+
+    def _add_substep(self, t: float, task: str, v: int, sub: float) -> None:
+        c = self._sub[v][task]
+        c[0] += 1
+        c[1] += sub
+        q = self._recent_sub[task]
+        q.append(sub)
+        self._substep[task].append([t, sum(q) / len(q)])
 
     def _add(self, t: float, task: str, v: int, s: int, n: int, ni: int) -> None:
         self.episodes += 1
@@ -83,13 +101,14 @@ class OutcomeLog:
 
     def per_version(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Rows like ``versions.json``: per version, episodes, success rate per task, intervention rate
-        (intervened steps / steps); and the sorted task ids."""
+        (intervened steps / steps), mean sub-step score per chained task; and the sorted task ids."""
         rows = [
             {
                 "version": v,
                 "episodes": sum(c for c, _ in self._succ[v].values()),
                 "success_rate": {t: k / c for t, (c, k) in sorted(self._succ[v].items())},
                 "intervention_rate": self._steps[v][1] / max(self._steps[v][0], 1),
+                "substep": {t: s / c for t, (c, s) in sorted(self._sub[v].items())},
             }
             for v in sorted(self._succ)
         ]
@@ -97,10 +116,12 @@ class OutcomeLog:
 
     def task_series(self, max_points: int = 300) -> dict[str, dict[str, list]]:
         """Per task, at each episode's commit time: success rate and intervention rate over the task's
-        last ``window`` episodes (``{"success": {task: [[t, r], ...]}, "intervention": {...}}``)."""
+        last ``window`` episodes (``{"success": {task: [[t, r], ...]}, "intervention": {...}}``), and
+        the mean sub-step score of chained tasks (``"substep"``, only tasks whose episodes carry one)."""
         return {
             "success": {k: downsample(list(v), max_points) for k, v in sorted(self._success.items())},
             "intervention": {k: downsample(list(v), max_points) for k, v in sorted(self._inter.items())},
+            "substep": {k: downsample(list(v), max_points) for k, v in sorted(self._substep.items())},
         }
 
     def close(self) -> None:

@@ -197,12 +197,12 @@ class FleetState:
             vrows, tasks = self._outcomes.per_version()
             vsource = "coordinator outcomes (every committed episode)"
             ts = self._outcomes.task_series(MAX_POINTS)
-            task_success, task_inter = ts["success"], ts["intervention"]
+            task_success, task_inter, task_substep = ts["success"], ts["intervention"], ts["substep"]
             tsource = f"rolling over each task's last {ROLLING} committed episodes"
         else:
             vrows, tasks = per_version(read_json_or(ld / "versions.json" if ld else None, {}, errors))
             vsource = "learner versions.json (episodes the learner ingested)"
-            task_success, task_inter = history_series(list(self._history)), {}
+            task_success, task_inter, task_substep = history_series(list(self._history)), {}, {}
             tsource = "robots' recent success, sampled by the dashboard since it started"
         snap = fleet.get("snapshot") or {}
         last_metric = metrics[-1] if metrics else {}
@@ -262,6 +262,7 @@ class FleetState:
                 "metrics": series,
                 "task_success": task_success,
                 "task_intervention": task_inter,
+                "task_substep": task_substep,
                 "task_source": tsource,
             },
             "rollout": {

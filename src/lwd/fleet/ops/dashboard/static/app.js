@@ -197,6 +197,9 @@ function render(st) {
   const perTask = (obj) => Object.keys(obj).sort().map((t) => ({ name: t, pts: obj[t] }));
   lineChart($("chart-task-success"), perTask(ser.task_success), { xKind: "time", now: st.generated_at, yMin: 0, yMax: 1, yFmt: pct });
   $("task-source").textContent = ser.task_source;
+  const staged = Object.keys(ser.task_substep || {}).length > 0;
+  $("substep-figure").hidden = !staged;
+  if (staged) lineChart($("chart-task-substep"), perTask(ser.task_substep), { xKind: "time", now: st.generated_at, yMin: 0, yMax: 1, yFmt: (y) => y.toFixed(2) });
   $("version-source").textContent = v.source;
   const m = ser.metrics;
   if (Object.keys(ser.task_intervention).length) {
@@ -221,6 +224,12 @@ function render(st) {
   errs.replaceChildren(...st.errors.map((e) => { const li = document.createElement("li"); li.textContent = e; return li; }));
 }
 
+// a task's success rate, and for a chained task its mean sub-step score in brackets
+function successCell(r, t) {
+  const sub = r.substep && r.substep[t];
+  return sub === undefined || sub === null ? pct(r.success_rate[t]) : `${pct(r.success_rate[t])} (${sub.toFixed(2)})`;
+}
+
 // per-version matrix: one column per task, newest version first
 function renderVersions(v) {
   const head = $("versions").tHead.rows[0];
@@ -230,7 +239,7 @@ function renderVersions(v) {
   }
   fillTable($("versions").tBodies[0], v.rows.slice().reverse().map((r) => ({
     attrs: { version: r.version },
-    cells: [version(r.version), num(r.episodes), pct(r.intervention_rate), ...v.tasks.map((t) => pct(r.success_rate[t]))],
+    cells: [version(r.version), num(r.episodes), pct(r.intervention_rate), ...v.tasks.map((t) => successCell(r, t))],
   })), $("versions-empty"));
 }
 
