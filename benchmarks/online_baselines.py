@@ -84,7 +84,7 @@ def online_config(args, method: str, seed: int):
     budget = Budget(
         robot_hours=args.robot_hours, max_learner_steps=args.max_learner_steps, max_wall_s=args.max_wall_s
     )
-    return dataclasses.replace(base, learner=learner, budget=budget, seed=seed, robot_processes=2)
+    return dataclasses.replace(base, learner=learner, budget=budget, seed=seed, robot_processes=2, suite=args.suite)
 
 
 def cmd_run(args) -> None:
@@ -102,7 +102,7 @@ def cmd_run(args) -> None:
                 atomic_write_json(run_dir / "bench_summary.json", summary)
             out = sd / "eval" / f"online_{algo}{args.suffix}_field"
             if not (out / "results.json").is_file():
-                evaluate(EvalConfig(checkpoint=run_dir / "online" / "policy", shift="field",
+                evaluate(EvalConfig(suite=args.suite, checkpoint=run_dir / "online" / "policy", shift="field",
                                     episodes_per_task=args.episodes, seeds=(0,), workers=args.workers, out=out,
                                     name=f"online-{algo}-seed{seed}"), progress=False)  # fmt: skip
             print(seed, algo, read_json(out / "results.json")["average_success"], flush=True)
@@ -149,7 +149,7 @@ def cmd_curve(args) -> None:
                 if not (out / "results.json").is_file():
                     reg = PolicyRegistry(str(rd / "online" / "fleet" / "registry"))
                     ckpt = materialize_version(reg, v, rd / "curve" / f"v{v}")
-                    evaluate(EvalConfig(checkpoint=ckpt, shift="field", episodes_per_task=args.curve_episodes,
+                    evaluate(EvalConfig(suite=args.suite, checkpoint=ckpt, shift="field", episodes_per_task=args.curve_episodes,
                                         seeds=(0,), workers=args.workers, out=out, name=f"{m}-v{v}-seed{seed}"),
                              progress=False)  # fmt: skip
                 atomic_write_json(out / "curve_point.json", {"version": v, "robot_hours": before})
@@ -248,11 +248,11 @@ def pooled_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str) -> dict:
 
 
 def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], ours: set[str] = frozenset(),
-                 against: tuple[str, ...] = ()) -> str:
+                 against: tuple[str, ...] = (), suite: str = "mw8") -> str:
     """Markdown: per policy, short / long task averages and paired tests against SFT, against the
     best other policy that is neither the default online LWD nor one of ``ours`` (its variants): the
     best baseline, and against each row named in ``against``."""
-    kinds = {t.task_id: t.kind for t in SUITES["mw8"].tasks}
+    kinds = {t.task_id: t.kind for t in SUITES[suite].tasks}
     rows, avg = {}, {}
     for name, sub in names:
         res = [read_json(root / f"seed{s}" / "eval" / sub / "results.json") for s in seeds
@@ -262,7 +262,8 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
         rate = {t: sum(r["tasks"][t]["success_rate"] for r in res) / len(res) for t in kinds}
         split = {k: sum(v for t, v in rate.items() if kinds[t] == k) / sum(kinds[t] == k for t in rate)
                  for k in ("short", "long")}  # fmt: skip
-        rows[name] = (sub, split)
+        subs = [r.get("average_substep") for r in res]
+        rows[name] = (sub, split, sum(subs) / len(subs) if None not in subs else None)
         avg[name] = sum(rate.values()) / len(rate)
     baselines = [n for n in rows if n != "lwd online" and n not in ours]
     best = max(baselines, key=avg.get) if baselines else None
@@ -271,9 +272,10 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
         print(f"error: --against {unknown}: not a row of this report (rows: {list(rows)})", file=sys.stderr)
         raise SystemExit(2)
     extra = "".join(f" vs {a} (only / only, p) |" for a in against)
-    lines = [f"| policy | short | long | avg | vs SFT (only / only SFT, p) | vs best baseline {best} (only / only, p) |"
-             + extra, "|---|---|---|---|---|---|" + "---|" * len(against)]  # fmt: skip
-    for name, (sub, split) in rows.items():
+    staged = any(r[2] is not None for r in rows.values())  # chained tasks: their mean sub-step score
+    lines = [f"| policy | short | long |{' long sub-step |' * staged} avg | vs SFT (only / only SFT, p) | vs best "
+             f"baseline {best} (only / only, p) |" + extra, "|---|---|---|---|---|---|" + "---|" * (len(against) + staged)]  # fmt: skip
+    for name, (sub, split, substep) in rows.items():
         cells = []
         for other in ("SFT", best, *against):
             if other is None or other == name or other not in rows:
@@ -281,7 +283,8 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
                 continue
             c = pooled_pair(root, seeds, sub, rows[other][0])
             cells.append(f"{c['a_only']} / {c['b_only']}, {c['p_value']:.2g} ({c['episodes']} ep.)")
-        lines.append(f"| {name} | {split['short']:.3f} | {split['long']:.3f} | {avg[name]:.3f} | "
+        mid = (f" {substep:.3f} |" if substep is not None else " - |") if staged else ""
+        lines.append(f"| {name} | {split['short']:.3f} | {split['long']:.3f} |{mid} {avg[name]:.3f} | "
                      + " | ".join(cells) + " |")  # fmt: skip
     return "\n".join(lines)
 
@@ -319,7 +322,7 @@ def cmd_generalise(args) -> None:
                 if not (ckpt / "manifest.json").is_file():
                     continue
                 if not (out / "results.json").is_file():
-                    evaluate(EvalConfig(checkpoint=ckpt, shift=shift, episodes_per_task=args.episodes, seeds=(0,),
+                    evaluate(EvalConfig(suite=args.suite, checkpoint=ckpt, shift=shift, episodes_per_task=args.episodes, seeds=(0,),
                                         workers=args.workers, out=out, name=f"{name}-seed{seed}"), progress=False)  # fmt: skip
         for name in policy_dirs(args, args.seeds[0]):
             subs = [f"{name}_{shift}"]
@@ -363,10 +366,10 @@ def cmd_report(args) -> None:
             f"online budget {args.robot_hours} robot-hours per run")  # fmt: skip
     table = markdown_table(cols, episodes_note=note)
     paired = paired_table(args.root, seeds, names, ours={f"{lwd_run(v)} online" for v in args.variants},
-                          against=tuple(args.against))
+                          against=tuple(args.against), suite=args.suite)
     out_dir = args.out.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title="online stage on mw8 (field)")
+    bar_chart(cols, out_dir / f"online_field{args.suffix}.png", title=f"online stage on {args.suite} (field)")
     plot_learning_curves(curves, out_dir / f"online_learning_curves{args.suffix}.png")
     held_out = held_out_curves(args.root, seeds, args.methods, args.suffix)
     for v in args.variants:
@@ -390,6 +393,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["run", "curve", "report", "generalise"])
     ap.add_argument("--root", type=Path, default=Path("runs/benchmark"))
+    ap.add_argument("--suite", default="mw8", help="task suite of every run and evaluation (mw8, scene8, ...)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     ap.add_argument("--robot-hours", type=float, default=0.75, help="online budget per run (equal for all)")

@@ -20,6 +20,7 @@
 set -euo pipefail
 ROOT=${ROOT:-runs/bench_qs}
 SEEDS=${SEEDS:-0 1}
+SUITE=${SUITE:-mw8}  # scene8: the long-horizon suite (ROOT=runs/bench_scene8 keeps it apart)
 EPISODES=${EPISODES:-50}
 ROBOT_HOURS=${ROBOT_HOURS:-0.6}
 WORKERS=${WORKERS:-2}  # evaluation processes of the online stage (run alone: both cores)
@@ -37,7 +38,7 @@ prep() {
     [ -d "$d/offline_lwd" ] || cp -r "$SEED0_FROM/offline_lwd" "$d/offline_lwd"
   fi
   [ -d "$ROOT/offline_data" ] ||
-    $LWD collect --preset quickstart --out "$ROOT/offline_data"
+    $LWD collect --preset quickstart --suite "$SUITE" --out "$ROOT/offline_data"
   [ -f "$d/sft/policy/manifest.json" ] ||
     $LWD pretrain --preset quickstart --dataset "$ROOT/offline_data" --out "$d/sft" --loop.seed "$s"
   for algo in lwd iql-qam lwd-const-tau; do
@@ -48,7 +49,7 @@ prep() {
   for pair in sft:sft/policy lwd:offline_lwd/policy; do
     local name=${pair%%:*} ckpt=${pair#*:}
     [ -f "$d/eval/${name}_field/results.json" ] ||
-      $LWD eval --checkpoint "$d/$ckpt" --shift field --episodes-per-task "$EPISODES" --workers 1 \
+      $LWD eval --suite "$SUITE" --checkpoint "$d/$ckpt" --shift field --episodes-per-task "$EPISODES" --workers 1 \
         --out "$d/eval/${name}_field" --name "$name-seed$s"
   done
 }
@@ -57,11 +58,11 @@ case "${1:-}" in
   prep) prep "${2:?seed}" ;;
   online)
     # shellcheck disable=SC2086
-    $PY benchmarks/online_baselines.py run --root "$ROOT" --seeds $SEEDS --methods $METHODS \
+    $PY benchmarks/online_baselines.py run --suite "$SUITE" --root "$ROOT" --seeds $SEEDS --methods $METHODS \
       --robot-hours "$ROBOT_HOURS" --episodes "$EPISODES" --workers "$WORKERS" ;;
   report)
     # shellcheck disable=SC2086
-    $PY benchmarks/online_baselines.py report --root "$ROOT" --seeds $SEEDS --methods $METHODS \
-      --robot-hours "$ROBOT_HOURS" --episodes "$EPISODES" --out runs/bench/online_benchmark.json ;;
+    $PY benchmarks/online_baselines.py report --suite "$SUITE" --root "$ROOT" --seeds $SEEDS --methods $METHODS \
+      --robot-hours "$ROBOT_HOURS" --episodes "$EPISODES" --out "${OUT:-runs/bench/online_benchmark.json}" ;;
   *) echo "usage: $0 prep SEED | online | report" >&2; exit 2 ;;
 esac
