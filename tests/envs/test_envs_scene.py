@@ -7,8 +7,8 @@ import pytest
 
 from lwd.envs.scene_tasks import (
     CUBE_START_CENTRE,
-    CUBE_TOLERANCE,
     CUBE_START_HALF_WIDTH,
+    CUBE_TOLERANCE,
     SCENE8_TASKS,
     SceneState,
     Stage,
@@ -156,3 +156,15 @@ def test_field_shift_slows_the_arm_and_moves_the_start(lab):
 def test_bad_options_are_refused():
     with pytest.raises(ConfigError, match="supports observation mode 'state' only"):
         make_robot("scene8", "pixels", "lab")
+
+
+@needs_ogbench
+def test_evaluation_reports_substep_scores_beside_success(tmp_path):
+    from lwd.configs.eval import EvalConfig
+    from lwd.eval.runner import evaluate
+
+    out = evaluate(EvalConfig(suite="scene8", expert=True, shift="field", tasks=("unlock-window", "open-both"),
+                              episodes_per_task=1, out=tmp_path / "ev"), progress=False)  # fmt: skip
+    assert out["tasks"]["open-both"]["success_rate"] == 1.0 and out["tasks"]["open-both"]["mean_substep"] == 1.0
+    assert out["average_substep"] == 1.0
+    assert "Sub-step score" in (tmp_path / "ev" / "table.md").read_text()

@@ -374,3 +374,18 @@ def test_coordinator_rides_out_a_broker_outage_with_one_warning(dataplane, tmp_p
     with pytest.raises(KeyError):
         coord.run(max_steps=1)
     coord.close()
+
+
+def test_outcomes_record_the_substep_score_of_chained_episodes(dataplane, tmp_path):
+    coord = _coord(dataplane, tmp_path)
+    chained = make_episode(seed=2).replace(stages=4, stages_done=2)  # an even seed fails
+    plain = make_episode(seed=4)
+    for ep in (chained, plain):
+        dataplane.publish(ep)
+    assert coord.step().committed == 2
+    coord.close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "coordinator.db") as c:
+        rows = dict(c.execute("SELECT episode_id, substep FROM outcomes").fetchall())
+    assert rows == {chained.episode_id: 0.5, plain.episode_id: None}

@@ -17,8 +17,9 @@ class CollectConfig:
     out: Path = Path("runs/offline_data")
     """Dataset directory (must be missing or empty, unless ``resume``)."""
     suite: str = "mw8"
-    """Task suite: ``mw8`` (Meta-World), ``fake4`` (the tiny numpy world), a suite JSON file or an
-    installed ``lwd.suites`` entry point (docs/envs.md, "Your own task suite")."""
+    """Task suite: ``mw8`` (Meta-World), ``scene8`` (OGBench scene, long-horizon), ``fake4`` (the tiny
+    numpy world), a suite JSON file or an installed ``lwd.suites`` entry point (docs/envs.md, "Your own
+    task suite")."""
     tasks: tuple[str, ...] = ()
     """Subset of the suite's task ids; empty = all tasks."""
     obs_mode: Literal["state", "pixels"] = "state"
