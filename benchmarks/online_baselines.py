@@ -262,8 +262,8 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
         rate = {t: sum(r["tasks"][t]["success_rate"] for r in res) / len(res) for t in kinds}
         split = {k: sum(v for t, v in rate.items() if kinds[t] == k) / sum(kinds[t] == k for t in rate)
                  for k in ("short", "long")}  # fmt: skip
-        subs = [r.get("average_substep") for r in res]
-        rows[name] = (sub, split, sum(subs) / len(subs) if None not in subs else None)
+        long_subs = [r["tasks"][t].get("mean_substep") for r in res for t in kinds if kinds[t] == "long"]
+        rows[name] = (sub, split, sum(long_subs) / len(long_subs) if None not in long_subs else None)
         avg[name] = sum(rate.values()) / len(rate)
     baselines = [n for n in rows if n != "lwd online" and n not in ours]
     best = max(baselines, key=avg.get) if baselines else None

@@ -26,7 +26,7 @@ def markdown_table(columns: dict[str, dict[str, TaskSummary]], *, episodes_note:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {average_success(summ):.2f} |")
     staged = [t for t in tasks if any(t in s and s[t].mean_substep is not None for s in columns.values())]
     if staged:  # chained tasks: the sub-step score (stages achieved / stages) beside binary success
-        lines += ["", "Sub-step score (stages achieved / stages):", "",
+        lines += ["", "Sub-step score (stages achieved / stages; an atomic task's equals its success):", "",
                   "| method | " + " | ".join(staged) + " | avg |", "|---" * (len(staged) + 2) + "|"]  # fmt: skip
         for name, summ in columns.items():
             cells = [_score(summ[t].mean_substep) if t in summ else "-" for t in staged]
