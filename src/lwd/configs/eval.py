@@ -19,7 +19,8 @@ class EvalConfig:
     expert: bool = False
     """Evaluate the scripted expert instead of a checkpoint (shift calibration)."""
     suite: str = "mw8"
-    """Task suite: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``, a suite JSON file or an ``lwd.suites`` entry point."""
+    """Task suite: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``, a suite JSON file or an
+    ``lwd.suites`` entry point."""
     tasks: tuple[str, ...] = ()
     """Subset of task ids; empty = every task of the suite."""
     shift: str = "field"

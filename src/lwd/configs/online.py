@@ -199,8 +199,8 @@ class OnlineConfig:
     """The fleet loop: K robot-client processes, one coordinator, one learner, one policy registry."""
 
     suite: str = "mw8"
-    """Task suite the fleet runs: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``, a suite JSON file or an ``lwd.suites`` entry point
-    (a file path is made absolute for the fleet's processes)."""
+    """Task suite the fleet runs: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``, a suite
+    JSON file or an ``lwd.suites`` entry point (a file path is made absolute for the fleet's processes)."""
     num_robots: int = 16
     """Simulated robots in the fleet (each a separate fleet member: robot id, env, outbox)."""
     robot_processes: int = 4

@@ -62,8 +62,8 @@ class RunConfig:
     run_dir: Path = Path("runs/quickstart")
     """Directory of the whole run (stage outputs, report). Running again resumes."""
     suite: str = "mw8"
-    """Task suite, applied to every stage: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``, a suite JSON file or an ``lwd.suites``
-    entry point."""
+    """Task suite, applied to every stage: ``mw8``, ``scene8`` (long-horizon, one shared scene), ``fake4``,
+    a suite JSON file or an ``lwd.suites`` entry point."""
     seed: int = 0
     """Seed of collection and training (evaluation seeds are separate and fixed)."""
     collect: CollectConfig = field(default_factory=CollectConfig)
