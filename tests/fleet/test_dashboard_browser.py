@@ -178,3 +178,34 @@ def test_dashboard_shows_a_running_fleet_in_chromium(tmp_path, fake4_dataset, fa
             fleet.wait()
             raise
     assert fleet.returncode == 0, (tmp_path / "fleet.log").read_text()[-3000:]
+
+
+def test_dashboard_shows_substep_scores_of_chained_tasks(tmp_path, browser):
+    """A fleet working on chained tasks: the per-version cells carry the mean sub-step score in brackets
+    and the sub-step chart appears (it stays hidden for a fleet without stages)."""
+    import sqlite3
+    import time
+
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_dashboard import make_run
+
+    run = make_run(tmp_path)
+    with sqlite3.connect(run / "online" / "fleet" / "coordinator.db") as c:
+        now = time.time()
+        c.executemany("INSERT INTO outcomes (episode_id, robot_id, task_id, policy_version, success, intervened, "
+                      "steps, intervention_steps, decided_at, substep) VALUES (?, 'robot-000', ?, 1, ?, 0, 100, 0, ?, ?)",
+                      [("e1", "open-both", 0, now - 3, 0.25), ("e2", "open-both", 1, now - 2, 1.0),
+                       ("e3", "unlock-drawer", 1, now - 1, None)])  # fmt: skip
+    dash, url = start_dashboard(run)
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 20).until(lambda d: d.find_element("id", "substep-figure").is_displayed())
+        cells = WebDriverWait(browser, 20).until(lambda d: d.execute_script(
+            "const r = document.querySelector('#versions tbody tr[data-version=\"1\"]');"
+            "return r ? [...document.querySelectorAll('#versions thead th')].map((th, i) => [th.textContent,"
+            " r.cells[i].textContent]) : null;"))  # fmt: skip
+        by_task = dict(cells)
+        assert by_task["open-both"] == "50% (0.63)" and by_task["unlock-drawer"] == "100%"
+    finally:
+        dash.send_signal(signal.SIGTERM)
+        dash.wait(20)
