@@ -247,6 +247,29 @@ def pooled_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str) -> dict:
     return {"episodes": n, "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)}
 
 
+def pooled_substep_pair(root: Path, seeds: list[int], sub_a: str, sub_b: str, tasks: set[str]) -> dict:
+    """A vs B sub-step scores on the same held-out episodes of ``tasks`` (pooled over seeds): mean
+    difference and a two-sided Wilcoxon signed-rank test (:func:`lwd.eval.stats.paired_signed_rank`)."""
+    from lwd.eval.stats import paired_signed_rank
+
+    def scores(d: Path) -> dict:
+        rows = (json.loads(line) for line in (d / "episodes.jsonl").read_text().splitlines())
+        return {(r["task_id"], r["seed"]): r["substep"] for r in rows if r["task_id"] in tasks and r.get("substep") is not None}
+
+    a_all, b_all = [], []
+    for s in seeds:
+        da, db = root / f"seed{s}" / "eval" / sub_a, root / f"seed{s}" / "eval" / sub_b
+        if (da / "episodes.jsonl").is_file() and (db / "episodes.jsonl").is_file():
+            a, b = scores(da), scores(db)
+            keys = sorted(a.keys() & b.keys())
+            a_all += [a[k] for k in keys]
+            b_all += [b[k] for k in keys]
+    if not a_all:
+        return {"episodes": 0, "diff": None, "p_value": None}
+    return {"episodes": len(a_all), "diff": (sum(a_all) - sum(b_all)) / len(a_all),
+            "p_value": paired_signed_rank(a_all, b_all)}  # fmt: skip
+
+
 def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], ours: set[str] = frozenset(),
                  against: tuple[str, ...] = (), suite: str = "mw8") -> str:
     """Markdown: per policy, short / long task averages and paired tests against SFT, against the
@@ -274,7 +297,9 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
     extra = "".join(f" vs {a} (only / only, p) |" for a in against)
     staged = any(r[2] is not None for r in rows.values())  # chained tasks: their mean sub-step score
     lines = [f"| policy | short | long |{' long sub-step |' * staged} avg | vs SFT (only / only SFT, p) | vs best "
-             f"baseline {best} (only / only, p) |" + extra, "|---|---|---|---|---|---|" + "---|" * (len(against) + staged)]  # fmt: skip
+             f"baseline {best} (only / only, p) |" + extra
+             + (f" long sub-step vs SFT (diff, Wilcoxon p) | long sub-step vs {best} (diff, p) |" if staged else ""),
+             "|---|---|---|---|---|---|" + "---|" * (len(against) + staged + 2 * staged)]  # fmt: skip
     for name, (sub, split, substep) in rows.items():
         cells = []
         for other in ("SFT", best, *against):
@@ -284,6 +309,13 @@ def paired_table(root: Path, seeds: list[int], names: list[tuple[str, str]], our
             c = pooled_pair(root, seeds, sub, rows[other][0])
             cells.append(f"{c['a_only']} / {c['b_only']}, {c['p_value']:.2g} ({c['episodes']} ep.)")
         mid = (f" {substep:.3f} |" if substep is not None else " - |") if staged else ""
+        if staged:  # the long tasks' sub-step scores, paired with SFT and with the best baseline
+            for other in ("SFT", best):
+                if other is None or other == name or other not in rows:
+                    cells.append("-")
+                    continue
+                c = pooled_substep_pair(root, seeds, sub, rows[other][0], {t for t in kinds if kinds[t] == "long"})
+                cells.append("-" if c["diff"] is None else f"{c['diff']:+.3f}, {c['p_value']:.2g} ({c['episodes']} ep.)")
         lines.append(f"| {name} | {split['short']:.3f} | {split['long']:.3f} |{mid} {avg[name]:.3f} | "
                      + " | ".join(cells) + " |")  # fmt: skip
     return "\n".join(lines)
