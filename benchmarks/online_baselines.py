@@ -366,8 +366,13 @@ def cmd_generalise(args) -> None:
             if name != "sft":
                 c = pooled_pair(args.root, args.seeds, subs[0], f"sft_{shift}")
                 cell = f"{c['a_only']} / {c['b_only']}, p = {c['p_value']:.2g} ({c['episodes']} ep.)"
-            rows.append(f"| {shift} | {name} | {' / '.join(f'{r:.3f}' for r in res)} | {sum(res) / len(res):.3f} | {cell} |")
-        print("| condition | policy | per seed | mean | vs SFT (only / only SFT, p) |\n|---|---|---|---|---|")
+            # the same policy on the same episode seeds in the field: the shift's effect on it
+            f = pooled_pair(args.root, args.seeds, subs[0], f"{name}_field")
+            field = f"{f['a_only']} / {f['b_only']}, p = {f['p_value']:.2g} ({f['episodes']} ep.)" if f["episodes"] else "-"
+            rows.append(f"| {shift} | {name} | {' / '.join(f'{r:.3f}' for r in res)} | {sum(res) / len(res):.3f} | {cell} "
+                        f"| {field} |")  # fmt: skip
+        print("| condition | policy | per seed | mean | vs SFT (only / only SFT, p) | vs itself in the field (only here / "
+              "only field, p) |\n|---|---|---|---|---|---|")  # fmt: skip
         print("\n".join(rows), flush=True)
 
 
