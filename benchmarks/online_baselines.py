@@ -345,31 +345,35 @@ def policy_dirs(args, seed: int) -> dict[str, Path]:
 
 def cmd_generalise(args) -> None:
     """Held-out episodes of conditions no training used (``--shifts``, default lab and field2) for SFT and
-    the final online policies; paired McNemar against SFT per condition, pooled over seeds."""
+    the final online policies; paired McNemar against SFT per condition, pooled over seeds. With
+    ``--instructions held_out`` the policies hear paraphrases never used in training (evaluation
+    directories ``<policy>_<condition>_heldout``)."""
     for shift in args.shifts:
+        tag = f"{shift}_heldout" if args.instructions == "held_out" else shift
         rows = []
         for seed in args.seeds:
             for name, ckpt in policy_dirs(args, seed).items():
-                out = args.root / f"seed{seed}" / "eval" / f"{name}_{shift}"
+                out = args.root / f"seed{seed}" / "eval" / f"{name}_{tag}"
                 if not (ckpt / "manifest.json").is_file():
                     continue
                 if not (out / "results.json").is_file():
                     evaluate(EvalConfig(suite=args.suite, checkpoint=ckpt, shift=shift, episodes_per_task=args.episodes, seeds=(0,),
-                                        workers=args.workers, out=out, name=f"{name}-seed{seed}"), progress=False)  # fmt: skip
+                                        workers=args.workers, out=out, name=f"{name}-seed{seed}",
+                                        instructions=args.instructions), progress=False)  # fmt: skip
         for name in policy_dirs(args, args.seeds[0]):
-            subs = [f"{name}_{shift}"]
+            subs = [f"{name}_{tag}"]
             res = [read_json(args.root / f"seed{s}" / "eval" / subs[0] / "results.json")["average_success"]
                    for s in args.seeds if (args.root / f"seed{s}" / "eval" / subs[0] / "results.json").is_file()]  # fmt: skip
             if not res:
                 continue
             cell = "-"
             if name != "sft":
-                c = pooled_pair(args.root, args.seeds, subs[0], f"sft_{shift}")
+                c = pooled_pair(args.root, args.seeds, subs[0], f"sft_{tag}")
                 cell = f"{c['a_only']} / {c['b_only']}, p = {c['p_value']:.2g} ({c['episodes']} ep.)"
             # the same policy on the same episode seeds in the field: the shift's effect on it
             f = pooled_pair(args.root, args.seeds, subs[0], f"{name}_field")
             field = f"{f['a_only']} / {f['b_only']}, p = {f['p_value']:.2g} ({f['episodes']} ep.)" if f["episodes"] else "-"
-            rows.append(f"| {shift} | {name} | {' / '.join(f'{r:.3f}' for r in res)} | {sum(res) / len(res):.3f} | {cell} "
+            rows.append(f"| {tag} | {name} | {' / '.join(f'{r:.3f}' for r in res)} | {sum(res) / len(res):.3f} | {cell} "
                         f"| {field} |")  # fmt: skip
         print("| condition | policy | per seed | mean | vs SFT (only / only SFT, p) | vs itself in the field (only here / "
               "only field, p) |\n|---|---|---|---|---|---|")  # fmt: skip
@@ -475,6 +479,8 @@ def main() -> None:
     ap.add_argument("--against", nargs="*", default=[],
                     help="report: also a paired column against each of these rows (e.g. 'lwd_track_r3_2h online')")
     ap.add_argument("--shifts", nargs="+", default=["lab", "field2"], help="generalise: conditions to evaluate")
+    ap.add_argument("--instructions", choices=["train", "held_out"], default="train",
+                    help="generalise: training paraphrases or held-out ones never used in training")  # fmt: skip
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--publish-every", type=int, default=25)
     ap.add_argument("--episodes", type=int, default=50)
