@@ -44,7 +44,7 @@ ACTION_DIM = 5
 CONTROL_DT = 0.02
 CONTROL_HZ = 1.0 / CONTROL_DT
 ORACLE_OPTIONS: dict[str, dict] = {"drawer": {"min_norm": 0.1}}
-"""Options of OGBench's oracles per stage kind (chosen, measured with benchmarks/envs_bench.py --suite scene8).
+"""Options of OGBench's oracles per stage kind (chosen, measured with benchmarks/probes/scene_oracle_probe.py).
 The oracles command at least ``min_norm`` (0.4 by default) x gain of displacement; near the drawer handle
 that overshoots and the gripper can stall 3 cm short of it (lab: 4 of 40 seeds); 0.1 stalls none of
 them, while the window oracle needs the default (0.1 stalls it on 10 of 40)."""
