@@ -20,11 +20,11 @@ import sys
 import warnings
 from pathlib import Path
 
-SETTINGS = {
+OTHER_SETTINGS = {
     "ogbench default": {},
-    "shipped": {"drawer": {"min_norm": 0.1}},
     "both 0.1": {"drawer": {"min_norm": 0.1}, "window": {"min_norm": 0.1}},
 }
+"""Oracle options compared with the shipped ones (``lwd.envs.scene_robot.ORACLE_OPTIONS``)."""
 TASKS = ("open-both", "cube-in-drawer", "open-window-cube")
 
 
@@ -38,37 +38,37 @@ def main() -> None:
         print("error: --seeds must be >= 1", file=sys.stderr)
         raise SystemExit(2)
     warnings.filterwarnings("ignore")
-    from lwd.envs import scene_robot
-    from lwd.envs.suites import make_robot
+    from lwd.envs.scene_robot import ORACLE_OPTIONS, SceneRobot
+    from lwd.envs.shift import load_shift
+    from lwd.envs.suites import get_suite
     from lwd.utils.errors import ConfigError
 
     try:
-        robot = make_robot("scene8", "state", a.shift)
+        suite, shift = get_suite("scene8"), load_shift(a.shift)
+        SceneRobot(suite, shift=shift).close()  # OGBench installed?
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    shipped = dict(scene_robot.ORACLE_OPTIONS)
     out: dict = {"command": "benchmarks/probes/scene_oracle_probe.py " + " ".join(sys.argv[1:]), "settings": {}}
-    try:
-        for name, options in SETTINGS.items():
-            scene_robot.ORACLE_OPTIONS.clear()
-            scene_robot.ORACLE_OPTIONS.update(options)
-            out["settings"][name] = {"options": options}
-            for task in TASKS:
-                failed = []
-                for seed in range(a.seeds):
-                    robot.reset(task, "probe", seed)
-                    while True:
-                        res = robot.step(robot.oracle_action())
-                        if res.done:
-                            break
-                    if not res.success:
-                        failed.append({"seed": seed, "stages_done": robot.stages_done})
-                out["settings"][name][task] = {"episodes": a.seeds, "failed": failed}
-                print(f"{name:16s} {task:18s} failed {len(failed)}/{a.seeds} {failed}", flush=True)
-    finally:
-        scene_robot.ORACLE_OPTIONS.clear()
-        scene_robot.ORACLE_OPTIONS.update(shipped)
+    shipped = {kind: dict(opts) for kind, opts in ORACLE_OPTIONS.items()}
+    settings = {"ogbench default": OTHER_SETTINGS["ogbench default"], "shipped": shipped,
+                "both 0.1": OTHER_SETTINGS["both 0.1"]}  # fmt: skip
+    for name, options in settings.items():
+        robot = SceneRobot(suite, shift=shift, oracle_options=options)
+        out["settings"][name] = {"options": options}
+        for task in TASKS:
+            failed = []
+            for seed in range(a.seeds):
+                robot.reset(task, "probe", seed)
+                while True:
+                    res = robot.step(robot.oracle_action())
+                    if res.done:
+                        break
+                if not res.success:
+                    failed.append({"seed": seed, "stages_done": robot.stages_done})
+            out["settings"][name][task] = {"episodes": a.seeds, "failed": failed}
+            print(f"{name:16s} {task:18s} failed {len(failed)}/{a.seeds} {failed}", flush=True)
+        robot.close()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1))
 

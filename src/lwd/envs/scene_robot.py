@@ -24,6 +24,9 @@ fields do not apply (state mode).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import numpy as np
 
 from lwd.envs.scene_tasks import (
@@ -43,8 +46,8 @@ STATE_DIM = 40
 ACTION_DIM = 5
 CONTROL_DT = 0.02
 CONTROL_HZ = 1.0 / CONTROL_DT
-ORACLE_OPTIONS: dict[str, dict] = {"drawer": {"min_norm": 0.1}}
-"""Options of OGBench's oracles per stage kind (chosen, measured with benchmarks/probes/scene_oracle_probe.py).
+ORACLE_OPTIONS: Mapping[str, Mapping[str, float]] = MappingProxyType({"drawer": {"min_norm": 0.1}})
+"""Default options of OGBench's oracles per stage kind (chosen, measured with benchmarks/probes/scene_oracle_probe.py).
 The oracles command at least ``min_norm`` (0.4 by default) x gain of displacement; near the drawer handle
 that overshoots and the gripper can stall 3 cm short of it (lab: 4 of 40 seeds); 0.1 stalls none of
 them, while the window oracle needs the default (0.1 stalls it on 10 of 40)."""
@@ -85,7 +88,14 @@ class SceneExpert:
 class SceneRobot(SimRobotBase):
     """A simulated UR5e in OGBench's scene, running any ``scene8`` task under one deployment shift."""
 
-    def __init__(self, suite: SuiteSpec, obs_mode: str = "state", shift: ShiftSpec | None = None) -> None:
+    def __init__(
+        self,
+        suite: SuiteSpec,
+        obs_mode: str = "state",
+        shift: ShiftSpec | None = None,
+        oracle_options: Mapping[str, Mapping[str, float]] = ORACLE_OPTIONS,
+    ) -> None:
+        """``oracle_options``: keyword options of the oracle per stage kind (default :data:`ORACLE_OPTIONS`)."""
         if obs_mode != "state":
             raise ConfigError(f"the scene8 suite supports observation mode 'state' only, got {obs_mode!r}")
         for t in suite.task_ids:
@@ -96,6 +106,7 @@ class SceneRobot(SimRobotBase):
         scene_cls, self._oracle_classes = import_scene()
         self.env = scene_cls(env_type="scene", mode="data_collection", control_timestep=CONTROL_DT,
                              terminate_at_goal=False, visualize_info=False)  # fmt: skip
+        self.oracle_options = {kind: dict(opts) for kind, opts in oracle_options.items()}
         self._built = False
         self._stages: tuple[Stage, ...] = ()
         self._done_stages = 0
@@ -183,7 +194,7 @@ class SceneRobot(SimRobotBase):
             return self._neutral_action()
         if self._oracle is None or self._oracle_stage != self._done_stages:
             stage = self._stages[self._done_stages]
-            self._oracle = self._oracle_classes[stage.kind](env=self.env, **ORACLE_OPTIONS.get(stage.kind, {}))
+            self._oracle = self._oracle_classes[stage.kind](env=self.env, **self.oracle_options.get(stage.kind, {}))
             self._oracle.reset(self._ob, self.env.compute_ob_info())
             # the oracles draw a resting pose from numpy's global generator; use the episode's own
             self._oracle._final_pos = self._final_rng.uniform(*self.env._arm_sampling_bounds)
@@ -223,23 +234,22 @@ class SceneRobot(SimRobotBase):
     def _sim_step(self, action: np.ndarray) -> tuple[bool, dict]:
         ob, _, _, _, ob_info = self.env.step(np.asarray(action, dtype=np.float64))
         self._ob = np.asarray(ob, dtype=np.float64)
-        before = self._done_stages
-        self._done_stages = advance(self._stages, before, self.scene_state())
+        before, s = self._done_stages, self.scene_state()
+        self._done_stages = advance(self._stages, before, s)
         n = len(self._stages)
         if self._done_stages != before and self._done_stages < n:
             self._set_target(self._stages[self._done_stages])
             ob_info = self.env.compute_ob_info()  # the new target's sites
-        info = {"shaped_reward": self._shaped(ob_info), "stages_done": self._done_stages, "stages": n}
+        info = {"shaped_reward": self._shaped(ob_info, s), "stages_done": self._done_stages, "stages": n}
         return self._done_stages == n, info
 
-    def _shaped(self, info: dict) -> float:
+    def _shaped(self, info: dict, s: SceneState) -> float:
         """Dense progress for interveners (never a learning signal): stages achieved, plus how close the
         gripper and the manipulated part are to the current stage's target (each term in [0, 0.5])."""
         n = len(self._stages)
         if self._done_stages >= n:
             return float(n)
         stage = self._stages[self._done_stages]
-        s = self.scene_state()
         eff = info["proprio/effector_pos"]
         if stage.kind == "button":
             part, left = info["privileged/target_button_top_pos"], 0.0

@@ -60,14 +60,6 @@ class Stage:
     target: tuple[float, float, float] = (0.0, 0.0, 0.0)
     """Cube centre target (``cube`` stages, m)."""
 
-    def describe(self) -> str:
-        if self.kind == "button":
-            return f"{'unlock' if self.state else 'lock'} the {('drawer', 'window')[self.button]}"
-        if self.kind in ("drawer", "window"):
-            opened = self.position != 0.0
-            return f"{'open' if opened else 'close'} the {self.kind}"
-        return f"cube to {self.target}"
-
 
 UNLOCK_DRAWER = Stage("button", button=0, state=1)
 LOCK_DRAWER = Stage("button", button=0, state=0)
